@@ -1,0 +1,152 @@
+"""Drift: each fund's current weights against its targets, with its bands.
+
+``compute_drift`` returns one row per (fund, security held or targeted) plus one ``CASH``
+row per fund, all funds at once. NAV is the market value of all holdings plus cash in the
+fund's base currency; a weight is market value / NAV; drift is current minus target.
+
+Bands follow the data contract: ``abs_band`` is a tolerance in weight units, ``rel_band``
+a tolerance relative to the target; a holding breaches when it is outside either band that
+is set (so 5/25 is ``min(0.05, 0.25 × target)``). A held security with no target breaches
+whenever it is held. Cash is the residual and never breaches by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from rebalance_core.schema import CASH, WEIGHT_EPS
+
+DRIFT_COLUMNS = [
+    "as_of_date", "fund_id", "security_id", "quantity", "price", "currency", "fx_rate",
+    "market_value", "current_weight", "target_weight", "drift", "band_lower", "band_upper",
+    "breached",
+]
+
+
+def fx_to_base(currency: pd.Series, base_currency: pd.Series, fx_rates: pd.DataFrame | None) -> pd.Series:
+    """Rate converting one unit of ``currency`` into ``base_currency``, row by row.
+
+    Same currency (or an unknown one, read as the base) is 1; a pair missing from
+    ``fx_rates`` is NaN, which the fault rules turn into a blocked fund.
+    """
+    same = currency.isna() | (currency == base_currency)
+    rate = pd.Series(np.where(same, 1.0, np.nan), index=currency.index, dtype="float64")
+    if fx_rates is not None and len(fx_rates) and (~same).any():
+        lookup = fx_rates.drop_duplicates(["currency", "base_currency"]).set_index(["currency", "base_currency"])["rate"]
+        keys = pd.MultiIndex.from_arrays([currency[~same], base_currency[~same]])
+        rate[~same] = lookup.reindex(keys).to_numpy(dtype="float64")
+    return rate
+
+
+def band_tolerance(target: pd.Series, abs_band: pd.Series, rel_band: pd.Series) -> pd.Series:
+    """Half-width of the no-trade band: the tighter of the bands that are set (NaN: none set)."""
+    rel_tol = rel_band * target
+    return pd.concat([abs_band, rel_tol], axis=1).min(axis=1, skipna=True)
+
+
+def compute_drift(
+    as_of: dt.date,
+    funds: pd.DataFrame,
+    targets: pd.DataFrame,
+    positions: pd.DataFrame,
+    prices: pd.DataFrame,
+    cash: pd.DataFrame,
+    fx_rates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Drift rows for every fund in ``funds`` (securities held or targeted, plus CASH)."""
+    fund_cols = funds[["fund_id", "base_currency", "abs_band", "rel_band"]]
+    fund_ids = fund_cols["fund_id"]
+
+    security_targets = targets.loc[(targets["security_id"] != CASH) & targets["fund_id"].isin(fund_ids),
+                                   ["fund_id", "security_id", "target_weight"]]
+    security_targets = security_targets.groupby(["fund_id", "security_id"], as_index=False, sort=False)["target_weight"].sum()
+    cash_targets = targets.loc[targets["security_id"] == CASH].groupby("fund_id")["target_weight"].sum()
+
+    held = positions.loc[positions["fund_id"].isin(fund_ids), ["fund_id", "security_id", "quantity"]]
+    held = held.groupby(["fund_id", "security_id"], as_index=False, sort=False)["quantity"].sum()
+
+    rows = held.merge(security_targets, on=["fund_id", "security_id"], how="outer", sort=False)
+    rows["quantity"] = rows["quantity"].fillna(0.0)
+    rows["target_weight"] = rows["target_weight"].fillna(0.0)
+
+    # A security priced twice is a fault (validation blocks it); take the first price so the
+    # join stays one row per holding.
+    px = prices.drop_duplicates("security_id")[["security_id", "close_price", "currency"]]
+    rows = rows.merge(px, on="security_id", how="left", sort=False).rename(columns={"close_price": "price"})
+    rows = rows.merge(fund_cols, on="fund_id", how="left", sort=False)
+    rows["fx_rate"] = fx_to_base(rows["currency"], rows["base_currency"], fx_rates)
+    rows["market_value"] = rows["quantity"] * rows["price"] * rows["fx_rate"]
+    # Nothing held is worth exactly nothing, even without a price.
+    rows.loc[rows["quantity"] == 0, "market_value"] = 0.0
+
+    cash_rows = cash.loc[cash["fund_id"].isin(fund_ids), ["fund_id", "currency", "amount"]].merge(
+        fund_cols[["fund_id", "base_currency"]], on="fund_id", how="left")
+    cash_rows["value"] = cash_rows["amount"] * fx_to_base(cash_rows["currency"], cash_rows["base_currency"], fx_rates)
+    # min_count=1 keeps a fund whose only cash row has no rate at NaN rather than 0.
+    cash_base = cash_rows.groupby("fund_id")["value"].sum(min_count=1).reindex(fund_ids).fillna(0.0)
+    cash_base[cash_rows.loc[cash_rows["value"].isna(), "fund_id"].unique()] = np.nan
+
+    invested = rows.groupby("fund_id", sort=False)["market_value"].sum(min_count=0)
+    # A NaN market value of a held security makes the fund's NAV unknown (NaN), not smaller.
+    has_unknown = rows.loc[rows["market_value"].isna(), "fund_id"].unique()
+    nav = invested.reindex(fund_ids).fillna(0.0).to_numpy() + cash_base.to_numpy()
+    nav = pd.Series(nav, index=fund_ids.to_numpy())
+    nav[nav.index.isin(has_unknown)] = np.nan
+    nav[nav <= 0] = np.nan
+
+    fund_nav = rows["fund_id"].map(nav)
+    rows["current_weight"] = rows["market_value"] / fund_nav
+    rows["drift"] = rows["current_weight"] - rows["target_weight"]
+    tolerance = band_tolerance(rows["target_weight"], rows["abs_band"], rows["rel_band"])
+    rows["band_lower"] = rows["target_weight"] - tolerance
+    rows["band_upper"] = rows["target_weight"] + tolerance
+    outside = rows["drift"].abs() > tolerance + WEIGHT_EPS
+    unwanted = (rows["target_weight"] <= 0) & (rows["quantity"] > 0)
+    rows["breached"] = outside.fillna(False).astype(bool) | unwanted
+
+    cash_frame = pd.DataFrame({
+        "fund_id": fund_ids.to_numpy(),
+        "security_id": CASH,
+        "quantity": cash_base.to_numpy(),
+        "price": 1.0,
+        "currency": fund_cols["base_currency"].to_numpy(),
+        "fx_rate": 1.0,
+        "market_value": cash_base.to_numpy(),
+        "target_weight": cash_targets.reindex(fund_ids).fillna(0.0).to_numpy(),
+        "breached": False,
+    })
+    cash_frame["current_weight"] = cash_frame["market_value"] / nav.to_numpy()
+    cash_frame["drift"] = cash_frame["current_weight"] - cash_frame["target_weight"]
+    cash_frame["band_lower"] = np.nan
+    cash_frame["band_upper"] = np.nan
+
+    out = pd.concat([rows, cash_frame], ignore_index=True, sort=False)
+    out["as_of_date"] = as_of
+    out = out.sort_values(["fund_id", "security_id"], kind="stable", ignore_index=True)
+    return out[DRIFT_COLUMNS]
+
+
+def summarize_funds(drift: pd.DataFrame) -> pd.DataFrame:
+    """One row per fund: nav, cash, cash weight, max |drift| and breaches over securities.
+
+    A fund with any holding it cannot value (no price, no fx rate) has an unknown NAV (NaN).
+    """
+    fund = drift["fund_id"]
+    nav = drift.groupby(fund, sort=False)["market_value"].sum()
+    unknown = drift["market_value"].isna().groupby(fund, sort=False).any()
+    nav[unknown | (nav <= 0)] = np.nan
+
+    is_security = drift["security_id"] != CASH
+    securities = drift[is_security]
+    by_fund = securities.assign(abs_drift=securities["drift"].abs()).groupby("fund_id", sort=False).agg(
+        max_abs_drift=("abs_drift", "max"), breach_count=("breached", "sum"))
+    cash = drift.loc[~is_security].set_index("fund_id")[["market_value", "current_weight"]]
+    summary = cash.rename(columns={"market_value": "cash", "current_weight": "cash_weight"})
+    summary["nav"] = nav
+    summary = summary.join(by_fund, how="left")
+    summary["breach_count"] = summary["breach_count"].fillna(0).astype("int64")
+    summary["breached"] = summary["breach_count"] > 0
+    return summary.rename_axis("fund_id").reset_index()

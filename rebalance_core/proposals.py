@@ -1,0 +1,247 @@
+"""Triggers and trade sizing: from drift to rebalancing proposals, all funds at once.
+
+Order of work for the funds that trigger and are not blocked:
+
+1. destination weight per holding: the target (``rebalance_to = target``), or, for the
+   holdings that breach, the nearest edge of their band (``band``); a security with no
+   target goes to zero; a non-tradable security stays where it is. A cash buffer larger
+   than the fund's CASH target scales the security targets down to make room for it.
+2. quantity = (destination × NAV − market value) / (price × fx), never selling more than
+   is held;
+3. whole lots unless the fund allows fractions (sells round to the nearest lot, buys down);
+4. trades below the fund's minimum notional are dropped;
+5. cash check: buys are scaled down (and re-rounded down to lots) so that cash after
+   trading stays at or above the buffer, and never below zero; minimum trade again.
+
+Every step is a column operation or a groupby over all funds; there is no per-fund loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
+from rebalance_core.schema import (
+    CASH,
+    REASON_BAND,
+    REASON_CALENDAR,
+    TRIGGER_CALENDAR,
+    TRIGGER_THRESHOLD,
+    WEIGHT_EPS,
+)
+
+TRADE_COLUMNS = [
+    "proposal_id", "fund_id", "security_id", "side", "quantity", "price", "currency", "notional",
+    "weight_before", "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
+]
+PROPOSAL_COLUMNS = [
+    "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
+    "est_realized_gain", "trade_count", "cash_before", "cash_after",
+]
+REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
+QTY_EPS = 1e-9
+
+
+def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
+    """Trigger per fund (index fund_id): ``calendar``, ``threshold`` or None.
+
+    calendar: on the first trading day of each ``frequency`` period; threshold: when any
+    holding breaches; hybrid: a breach seen on a calendar date (reported as ``threshold``,
+    since the bands decided it).
+    """
+    calendars = funds["calendar"] if "calendar" in funds else pd.Series(DEFAULT_CALENDAR, index=funds.index)
+    calendars = calendars.fillna(DEFAULT_CALENDAR)
+    # One calendar lookup per (calendar, frequency) pair, however many funds share it.
+    starts = {cal: period_starts(as_of, cal) for cal in calendars.unique()}
+    on_calendar = pd.Series(
+        [starts[c].get(f, False) for c, f in zip(calendars, funds["frequency"].fillna(""), strict=True)],
+        index=funds.index, dtype=bool,
+    ) if len(starts) else pd.Series(dtype=bool)
+
+    breached = funds["fund_id"].map(summary.set_index("fund_id")["breached"]).fillna(False).astype(bool)
+    policy = funds["policy"]
+    trigger = np.select(
+        [(policy == "calendar") & on_calendar,
+         (policy == "threshold") & breached,
+         (policy == "hybrid") & on_calendar & breached],
+        [TRIGGER_CALENDAR, TRIGGER_THRESHOLD, TRIGGER_THRESHOLD],
+        default=None,
+    )
+    return pd.Series(trigger, index=funds["fund_id"].to_numpy(), name="trigger", dtype="object")
+
+
+def propose(
+    as_of: dt.date,
+    drift: pd.DataFrame,
+    summary: pd.DataFrame,
+    funds: pd.DataFrame,
+    triggers: pd.Series,
+    securities: pd.DataFrame | None = None,
+    blocked: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Proposals and their trades for the funds that trigger; (proposals, trades)."""
+    fund_state = summary.set_index("fund_id")[["nav", "cash"]]
+    blocked_ids = set(blocked["fund_id"]) if blocked is not None else set()
+    active = triggers.dropna()
+    active = active[~active.index.isin(blocked_ids) & active.index.isin(fund_state.index[fund_state["nav"].notna()])]
+    if active.empty:
+        return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
+
+    policy = funds.set_index("fund_id").loc[active.index, ["rebalance_to", "min_trade_notional", "cash_buffer",
+                                                            "allow_fractional"]]
+    policy["trigger"] = active
+    policy = policy.join(fund_state)
+    cash_target = drift.loc[drift["security_id"] == CASH].set_index("fund_id")["target_weight"]
+    policy["cash_target"] = cash_target.reindex(policy.index).fillna(0.0)
+    policy["cash_buffer"] = policy["cash_buffer"].fillna(0.0)
+    policy["min_trade_notional"] = policy["min_trade_notional"].fillna(0.0)
+    policy["allow_fractional"] = policy["allow_fractional"].fillna(False).astype(bool)
+    reserve = np.maximum(policy["cash_target"], policy["cash_buffer"])
+    policy["target_scale"] = np.where(policy["cash_target"] < 1, (1 - reserve) / (1 - policy["cash_target"]), 0.0)
+
+    rows = drift.loc[drift["fund_id"].isin(policy.index) & (drift["security_id"] != CASH)]
+    rows = rows.join(policy, on="fund_id")
+    rows = _attach_security_terms(rows, securities)
+
+    destination = _destination_weight(rows)
+    unit_value = rows["price"] * rows["fx_rate"]
+    qty = (destination * rows["nav"] - rows["market_value"]) / unit_value
+    qty = np.maximum(qty.fillna(0.0), -rows["quantity"])
+    qty = _round_to_lots(qty, rows, sell_all=(destination <= 0) & (rows["quantity"] > 0))
+    qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
+
+    # Cash check: what the fund may spend is its cash, plus what it sells, less its buffer.
+    notional = qty * unit_value
+    is_buy = qty > 0
+    fund = rows["fund_id"]
+    proceeds = (-notional.where(~is_buy, 0.0)).groupby(fund).sum()
+    spend = notional.where(is_buy, 0.0).groupby(fund).sum()
+    available = policy["cash"] + proceeds.reindex(policy.index, fill_value=0.0) - policy["cash_buffer"] * policy["nav"]
+    wanted = spend.reindex(policy.index, fill_value=0.0)
+    factor = np.where(wanted > available, np.clip(available / wanted.where(wanted > 0), 0.0, 1.0), 1.0)
+    factor = pd.Series(factor, index=policy.index).fillna(0.0)
+    row_factor = fund.map(factor)
+    needs_cut = is_buy & (row_factor < 1.0)
+    if needs_cut.any():
+        # Shave a hair off the factor so float rounding can never overspend.
+        scaled = qty.where(~needs_cut, qty * row_factor * (1 - 1e-12))
+        scaled = _round_to_lots(scaled.where(needs_cut, 0.0), rows, sell_all=pd.Series(False, index=rows.index))
+        qty = qty.where(~needs_cut, scaled)
+        qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
+
+    return _assemble(as_of, rows, qty, unit_value, policy)
+
+
+def _attach_security_terms(rows: pd.DataFrame, securities: pd.DataFrame | None) -> pd.DataFrame:
+    if securities is None or securities.empty:
+        return rows.assign(lot_size=1.0, tradable=True)
+    terms = securities.drop_duplicates("security_id").set_index("security_id")[["lot_size", "tradable"]]
+    rows = rows.join(terms, on="security_id")
+    rows["lot_size"] = rows["lot_size"].where(rows["lot_size"] > 0, 1.0).fillna(1.0)
+    rows["tradable"] = rows["tradable"].fillna(True).astype(bool)
+    return rows
+
+
+def _destination_weight(rows: pd.DataFrame) -> pd.Series:
+    """Weight each holding should end at (before lots, minimums and cash)."""
+    current = rows["current_weight"]
+    target = rows["target_weight"] * rows["target_scale"]
+    lower = rows["band_lower"].fillna(rows["target_weight"])
+    upper = rows["band_upper"].fillna(rows["target_weight"])
+    band_edge = current.clip(lower=lower, upper=upper)
+    to_band = rows["rebalance_to"] == "band"
+    destination = np.where(to_band, np.where(rows["breached"], band_edge, current), target)
+    destination = pd.Series(destination, index=rows.index)
+    destination[rows["target_weight"] <= 0] = 0.0
+    destination[~rows["tradable"]] = current[~rows["tradable"]]
+    return destination
+
+
+def _round_to_lots(qty: pd.Series, rows: pd.DataFrame, sell_all: pd.Series) -> pd.Series:
+    """Whole lots unless fractional: sells to the nearest lot (capped at the holding), buys down."""
+    lot = rows["lot_size"]
+    fractional = rows["allow_fractional"]
+    sells = np.minimum(np.round(-qty / lot) * lot, rows["quantity"])
+    buys = np.floor(qty / lot + QTY_EPS) * lot
+    rounded = np.where(qty < 0, -sells, buys)
+    rounded = np.where(fractional, qty, rounded)
+    # Closing a position sells all of it, odd lot included.
+    rounded = np.where(sell_all & (qty < 0), -rows["quantity"], rounded)
+    return pd.Series(rounded, index=qty.index)
+
+
+def _drop_small(qty: pd.Series, unit_value: pd.Series, minimum: pd.Series) -> pd.Series:
+    notional = (qty * unit_value).abs()
+    keep = (qty.abs() > QTY_EPS) & (notional >= minimum) & (notional > 0)
+    return qty.where(keep, 0.0)
+
+
+def _assemble(as_of, rows, qty, unit_value, policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    traded = qty != 0
+    t = rows.loc[traded]
+    q = qty[traded]
+    notional = q * unit_value[traded]
+    trades = pd.DataFrame({
+        "fund_id": t["fund_id"],
+        "security_id": t["security_id"],
+        "side": np.where(q > 0, "BUY", "SELL"),
+        "quantity": q.abs(),
+        "price": t["price"],
+        "currency": t["currency"],
+        "notional": notional.abs(),
+        "weight_before": t["current_weight"],
+        "weight_after": (t["market_value"] + notional) / t["nav"],
+        "target_weight": t["target_weight"],
+        "est_cost": 0.0,
+        "est_realized_gain": np.nan,
+        "reason": np.where(t["breached"], REASON_BAND,
+                           np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR, REASON_TO_TARGET)),
+    })
+    if trades.empty:
+        return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
+
+    signed = notional
+    by_fund = pd.DataFrame({
+        "gross": trades.groupby("fund_id")["notional"].sum(),
+        "net_spend": signed.groupby(trades["fund_id"]).sum(),
+        "trade_count": trades.groupby("fund_id").size(),
+        "fingerprint": _fingerprint(trades),
+    })
+    proposals = by_fund.join(policy[["nav", "cash", "trigger"]], how="left")
+    proposals["proposal_id"] = (proposals.index.to_series() + "-" + as_of.strftime("%Y%m%d") + "-"
+                                + proposals["fingerprint"])
+    proposals["as_of_date"] = as_of
+    proposals["turnover"] = proposals["gross"] / (2 * proposals["nav"])
+    proposals["est_cost"] = 0.0
+    proposals["est_realized_gain"] = np.nan
+    proposals["cash_before"] = proposals["cash"]
+    proposals["cash_after"] = proposals["cash"] - proposals["net_spend"]
+    proposals = proposals.rename_axis("fund_id").reset_index()
+
+    trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])
+    trades = trades.sort_values(["fund_id", "security_id"], kind="stable", ignore_index=True)
+    return proposals[PROPOSAL_COLUMNS], trades[TRADE_COLUMNS]
+
+
+def _fingerprint(trades: pd.DataFrame) -> pd.Series:
+    """A short hash of a fund's trades, so the same proposal always gets the same id.
+
+    Row hashes are summed per fund (order-free, vectorized); quantities are rounded so
+    that float noise does not change the id.
+    """
+    keyed = pd.DataFrame({
+        "fund_id": trades["fund_id"],
+        "security_id": trades["security_id"],
+        "side": trades["side"],
+        "micro_units": (trades["quantity"] * 1e6).round().astype("int64"),
+    })
+    hashed = pd.util.hash_pandas_object(keyed, index=False)
+    total = hashed.groupby(trades["fund_id"].to_numpy()).sum()
+    return total.map(lambda h: f"{int(h) & 0xFFFFFFFFFFFF:012x}")
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})

@@ -1,0 +1,39 @@
+"""Names shared by the core and its adapters: columns, policy values, statuses.
+
+One place for the vocabulary of the data contract, so a typo is an ImportError rather
+than a silently empty column.
+"""
+
+from __future__ import annotations
+
+CASH = "CASH"  # pseudo security id of a fund's cash in targets.csv and fund_drift
+
+POLICIES = ("calendar", "threshold", "hybrid")
+FREQUENCIES = ("daily", "weekly", "monthly", "quarterly", "annual")
+REBALANCE_TO = ("target", "band")
+
+TRIGGER_CALENDAR = "calendar"
+TRIGGER_THRESHOLD = "threshold"
+TRIGGER_CASH_FLOW = "cash_flow"
+
+STATUS_PROPOSED = "proposed"
+STATUS_IN_BAND = "in_band"
+STATUS_BLOCKED = "blocked"
+
+PENDING = "pending_review"
+APPROVED = "approved"
+REJECTED = "rejected"
+SUPERSEDED = "superseded"
+
+# Reason codes carried by every proposed trade.
+REASON_BAND = "band_breach"
+REASON_CALENDAR = "calendar"
+REASON_CASH_FLOW = "cash_flow"
+
+# Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
+WEIGHT_EPS = 1e-9
+
+FUND_COLUMNS = (
+    "fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
+    "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional",
+)
