@@ -1,0 +1,206 @@
+"""Reading one landing folder (``<landing>/<YYYY-MM-DD>/``) into typed DataFrames.
+
+Structural faults stop the night with a ``StructuralError`` naming the file, the row and
+the column: a required file missing, a file that cannot be parsed, a required column
+missing, a row whose as_of_date is not the folder's date, a row with no fund or security
+id (it cannot be attributed to any fund). Everything else (a price that is not a number,
+a negative quantity...) is a row fault for validation, so numbers that do not parse
+become NaN here rather than errors.
+
+Row numbers are those a spreadsheet shows: the header is row 1, the first data row is 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FIRST_DATA_ROW = 2
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    stem: str
+    columns: tuple[str, ...]
+    numeric: tuple[str, ...] = ()
+    boolean: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()          # must be non-empty on every row
+    dated: bool = False                 # has an as_of_date column that must match the folder
+    required: bool = False              # must be in every date's folder
+    reference: bool = False             # kept as history; latest earlier version applies
+    optional_columns: tuple[str, ...] = ()
+
+    @property
+    def csv_name(self) -> str:
+        return f"{self.stem}.csv"
+
+
+SPECS: dict[str, FileSpec] = {s.stem: s for s in (
+    FileSpec("prices", ("as_of_date", "security_id", "close_price", "currency"), numeric=("close_price",),
+             keys=("security_id",), dated=True, required=True),
+    FileSpec("positions", ("as_of_date", "fund_id", "security_id", "quantity"), numeric=("quantity",),
+             keys=("fund_id", "security_id"), dated=True, required=True),
+    FileSpec("cash", ("as_of_date", "fund_id", "currency", "amount"), numeric=("amount",),
+             keys=("fund_id",), dated=True, required=True),
+    FileSpec("targets", ("fund_id", "security_id", "target_weight"), numeric=("target_weight",),
+             keys=("fund_id", "security_id"), reference=True),
+    FileSpec("funds", ("fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
+                       "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
+             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"), boolean=("allow_fractional",),
+             keys=("fund_id",), reference=True, optional_columns=("calendar",)),
+    FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
+             boolean=("tradable",), keys=("security_id",), reference=True),
+    FileSpec("flows", ("fund_id", "amount"), numeric=("amount",), keys=("fund_id",)),
+    FileSpec("tax_lots", ("fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"),
+             numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
+    FileSpec("fx_rates", ("currency", "base_currency", "rate"), numeric=("rate",),
+             keys=("currency", "base_currency")),
+)}
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class StructuralError(Exception):
+    """The night cannot run: a file is missing, unreadable or malformed."""
+
+    def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None):
+        self.file, self.row, self.column, self.reason = file, row, column, message
+        where = file
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+def date_folder(landing: Path, as_of: dt.date) -> Path:
+    return Path(landing) / as_of.isoformat()
+
+
+def find_file(folder: Path, stem: str) -> Path | None:
+    for suffix in (".csv", ".parquet"):
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_landing(landing: Path, as_of: dt.date) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Every file of the date's folder, typed: ({stem: frame}, {stem: file name read})."""
+    folder = date_folder(landing, as_of)
+    if not folder.is_dir():
+        raise StructuralError(str(folder), "landing folder for this date does not exist")
+    frames, sources = {}, {}
+    for stem, spec in SPECS.items():
+        path = find_file(folder, stem)
+        if path is None:
+            if spec.required:
+                raise StructuralError(spec.csv_name, f"required file is missing from {folder}")
+            continue
+        frames[stem] = read_file(path, spec, as_of)
+        sources[stem] = path.name
+    return frames, sources
+
+
+def read_file(path: Path, spec: FileSpec, as_of: dt.date) -> pd.DataFrame:
+    """One file, checked for structure and typed; adds ``source_row``."""
+    raw = _read_raw(path)
+    missing = [c for c in spec.columns if c not in raw.columns]
+    if missing:
+        raise StructuralError(path.name, f"required column is missing (found: {', '.join(raw.columns)})",
+                              row=1, column=missing[0])
+    keep = [c for c in (*spec.columns, *spec.optional_columns) if c in raw.columns]
+    frame = raw[keep].copy()
+    frame["source_row"] = np.arange(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame), dtype="int64")
+
+    for key in spec.keys:
+        values = frame[key].str.strip()
+        blank = values.isna() | (values == "")
+        if blank.any():
+            row = int(frame.loc[blank, "source_row"].iloc[0])
+            raise StructuralError(path.name, "value is empty; the row cannot be attributed", row=row, column=key)
+        frame[key] = values
+    if spec.dated:
+        _check_as_of(frame, path.name, as_of)
+        frame["as_of_date"] = as_of
+    for column in spec.numeric:
+        frame[column] = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype("float64")
+    for column in spec.boolean:
+        lowered = frame[column].str.strip().str.lower()
+        frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
+                                  index=frame.index, dtype="object")
+    for column in spec.dates:
+        frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601").dt.date
+    for column in frame.columns.difference([*spec.numeric, *spec.boolean, *spec.dates, "source_row", "as_of_date"]):
+        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+    return frame
+
+
+def _check_as_of(frame: pd.DataFrame, file: str, as_of: dt.date) -> None:
+    expected = as_of.isoformat()
+    values = frame["as_of_date"].str.strip()
+    distinct = values.dropna().unique()
+    # Most files carry one distinct value; only parse those that are not the folder's date.
+    bad_values = [v for v in distinct if v != expected and _parse_date(v) != as_of]
+    if bad_values or values.isna().any():
+        bad = values.isna() | values.isin(bad_values)
+        row = int(frame.loc[bad, "source_row"].iloc[0])
+        value = values[bad].iloc[0]
+        raise StructuralError(file, f"as_of_date {value!r} is not the folder's date {expected}", row=row,
+                              column="as_of_date")
+
+
+def _parse_date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """All columns as strings (numbers are typed later, leniently)."""
+    if path.suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise StructuralError(path.name, f"not a readable Parquet file ({exc})") from exc
+        return frame.astype("string").astype("object").where(frame.notna(), None)
+    try:
+        frame = pd.read_csv(path, dtype=str, engine="pyarrow", encoding="utf-8")
+    except Exception as exc:  # the pyarrow parser names no row: find it ourselves
+        raise _diagnose_csv(path, exc) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _diagnose_csv(path: Path, original: Exception) -> StructuralError:
+    """Turn a parser failure into file/row/column: re-read slowly, stop at the first bad row."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header:
+                return StructuralError(path.name, "file is empty (no header row)", row=1)
+            for row_number, row in enumerate(reader, start=FIRST_DATA_ROW):
+                if len(row) != len(header) and any(cell.strip() for cell in row):
+                    column = header[len(row)] if len(row) < len(header) else f"#{len(header) + 1} (beyond the header)"
+                    return StructuralError(path.name, f"row has {len(row)} fields, the header has {len(header)}",
+                                           row=row_number, column=column)
+    except UnicodeDecodeError as exc:
+        data = path.read_bytes()
+        row = data[: exc.start].count(b"\n") + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        field = data[line_start: exc.start].count(b",")
+        header = data.split(b"\n", 1)[0].decode("utf-8", "replace").split(",")
+        column = header[field].strip() if field < len(header) else f"#{field + 1}"
+        return StructuralError(path.name, "bytes are not UTF-8 text", row=row, column=column)
+    except csv.Error as exc:
+        return StructuralError(path.name, f"CSV syntax error ({exc})")
+    return StructuralError(path.name, f"cannot be parsed as CSV ({original})")

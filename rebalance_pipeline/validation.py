@@ -1,0 +1,257 @@
+"""Row-level validation of a night's inputs with Great Expectations 1.x.
+
+The suites are defined here, in code, and run on an ephemeral GX context against the
+pandas frames the landing reader produced (no GX project folder to deploy). Each
+expectation carries in its ``meta`` what our pipeline needs to act on a failure: which
+key it blames (a ``fund_id`` or a ``security_id``) and a sentence for ops. The unexpected
+rows GX returns become *faults*; ``rebalance_core.faults.blocked_funds`` turns them into
+the funds they block.
+
+Cross-file rules (a held security with no price, a fund with no targets) are expressed as
+"value in set" expectations whose set comes from the other file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rebalance_core.faults import FAULT_COLUMNS, empty_faults
+from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, REBALANCE_TO
+
+# Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
+TARGET_SUM_TOLERANCE = 1e-6
+
+
+@dataclass
+class Check:
+    dataset: str                 # file (or derived view) the rows come from
+    name: str                    # short, stable name stored in validation_result.check
+    expectation: object          # a great_expectations.expectations.Expectation
+    blames: str                  # "fund_id" or "security_id"
+    message: str                 # str.format template over the failing row's columns ({value}: the column)
+
+
+@dataclass
+class ValidationOutcome:
+    results: pd.DataFrame        # one row per check: dataset, check, success, failed_rows, detail
+    faults: pd.DataFrame         # one row per failing input row (FAULT_COLUMNS)
+
+
+def _expectations():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations.expectations as gxe
+
+    return gxe
+
+
+def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
+    """The frames to validate and their checks, keyed by frame name."""
+    gxe = _expectations()
+    funds = frames.get("funds", pd.DataFrame(columns=["fund_id"]))
+    prices = frames["prices"]
+    targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight", "source_row"]))
+    known_funds = sorted(set(funds["fund_id"]))
+    priced = sorted(set(prices["security_id"]))
+    suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
+
+    suites["prices"] = (prices, [
+        Check("prices.csv", "close_price_is_number", gxe.ExpectColumnValuesToNotBeNull(column="close_price"),
+              "security_id", "{security_id} has no price or a price that is not a number"),
+        Check("prices.csv", "close_price_positive",
+              gxe.ExpectColumnValuesToBeBetween(column="close_price", min_value=0, strict_min=True),
+              "security_id", "{security_id} price {value} is not positive"),
+        Check("prices.csv", "security_priced_once", gxe.ExpectColumnValuesToBeUnique(column="security_id"),
+              "security_id", "{security_id} is priced more than once"),
+    ])
+
+    positions = frames["positions"]
+    held = positions[positions["quantity"].fillna(0) > 0]
+    suites["positions"] = (positions, [
+        Check("positions.csv", "quantity_is_number", gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
+              "fund_id", "quantity of {security_id} is missing or not a number"),
+        Check("positions.csv", "quantity_not_negative",
+              gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
+              "fund_id", "quantity {value} of {security_id} is negative"),
+        Check("positions.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_id", value_set=known_funds),
+              "fund_id", "fund {fund_id} holds positions but is not in funds.csv"),
+    ])
+    suites["held"] = (held, [
+        Check("positions.csv", "held_security_has_price",
+              gxe.ExpectColumnValuesToBeInSet(column="security_id", value_set=priced),
+              "fund_id", "holds {security_id}, which has no row in prices.csv"),
+    ])
+
+    cash = frames["cash"]
+    suites["cash"] = (cash, [
+        Check("cash.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
+              "fund_id", "cash amount is missing or not a number"),
+        Check("cash.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_id", value_set=known_funds),
+              "fund_id", "fund {fund_id} has cash but is not in funds.csv"),
+    ])
+
+    security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
+    sums = targets.groupby("fund_id", as_index=False)["target_weight"].sum(min_count=1)
+    sums = sums[sums["fund_id"].isin(known_funds)]
+    suites["targets"] = (targets, [
+        Check("targets.csv", "weight_is_number", gxe.ExpectColumnValuesToNotBeNull(column="target_weight"),
+              "fund_id", "target weight of {security_id} is missing or not a number"),
+        Check("targets.csv", "weight_in_unit_range",
+              gxe.ExpectColumnValuesToBeBetween(column="target_weight", min_value=0, max_value=1),
+              "fund_id", "target weight {value} of {security_id} is not between 0 and 1"),
+        Check("targets.csv", "security_targeted_once",
+              gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id"]),
+              "fund_id", "{security_id} is targeted more than once"),
+    ])
+    suites["targeted"] = (security_targets, [
+        Check("targets.csv", "targeted_security_has_price",
+              gxe.ExpectColumnValuesToBeInSet(column="security_id", value_set=priced),
+              "fund_id", "targets {security_id}, which has no row in prices.csv"),
+    ])
+    suites["target_sums"] = (sums.rename(columns={"target_weight": "weight_sum"}), [
+        Check("targets.csv", "weights_sum_to_one",
+              gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
+                                                max_value=1 + TARGET_SUM_TOLERANCE),
+              "fund_id", "target weights (CASH included) sum to {value:.6g}, not 1"),
+    ])
+
+    fund_rows = funds.assign(
+        has_targets=funds["fund_id"].isin(set(targets["fund_id"])),
+        has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar"),
+        frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
+    ) if len(funds) else funds
+    suites["funds"] = (fund_rows, [
+        Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
+              "fund_id", "fund {fund_id} is listed more than once"),
+        Check("funds.csv", "policy_known", gxe.ExpectColumnValuesToBeInSet(column="policy", value_set=list(POLICIES)),
+              "fund_id", "policy {value!r} is not one of " + ", ".join(POLICIES)),
+        Check("funds.csv", "frequency_known",
+              gxe.ExpectColumnValuesToBeInSet(column="frequency_or_none", value_set=list(FREQUENCIES)),
+              "fund_id", "frequency {value!r} is not one of " + ", ".join(FREQUENCIES)),
+        Check("funds.csv", "rebalance_to_known",
+              gxe.ExpectColumnValuesToBeInSet(column="rebalance_to", value_set=list(REBALANCE_TO)),
+              "fund_id", "rebalance_to {value!r} is not one of " + ", ".join(REBALANCE_TO)),
+        Check("funds.csv", "abs_band_valid", gxe.ExpectColumnValuesToBeBetween(column="abs_band", min_value=0, max_value=1),
+              "fund_id", "abs_band {value} is not between 0 and 1"),
+        Check("funds.csv", "rel_band_valid", gxe.ExpectColumnValuesToBeBetween(column="rel_band", min_value=0),
+              "fund_id", "rel_band {value} is negative"),
+        Check("funds.csv", "band_set", gxe.ExpectColumnValuesToBeInSet(column="has_band", value_set=[True]),
+              "fund_id", "a threshold or hybrid policy needs abs_band or rel_band"),
+        Check("funds.csv", "cash_buffer_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="cash_buffer", min_value=0, max_value=1, strict_max=True),
+              "fund_id", "cash_buffer {value} is not in [0, 1)"),
+        Check("funds.csv", "min_trade_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="min_trade_notional", min_value=0),
+              "fund_id", "min_trade_notional {value} is negative"),
+        Check("funds.csv", "allow_fractional_set", gxe.ExpectColumnValuesToNotBeNull(column="allow_fractional"),
+              "fund_id", "allow_fractional is not true or false"),
+        Check("funds.csv", "fund_has_targets", gxe.ExpectColumnValuesToBeInSet(column="has_targets", value_set=[True]),
+              "fund_id", "fund {fund_id} has no rows in targets.csv"),
+    ])
+
+    if "securities" in frames:
+        suites["securities"] = (frames["securities"], [
+            Check("securities.csv", "lot_size_positive",
+                  gxe.ExpectColumnValuesToBeBetween(column="lot_size", min_value=0, strict_min=True),
+                  "security_id", "{security_id} lot_size {value} is not positive"),
+        ])
+    if "flows" in frames:
+        suites["flows"] = (frames["flows"], [
+            Check("flows.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
+                  "fund_id", "flow amount is missing or not a number"),
+        ])
+    if "fx_rates" in frames:
+        suites["fx_rates"] = (frames["fx_rates"], [
+            Check("fx_rates.csv", "rate_positive",
+                  gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
+                  "security_id", "rate {value} for {currency}->{base_currency} is not positive"),
+        ])
+    return suites
+
+
+def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:
+    """Run every suite on an ephemeral GX context; return per-check results and the faults."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    source = context.data_sources.add_pandas("rebalance_landing")
+    result_rows, fault_frames = [], []
+    for frame_name, (frame, checks) in build_checks(frames).items():
+        if frame.empty:
+            result_rows += [_result_row(c, True, 0, "no rows to check") for c in checks]
+            continue
+        frame = frame.reset_index(drop=True)
+        suite = gx.ExpectationSuite(name=f"rebalance_{frame_name}")
+        for index, check in enumerate(checks):
+            check.expectation.meta = {"check_index": index}
+            suite.add_expectation(check.expectation)
+        batch = (source.add_dataframe_asset(frame_name)
+                 .add_batch_definition_whole_dataframe("night")
+                 .get_batch(batch_parameters={"dataframe": frame}))
+        index_columns = [c for c in ("fund_id", "security_id", "source_row") if c in frame.columns]
+        outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
+                                                       "unexpected_index_column_names": index_columns})
+        for expectation_result in outcome.results:
+            check = checks[expectation_result.expectation_config.meta["check_index"]]
+            if expectation_result.exception_info and expectation_result.exception_info.get("raised_exception"):
+                raise RuntimeError(f"GX check {check.name} on {frame_name} raised: "
+                                   f"{expectation_result.exception_info.get('exception_message')}")
+            failed = _unexpected_rows(expectation_result.result, frame)
+            faults = _faults(check, failed)
+            fault_frames.append(faults)
+            detail = "; ".join(faults["message"].head(3)) + (" ..." if len(faults) > 3 else "")
+            result_rows.append(_result_row(check, bool(expectation_result.success), len(faults), detail or None))
+    faults = pd.concat([f for f in fault_frames if len(f)], ignore_index=True) if any(
+        len(f) for f in fault_frames) else empty_faults()
+    return ValidationOutcome(pd.DataFrame(result_rows), faults)
+
+
+def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    rows = result.get("unexpected_index_list") or []
+    if not rows:
+        return pd.DataFrame()
+    if isinstance(rows[0], dict):
+        failed = pd.DataFrame(rows)
+        # Compound checks report only their own columns; bring back the row's context.
+        if "source_row" in failed.columns:
+            context = frame.set_index("source_row")
+            for column in ("fund_id", "security_id"):
+                if column in context.columns and column not in failed.columns:
+                    failed[column] = failed["source_row"].map(context[column])
+        return failed
+    return frame.loc[rows].reset_index(drop=True)
+
+
+def _faults(check: Check, failed: pd.DataFrame) -> pd.DataFrame:
+    if failed.empty:
+        return empty_faults()
+    column = getattr(check.expectation, "column", None)
+    records = failed.to_dict("records")
+    messages = []
+    for record in records:
+        values = {k: ("" if v is None else v) for k, v in record.items()}
+        values["value"] = record.get(column) if column else None
+        try:
+            messages.append(check.message.format(**values))
+        except (KeyError, ValueError, TypeError):
+            messages.append(check.message.split("{")[0].strip() or check.name)
+    faults = pd.DataFrame({
+        "dataset": check.dataset,
+        "check": check.name,
+        "source_row": failed["source_row"] if "source_row" in failed else None,
+        "fund_id": failed["fund_id"] if check.blames == "fund_id" and "fund_id" in failed else None,
+        "security_id": failed["security_id"] if "security_id" in failed else None,
+        "message": messages,
+    })
+    if check.blames == "fund_id":
+        faults["security_id"] = None
+    return faults[FAULT_COLUMNS]
+
+
+def _result_row(check: Check, success: bool, failed_rows: int, detail: str | None) -> dict:
+    return {"dataset": check.dataset, "check": check.name, "success": success, "failed_rows": failed_rows,
+            "detail": detail}

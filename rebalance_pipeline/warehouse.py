@@ -1,0 +1,204 @@
+"""The PostgreSQL warehouse: connection, migrations, bulk COPY, the nightly publish, reviews.
+
+Writes follow three rules:
+- bulk rows go in by COPY (pyarrow writes the CSV, PostgreSQL parses it), never row by row;
+- a night is published in ONE transaction holding a transaction-level advisory lock on its
+  date, so two runs of one date cannot interleave and a failure leaves the previous state;
+- SQL never contains values formatted into its text: values are bound parameters and
+  identifiers come from this module's own constants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from rebalance_core.schema import APPROVED, PENDING, REJECTED, SUPERSEDED
+from rebalance_pipeline import settings
+
+SCHEMA = "rebalance"
+# First key of every advisory lock this project takes (the second is the date).
+LOCK_NAMESPACE = 0x52424C  # "RBL"
+MIGRATION_LOCK_KEY = 0
+_MIGRATION_FILE = re.compile(r"^V(\d{3,})__([a-z0-9_]+)\.sql$")
+
+
+# ------------------------------------------------------------------ connection
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return sa.create_engine(url, pool_pre_ping=True, future=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """Engine for ``url``, else $REBALANCE_WAREHOUSE_URL, else the embedded warehouse."""
+    url = url or settings.warehouse_url_from_env()
+    if url is None:
+        from rebalance_pipeline import embedded
+
+        url = embedded.start()
+    url = url.replace("postgresql://", "postgresql+psycopg2://", 1) if url.startswith("postgresql://") else url
+    return _engine_for(url)
+
+
+def date_lock(conn: Connection, as_of: dt.date) -> None:
+    """Serialize every write to one business date until the transaction ends."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                 {"ns": LOCK_NAMESPACE, "key": int(as_of.strftime("%Y%m%d"))})
+
+
+# ------------------------------------------------------------------ migrations
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def available_migrations() -> list[Migration]:
+    found = []
+    for path in sorted((settings.SQL_DIR / "migrations").glob("V*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"migration file name {path.name!r} is not V<number>__<name>.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+def current_version(engine: Engine) -> int:
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT to_regclass('rebalance.schema_migration')")).scalar()
+        if exists is None:
+            return 0
+        return conn.execute(sa.text("SELECT coalesce(max(version), 0) FROM rebalance.schema_migration")).scalar()
+
+
+def migrate(engine: Engine, target: int | None = None) -> list[int]:
+    """Apply the migrations not yet applied (up to ``target``), in one transaction; return them."""
+    applied_now = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                     {"ns": LOCK_NAMESPACE, "key": MIGRATION_LOCK_KEY})
+        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS rebalance"))
+        conn.execute(sa.text(
+            "CREATE TABLE IF NOT EXISTS rebalance.schema_migration ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"))
+        done = dict(conn.execute(sa.text("SELECT version, checksum FROM rebalance.schema_migration")).all())
+        for migration in available_migrations():
+            if target is not None and migration.version > target:
+                break
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise RuntimeError(
+                        f"migration V{migration.version:03d} {migration.name} was edited after it was applied; "
+                        "add a new migration instead")
+                continue
+            conn.exec_driver_sql(migration.sql)
+            conn.execute(sa.text("INSERT INTO rebalance.schema_migration (version, name, checksum) "
+                                 "VALUES (:v, :n, :c)"),
+                         {"v": migration.version, "n": migration.name, "c": migration.checksum})
+            applied_now.append(migration.version)
+    return applied_now
+
+
+# ------------------------------------------------------------------ bulk I/O
+def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> int:
+    """COPY ``frame[columns]`` into ``table`` on this connection's transaction; rows written."""
+    if frame.empty:
+        return 0
+    arrow = pa.Table.from_pandas(frame[columns], preserve_index=False)
+    buffer = io.BytesIO()
+    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    column_list = ", ".join(f'"{c}"' for c in columns)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '')", buffer)
+    finally:
+        cursor.close()
+    return len(frame)
+
+
+def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    """Query into a DataFrame (bound parameters only)."""
+    result = conn.execute(sa.text(sql), params or {})
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+# ------------------------------------------------------------------ reference history
+REFERENCE_TABLES = {
+    # file stem: (table, key column(s) a file version replaces, data columns)
+    "funds": ("rebalance.fund_ref", "fund_id"),
+    "targets": ("rebalance.target_ref", "fund_id"),
+    "securities": ("rebalance.security_ref", "security_id"),
+}
+
+
+def reference_as_of(conn: Connection, stem: str, as_of: dt.date, include_same_day: bool) -> pd.DataFrame:
+    """The reference rows in force on ``as_of``: per key, its latest version on or before it.
+
+    ``include_same_day=False`` ignores a version stored for ``as_of`` itself (used when that
+    day's folder brings a new file, which replaces it).
+    """
+    table, key = REFERENCE_TABLES[stem]
+    op = "<=" if include_same_day else "<"
+    sql = (f"WITH latest AS (SELECT {key}, max(valid_from) AS valid_from FROM {table} "
+           f"WHERE valid_from {op} :d GROUP BY {key}) "
+           f"SELECT r.* FROM {table} r JOIN latest l USING ({key}, valid_from) ORDER BY r.{key}, r.source_row")
+    frame = read_frame(conn, sql, {"d": as_of})
+    return frame.drop(columns=["valid_from"], errors="ignore")
+
+
+# ------------------------------------------------------------------ reviews
+class ReviewError(Exception):
+    """A decision that cannot be taken (unknown, already decided or superseded proposal)."""
+
+
+def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str | None = None,
+           channel: str = "cli") -> dict:
+    """Record an operator's approval or rejection, once; return the proposal's new state."""
+    if decision not in (APPROVED, REJECTED):
+        raise ValueError(f"decision must be {APPROVED!r} or {REJECTED!r}")
+    if not by or not by.strip():
+        raise ReviewError("a decision needs the reviewer's name")
+    with engine.begin() as conn:
+        found = conn.execute(sa.text("SELECT as_of_date FROM rebalance.proposal WHERE proposal_id = :id"),
+                             {"id": proposal_id}).first()
+        if found is None:
+            raise ReviewError(f"no proposal {proposal_id}")
+        # Same lock as the nightly publish: a rerun cannot replace a proposal mid-decision.
+        date_lock(conn, found.as_of_date)
+        row = conn.execute(sa.text(
+            "SELECT status, reviewed_by, reviewed_at FROM rebalance.proposal WHERE proposal_id = :id FOR UPDATE"),
+            {"id": proposal_id}).first()
+        if row is None:
+            raise ReviewError(f"proposal {proposal_id} was replaced by a rerun of its date; review the new one")
+        if row.status == SUPERSEDED:
+            raise ReviewError(f"proposal {proposal_id} is superseded by a later proposal and cannot be {decision}")
+        if row.status != PENDING:
+            raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
+                              f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")
+        state = conn.execute(sa.text(
+            "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
+            "WHERE proposal_id = :id RETURNING proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at"),
+            {"s": decision, "by": by.strip(), "note": note, "id": proposal_id}).mappings().one()
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal_review (proposal_id, decision, decided_by, decided_at, note, channel) "
+            "VALUES (:id, :s, :by, :at, :note, :channel)"),
+            {"id": proposal_id, "s": decision, "by": by.strip(), "at": state["reviewed_at"], "note": note,
+             "channel": channel})
+        return dict(state)

@@ -1,0 +1,65 @@
+"""Where a run keeps its intermediate frames between pipeline steps.
+
+In one process (CLI, tests, benchmark) the frames simply stay in memory. Between Airflow
+tasks, which may run on different workers, they are stored in the warehouse as Parquet
+bytes in ``rebalance.run_artifact`` keyed by run id; the tasks hand each other only the
+date and the run id through XCom. The publish step deletes them in its transaction.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+class Workspace(Protocol):
+    def put(self, name: str, frame: pd.DataFrame) -> None: ...
+    def get(self, name: str) -> pd.DataFrame: ...
+    def has(self, name: str) -> bool: ...
+
+
+class MemoryWorkspace:
+    def __init__(self) -> None:
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def put(self, name: str, frame: pd.DataFrame) -> None:
+        self._frames[name] = frame
+
+    def get(self, name: str) -> pd.DataFrame:
+        return self._frames[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._frames
+
+
+class WarehouseWorkspace:
+    def __init__(self, engine: Engine, run_id: str) -> None:
+        self.engine, self.run_id = engine, run_id
+
+    def put(self, name: str, frame: pd.DataFrame) -> None:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO rebalance.run_artifact (run_id, name, payload) VALUES (:r, :n, :p) "
+                "ON CONFLICT (run_id, name) DO UPDATE SET payload = EXCLUDED.payload, created_at = now()"),
+                {"r": self.run_id, "n": name, "p": buffer.getvalue()})
+
+    def get(self, name: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            payload = conn.execute(sa.text(
+                "SELECT payload FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
+                {"r": self.run_id, "n": name}).scalar()
+        if payload is None:
+            raise KeyError(f"run {self.run_id} has no stored {name!r}: did its earlier task run?")
+        return pd.read_parquet(io.BytesIO(payload))
+
+    def has(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT 1 FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
+                {"r": self.run_id, "n": name}).first() is not None
