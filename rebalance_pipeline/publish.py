@@ -76,7 +76,7 @@ class PublishReport:
     blocked: int
     trades: int
     new_proposals: int
-    kept_reviewed: int
+    kept_existing: int
     superseded: int
 
 
@@ -139,4 +139,4 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
     return PublishReport(
         as_of=night.as_of, run_id=night.run_id, funds=len(night.summary),
         proposed=int(counts.get("proposed", 0)), blocked=int(counts.get("blocked", 0)), trades=len(night.trades),
-        new_proposals=new, kept_reviewed=len(night.proposals) - new, superseded=superseded)
+        new_proposals=new, kept_existing=len(night.proposals) - new, superseded=superseded)

@@ -1,0 +1,222 @@
+"""The ``rebalance`` command: the nightly run, reviews and reports without the scheduler.
+
+Built on Typer (type-hinted commands, generated --help) with Rich tables for output.
+Exit codes: 0 done; 1 a decision that cannot be taken; 2 the night cannot run (a
+structural fault in the landing folder: the message names file, row and column).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True)
+app.add_typer(warehouse_app, name="warehouse")
+console = Console(width=160)
+err = Console(stderr=True)
+
+DateOption = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="business date YYYY-MM-DD")]
+
+
+def _engine(migrate: bool = True):
+    from rebalance_pipeline import warehouse
+
+    engine = warehouse.get_engine()
+    if migrate:
+        warehouse.migrate(engine)
+    return engine
+
+
+@app.command()
+def run(
+    date: DateOption,
+    landing: Annotated[Path, typer.Option(help="landing folder (holds one sub-folder per date)")],
+    run_id: Annotated[str | None, typer.Option(help="id of this run (default: generated)")] = None,
+    quiet: Annotated[bool, typer.Option(help="print only the one-line result")] = False,
+) -> None:
+    """The whole nightly run for one date: ingest, validate, drift, proposals, write."""
+    from rebalance_pipeline import steps
+    from rebalance_pipeline.landing import StructuralError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    as_of = date.date()
+    engine = _engine()
+
+    def progress(step: str, result) -> None:
+        if not quiet:
+            err.print(f"[dim]{step:>9}[/dim] {result}")
+
+    try:
+        report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress)
+    except StructuralError as exc:
+        err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"{as_of}: {report.funds} funds, {report.proposed} proposed, {report.blocked} blocked, "
+                  f"{report.trades} trades (run {report.run_id})")
+    if not quiet:
+        _print_report(engine, as_of)
+
+
+def _decide(proposal_id: str, decision: str, by: str, note: str | None) -> None:
+    from rebalance_pipeline.warehouse import ReviewError, decide
+
+    try:
+        state = decide(_engine(), proposal_id, decision, by, note)
+    except ReviewError as exc:
+        err.print(f"[bold red]not {decision}:[/bold red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{state['proposal_id']} ({state['fund_id']}, {state['as_of_date']}) {state['status']} by "
+                  f"{state['reviewed_by']} at {state['reviewed_at']:%Y-%m-%d %H:%M:%S %Z}")
+
+
+@app.command()
+def approve(
+    proposal_id: str,
+    by: Annotated[str, typer.Option("--by", help="who decides")],
+    note: Annotated[str | None, typer.Option(help="why")] = None,
+) -> None:
+    """Approve a pending proposal (kept with who and when)."""
+    _decide(proposal_id, "approved", by, note)
+
+
+@app.command()
+def reject(
+    proposal_id: str,
+    by: Annotated[str, typer.Option("--by", help="who decides")],
+    note: Annotated[str | None, typer.Option(help="why")] = None,
+) -> None:
+    """Reject a pending proposal (kept with who and when)."""
+    _decide(proposal_id, "rejected", by, note)
+
+
+@app.command()
+def report(date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None) -> None:
+    """What ops look at in the morning: funds by status, proposals, top trades, blocked funds."""
+    from rebalance_pipeline import reports
+
+    engine = _engine()
+    as_of = date.date() if date else reports.latest_date(engine)
+    if as_of is None:
+        err.print("nothing published yet: run `rebalance run` first")
+        raise typer.Exit(1)
+    _print_report(engine, as_of)
+
+
+@app.command()
+def proposals(
+    date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None,
+    status: Annotated[str | None, typer.Option(help="pending_review, approved, rejected, superseded")] = None,
+) -> None:
+    """List proposals."""
+    from rebalance_pipeline import reports
+
+    _table("Proposals", reports.proposals(_engine(), date.date() if date else None, status))
+
+
+@app.command()
+def show(proposal_id: str) -> None:
+    """A proposal's trades with weights before and after."""
+    from rebalance_pipeline import reports
+
+    trades = reports.proposal_trades(_engine(), proposal_id)
+    if trades.empty:
+        err.print(f"no trades for {proposal_id}")
+        raise typer.Exit(1)
+    _table(f"Trades of {proposal_id}", trades)
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="landing folder to write")],
+    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"])] = dt.datetime(2014, 1, 2),
+    days: int = 3,
+    funds: int = 36,
+    holdings: int = 12,
+    seed: int = 7,
+) -> None:
+    """Write a realistic synthetic landing folder (trading days from START)."""
+    from rebalance_pipeline.sample import generate
+
+    dates = generate(out, start.date(), days=days, funds=funds, holdings=holdings, seed=seed)
+    console.print(" ".join(d.isoformat() for d in dates))
+
+
+@warehouse_app.command("migrate")
+def warehouse_migrate() -> None:
+    """Create or upgrade the schema to the latest version."""
+    from rebalance_pipeline import warehouse
+
+    engine = warehouse.get_engine()
+    applied = warehouse.migrate(engine)
+    console.print(f"schema at version {warehouse.current_version(engine)}"
+                  + (f" (applied {', '.join(f'V{v:03d}' for v in applied)})" if applied else " (up to date)"))
+
+
+@warehouse_app.command("url")
+def warehouse_url() -> None:
+    """Print the warehouse's SQLAlchemy URL (starting the embedded server if it is the default)."""
+    from rebalance_pipeline import warehouse
+
+    console.print(warehouse.get_engine().url.render_as_string(hide_password=True), soft_wrap=True)
+
+
+@warehouse_app.command("stop")
+def warehouse_stop() -> None:
+    """Stop the embedded server (no effect on an external warehouse)."""
+    from rebalance_pipeline import embedded
+
+    console.print("stopped" if embedded.stop() else "not running")
+
+
+# ------------------------------------------------------------------ output
+def _print_report(engine, as_of: dt.date) -> None:
+    from rebalance_pipeline import reports
+
+    _table(f"Funds on {as_of}", reports.status_counts(engine, as_of))
+    _table("Proposed funds (largest drift first)", reports.fund_summary(engine, as_of, "proposed", limit=15))
+    _table("Top trades", reports.top_trades(engine, as_of))
+    blocked = reports.fund_summary(engine, as_of, "blocked", limit=20)
+    if len(blocked):
+        _table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
+    failures = reports.validation_failures(engine, as_of)
+    if len(failures):
+        _table("Failed checks", failures)
+
+
+def _table(title: str, frame: pd.DataFrame) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    console.print(table)
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    try:
+        from decimal import Decimal
+
+        if isinstance(value, Decimal):
+            return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    except Exception:  # pragma: no cover
+        pass
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    app()
