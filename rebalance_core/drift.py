@@ -62,11 +62,12 @@ def compute_drift(
 
     security_targets = targets.loc[(targets["security_id"] != CASH) & targets["fund_id"].isin(fund_ids),
                                    ["fund_id", "security_id", "target_weight"]]
-    security_targets = security_targets.groupby(["fund_id", "security_id"], as_index=False, sort=False)["target_weight"].sum()
+    security_targets = security_targets.astype({"target_weight": "float64"}).groupby(["fund_id", "security_id"], as_index=False, sort=False)["target_weight"].sum()
     cash_targets = targets.loc[targets["security_id"] == CASH].groupby("fund_id")["target_weight"].sum()
 
     held = positions.loc[positions["fund_id"].isin(fund_ids), ["fund_id", "security_id", "quantity"]]
-    held = held.groupby(["fund_id", "security_id"], as_index=False, sort=False)["quantity"].sum()
+    held = held.astype({"quantity": "float64"}).groupby(["fund_id", "security_id"], as_index=False,
+                                                         sort=False)["quantity"].sum()
 
     rows = held.merge(security_targets, on=["fund_id", "security_id"], how="outer", sort=False)
     rows["quantity"] = rows["quantity"].fillna(0.0)
@@ -103,7 +104,7 @@ def compute_drift(
     tolerance = band_tolerance(rows["target_weight"], rows["abs_band"], rows["rel_band"])
     rows["band_lower"] = rows["target_weight"] - tolerance
     rows["band_upper"] = rows["target_weight"] + tolerance
-    outside = rows["drift"].abs() > tolerance + WEIGHT_EPS
+    outside = rows["drift"].abs() > (tolerance + WEIGHT_EPS).fillna(np.inf)
     unwanted = (rows["target_weight"] <= 0) & (rows["quantity"] > 0)
     rows["breached"] = outside.fillna(False).astype(bool) | unwanted
 

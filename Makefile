@@ -1,0 +1,72 @@
+# Rebalance: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything runs from ./.venv; local state (embedded warehouse, Airflow home, demo files)
+# lives under ./.rebalance. No docker, no system service.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export REBALANCE_HOME ?= $(CURDIR)/.rebalance
+export AIRFLOW_HOME ?= $(REBALANCE_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export GX_ANALYTICS_ENABLED := False
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+
+DEMO_LANDING := $(REBALANCE_HOME)/demo-landing
+DEMO_DATES := 2014-01-02 2014-01-03
+DEMO_LATEST := 2014-01-06
+
+.PHONY: venv demo test test-fast bench lint ui constraints clean stop
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Rebalance needs Python 3.11 or newer (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: sample landing folder -> embedded warehouse -> nightly DAG through Airflow -> ops view
+demo: venv
+	@mkdir -p $(REBALANCE_HOME)
+	@rm -rf $(DEMO_LANDING)
+	@echo "== sample landing folder: 36 funds, 3 trading days, in $(DEMO_LANDING)"
+	@$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12
+	@$(BIN)/rebalance warehouse migrate
+	@for d in $(DEMO_DATES); do $(BIN)/rebalance run --date $$d --landing $(DEMO_LANDING) --quiet || exit 1; done
+	@echo "== Airflow metadata database in $(AIRFLOW_HOME)"
+	@$(BIN)/airflow db migrate > $(REBALANCE_HOME)/airflow-db-migrate.log 2>&1 || (cat $(REBALANCE_HOME)/airflow-db-migrate.log; exit 1)
+	@echo "== airflow dags test rebalance_nightly $(DEMO_LATEST) (log: $(REBALANCE_HOME)/demo-dag.log)"
+	@REBALANCE_LANDING_DIR=$(DEMO_LANDING) $(BIN)/airflow dags test rebalance_nightly $(DEMO_LATEST) \
+		> $(REBALANCE_HOME)/demo-dag.log 2>&1 || (tail -50 $(REBALANCE_HOME)/demo-dag.log; exit 1)
+	@grep -o "published PublishReport[^]]*)" $(REBALANCE_HOME)/demo-dag.log | tail -1 || true
+	@$(BIN)/rebalance report --date $(DEMO_LATEST)
+	@echo "Next: rebalance proposals --status pending_review; rebalance approve <id> --by <you>"
+
+## test: the whole suite against real PostgreSQL, real Airflow and real GX
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not airflow"
+
+## bench: 10,000 funds x 100 holdings for one date (wall time, peak memory, ratio to plain COPY)
+bench: venv
+	$(BIN)/python bench/bench_nightly.py $(BENCH_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+## stop the embedded warehouse (it keeps running between commands otherwise)
+stop: venv
+	$(BIN)/rebalance warehouse stop
+
+constraints: venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements/constraints.txt
+
+clean: stop
+	rm -rf $(REBALANCE_HOME) $(VENV) .pytest_cache .ruff_cache .hypothesis

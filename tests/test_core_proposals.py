@@ -1,0 +1,198 @@
+"""Triggers and trade sizing, hand-computed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from frames import book, combine, funds_frame, run_engine
+
+import rebalance_core as core
+
+
+def trades_by_security(trades: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    return {r.security_id: (r.side, r.quantity) for r in trades.itertuples()}
+
+
+def test_60_40_drifted_to_70_30_trades_back_to_60_40():
+    # NAV 100,000: EQ 70,000 → 60,000 (sell 100 @ 100), BD 30,000 → 40,000 (buy 100 @ 100).
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    *_, proposals, trades = run_engine(funds_frame({"fund_id": "F1"}), targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 100), "BD": ("BUY", 100)}
+    p = proposals.iloc[0]
+    assert p["trigger"] == "threshold"
+    assert p["turnover"] == pytest.approx(20_000 / (2 * 100_000))   # Σ|trade| / (2 × NAV) = 0.10
+    assert p["cash_after"] == pytest.approx(0)
+    by = trades.set_index("security_id")
+    assert by.loc["EQ", "weight_after"] == pytest.approx(0.6) and by.loc["BD", "weight_after"] == pytest.approx(0.4)
+    assert set(trades["reason"]) == {"band_breach"}
+
+
+def test_band_destination_trades_only_to_the_nearest_band_edge():
+    # ±5 pp: EQ 70 % → 65 % (sell 50), BD 30 % → 35 % (buy 50).
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1", "rebalance_to": "band"})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 50), "BD": ("BUY", 50)}
+
+
+def test_band_destination_leaves_holdings_inside_their_band_alone():
+    # A breaches (74 % vs 60 ± 5); B at 14 % vs 15 % is inside; C at 12 % vs 25 % breaches low.
+    targets, positions, prices, cash = book("F", {"A": (740, 100, 0.60), "B": (140, 100, 0.15),
+                                                  "C": (120, 100, 0.25)})
+    funds = funds_frame({"fund_id": "F", "rebalance_to": "band"})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    # A to 65 % (sell 90), C to 20 % (buy 80); B untouched.
+    assert trades_by_security(trades) == {"A": ("SELL", 90), "C": ("BUY", 80)}
+
+
+def test_in_band_threshold_fund_proposes_nothing():
+    targets, positions, prices, cash = book("F", {"EQ": (620, 100, 0.6), "BD": (380, 100, 0.4)})
+    _, summary, triggers, proposals, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash)
+    assert triggers["F"] is None and proposals.empty and trades.empty
+
+
+@pytest.mark.parametrize(
+    ("as_of", "frequency", "due"),
+    [
+        (dt.date(2014, 1, 2), "monthly", True),     # 1 January is a holiday: the 2nd is the first session
+        (dt.date(2014, 1, 3), "monthly", False),
+        (dt.date(2014, 9, 2), "monthly", True),     # Labor Day on 1 September
+        (dt.date(2014, 7, 1), "quarterly", True),
+        (dt.date(2014, 8, 1), "quarterly", False),
+        (dt.date(2015, 1, 2), "annual", True),
+        (dt.date(2014, 1, 6), "weekly", True),      # a Monday
+        (dt.date(2014, 1, 21), "weekly", True),     # Tuesday after Martin Luther King Day
+        (dt.date(2014, 1, 22), "weekly", False),
+        (dt.date(2014, 1, 3), "daily", True),
+    ],
+)
+def test_calendar_policy_triggers_on_the_first_trading_day_of_the_period(as_of, frequency, due):
+    targets, positions, prices, cash = book("F", {"EQ": (600, 100, 0.6), "BD": (399, 100, 0.4)}, cash=100)
+    funds = funds_frame({"fund_id": "F", "policy": "calendar", "frequency": frequency, "abs_band": None})
+    _, _, triggers, proposals, trades = run_engine(funds, targets, positions, prices, cash, as_of=as_of)
+    assert (triggers["F"] == "calendar") is due
+    if due:  # 100 of cash → buy one BD (the only trade needed to reach 40 %)
+        assert trades_by_security(trades) == {"BD": ("BUY", 1)}
+        assert set(trades["reason"]) == {"calendar"}
+
+
+@pytest.mark.parametrize(
+    ("as_of", "drifted", "trigger"),
+    [
+        (dt.date(2014, 2, 3), True, "threshold"),   # first trading day of February and out of band
+        (dt.date(2014, 2, 3), False, None),         # calendar date but in band
+        (dt.date(2014, 2, 4), True, None),          # out of band but not a calendar date
+    ],
+)
+def test_hybrid_checks_bands_only_on_calendar_dates(as_of, drifted, trigger):
+    eq = 700 if drifted else 620
+    targets, positions, prices, cash = book("F", {"EQ": (eq, 100, 0.6), "BD": (1000 - eq, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F", "policy": "hybrid", "frequency": "monthly"})
+    _, _, triggers, *_ = run_engine(funds, targets, positions, prices, cash, as_of=as_of)
+    assert triggers["F"] == trigger
+
+
+def test_whole_lots_sells_round_to_nearest_buys_round_down():
+    # NAV 100,000 at price 10. A: 7,000 sh (70 %) → 6,000 (sell 1,000: exact).
+    # Lot 300: sell 1,000 → nearest lot 900; B buys 1,000 → down to 900.
+    targets, positions, prices, cash = book("F", {"A": (7000, 10, 0.6), "B": (3000, 10, 0.4)})
+    securities = pd.DataFrame({"security_id": ["A", "B"], "lot_size": [300.0, 300.0], "tradable": [True, True]})
+    *_, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades) == {"A": ("SELL", 900), "B": ("BUY", 900)}
+
+
+def test_fractional_fund_trades_exact_quantities():
+    targets, positions, prices, cash = book("F", {"A": (700, 30, 0.6), "B": (300, 70, 0.4)})
+    # NAV = 21,000 + 21,000 = 42,000; A → 25,200 (buy 140 sh), B → 16,800 (sell 60 sh).
+    funds = funds_frame({"fund_id": "F", "allow_fractional": True})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    got = trades_by_security(trades)
+    assert got["A"][0] == "BUY" and got["A"][1] == pytest.approx(140)
+    assert got["B"][0] == "SELL" and got["B"][1] == pytest.approx(60)
+
+
+def test_trades_below_the_minimum_notional_are_dropped():
+    # NAV 100,000; A is 1 share (100) over target, B 1 share under; C far off.
+    targets, positions, prices, cash = book("F", {"A": (301, 100, 0.3), "B": (299, 100, 0.3),
+                                                  "C": (400, 100, 0.3)}, cash=0)
+    targets.loc[targets["security_id"] == "C", "target_weight"] = 0.4
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.0005, "min_trade_notional": 150})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert set(trades["security_id"]) == set()  # every trade is 100 of notional, under 150
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.0005, "min_trade_notional": 100})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"A": ("SELL", 1), "B": ("BUY", 1)}
+
+
+def test_closing_a_position_sells_all_of_it_even_an_odd_lot():
+    targets, positions, prices, cash = book("F", {"A": (1000, 100, 1.0), "OLD": (150, 10, 0.0)})
+    securities = pd.DataFrame({"security_id": ["A", "OLD"], "lot_size": [1.0, 100.0], "tradable": [True, True]})
+    *_, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades)["OLD"] == ("SELL", 150)
+
+
+def test_never_spends_cash_the_fund_does_not_have():
+    # A (90,000) cannot be sold: not tradable. B should be 50 % of 100,000 but cash is 10,000.
+    targets, positions, prices, cash = book("F", {"A": (900, 100, 0.5), "B": (0, 100, 0.5)}, cash=10_000)
+    securities = pd.DataFrame({"security_id": ["A", "B"], "lot_size": [1.0, 1.0], "tradable": [False, True]})
+    *_, proposals, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+                                       securities=securities)
+    assert trades_by_security(trades) == {"B": ("BUY", 100)}        # all 10,000 of cash, no more
+    assert proposals.iloc[0]["cash_after"] == pytest.approx(0)
+
+
+def test_cash_buffer_is_kept_when_buys_would_eat_it():
+    # Same fund with a 5 % buffer: only 10,000 − 5,000 may be spent → buy 50 B.
+    targets, positions, prices, cash = book("F", {"A": (900, 100, 0.5), "B": (0, 100, 0.5)}, cash=10_000)
+    securities = pd.DataFrame({"security_id": ["A", "B"], "lot_size": [1.0, 1.0], "tradable": [False, True]})
+    funds = funds_frame({"fund_id": "F", "cash_buffer": 0.05})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades) == {"B": ("BUY", 50)}
+    assert proposals.iloc[0]["cash_after"] == pytest.approx(5_000)
+
+
+def test_cash_buffer_scales_targets_to_make_room():
+    # 2 % buffer, no CASH target: A and B go to 49 % each of 100,000; 2,000 stays in cash.
+    targets, positions, prices, cash = book("F", {"A": (1000, 100, 0.5), "B": (0, 100, 0.5)})
+    funds = funds_frame({"fund_id": "F", "cash_buffer": 0.02})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"A": ("SELL", 510), "B": ("BUY", 490)}
+    assert proposals.iloc[0]["cash_after"] == pytest.approx(2_000)
+
+
+def test_blocked_and_untriggered_funds_get_no_proposal_and_others_go_on():
+    books = [book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)}),
+             book("F2", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)}),
+             book("F3", {"EQ": (600, 100, 0.6), "BD": (400, 100, 0.4)})]
+    funds = funds_frame({"fund_id": "F1"}, {"fund_id": "F2"}, {"fund_id": "F3"})
+    blocked = pd.DataFrame({"fund_id": ["F2"], "blocked_reason": ["prices.csv row 3: ..."]})
+    *_, proposals, _ = run_engine(funds, *combine(*books), blocked=blocked)
+    assert list(proposals["fund_id"]) == ["F1"]
+
+
+def test_proposal_id_is_stable_for_the_same_trades_and_changes_with_them():
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1"})
+    first = run_engine(funds, targets, positions, prices, cash)[3].iloc[0]["proposal_id"]
+    again = run_engine(funds, targets, positions, prices, cash)[3].iloc[0]["proposal_id"]
+    positions.loc[positions["security_id"] == "EQ", "quantity"] = 710
+    changed = run_engine(funds, targets, positions, prices, cash)[3].iloc[0]["proposal_id"]
+    assert first == again != changed
+    assert first.startswith("F1-20140103-")
+
+
+def test_fault_mapping_blocks_every_fund_exposed_to_a_bad_security():
+    faults = pd.DataFrame([
+        {"dataset": "prices.csv", "check": "close_price_positive", "source_row": 3, "fund_id": None,
+         "security_id": "BAD", "message": "BAD price -1 is not positive"},
+        {"dataset": "positions.csv", "check": "quantity_not_negative", "source_row": 9, "fund_id": "F9",
+         "security_id": None, "message": "quantity -5 of X is negative"},
+    ])
+    positions = pd.DataFrame({"fund_id": ["F1", "F2", "F3"], "security_id": ["BAD", "OK", "OK"]})
+    targets = pd.DataFrame({"fund_id": ["F2", "F3"], "security_id": ["BAD", "OK"]})
+    blocked = core.blocked_funds(faults, positions, targets).set_index("fund_id")["blocked_reason"]
+    assert set(blocked.index) == {"F1", "F2", "F9"}
+    assert blocked["F1"] == "prices.csv row 3: BAD price -1 is not positive"
+    assert blocked["F9"] == "positions.csv row 9: quantity -5 of X is negative"
