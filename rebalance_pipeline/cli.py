@@ -22,7 +22,7 @@ app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for f
 warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
 console = Console(width=160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DateOption = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="business date YYYY-MM-DD")]
 

@@ -1,0 +1,259 @@
+"""The nightly pipeline against a real PostgreSQL and real Great Expectations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import small_landing, write
+
+from rebalance_pipeline import steps, warehouse
+from rebalance_pipeline.landing import StructuralError
+from rebalance_pipeline.warehouse import ReviewError, decide, read_frame
+
+AS_OF = dt.date(2014, 1, 3)
+NEXT = dt.date(2014, 1, 6)
+
+
+def q(engine, sql, **params) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return read_frame(conn, sql, params)
+
+
+def summary(engine, as_of=AS_OF) -> pd.DataFrame:
+    return q(engine, "SELECT * FROM rebalance.fund_summary WHERE as_of_date = :d ORDER BY fund_id", d=as_of
+             ).set_index("fund_id")
+
+
+def table_counts(engine) -> dict[str, int]:
+    tables = ["price", "position", "cash_balance", "fund_ref", "target_ref", "fund_drift", "fund_summary",
+              "proposal", "proposal_trade", "pipeline_run", "run_artifact"]
+    return {t: int(q(engine, f"SELECT count(*) AS n FROM rebalance.{t}")["n"][0]) for t in tables}
+
+
+def test_a_night_end_to_end(engine, landing):
+    small_landing(landing)
+    report = steps.run_nightly(AS_OF, landing, engine)
+    assert (report.funds, report.proposed, report.blocked, report.trades) == (3, 1, 0, 2)
+
+    s = summary(engine)
+    assert s["status"].to_dict() == {"F1": "proposed", "F2": "in_band", "F3": "in_band"}
+    assert s.loc["F1", "trigger"] == "threshold"
+    assert float(s.loc["F1", "nav"]) == 100_000 and float(s.loc["F1", "max_abs_drift"]) == pytest.approx(0.1)
+
+    proposal = q(engine, "SELECT * FROM rebalance.proposal").iloc[0]
+    assert proposal["status"] == "pending_review" and proposal["proposal_id"] == s.loc["F1", "proposal_id"]
+    assert float(proposal["turnover"]) == pytest.approx(0.1)
+    trades = q(engine, "SELECT security_id, side, quantity, notional FROM rebalance.proposal_trade ORDER BY 1")
+    assert trades.values.tolist() == [["BD", "BUY", 100, 10000], ["EQ", "SELL", 100, 10000]]
+
+    drift = q(engine, "SELECT fund_id, security_id, current_weight, target_weight, drift FROM rebalance.fund_drift")
+    assert len(drift) == 8  # F1: EQ BD CASH, F2: EQ BD CASH, F3: GLD CASH
+    counts = table_counts(engine)
+    assert counts["price"] == 3 and counts["position"] == 5 and counts["fund_ref"] == 3
+    assert counts["target_ref"] == 5 and counts["run_artifact"] == 0 and counts["pipeline_run"] == 1
+    checks = q(engine, 'SELECT dataset, "check", success FROM rebalance.validation_result')
+    assert len(checks) > 15 and checks["success"].all()
+
+
+def _edit(folder, name, change):
+    frame = pd.read_csv(folder / name, dtype=str)
+    frame = change(frame)
+    write(folder, name, frame)
+
+
+FAULTS = {
+    "held security with no price": (
+        "prices.csv", lambda f: f[f["security_id"] != "GLD"],
+        {"F3": "positions.csv row 6: holds GLD, which has no row in prices.csv; "
+               "targets.csv row 6: targets GLD, which has no row in prices.csv"}),
+    "negative price": (
+        "prices.csv", lambda f: f.assign(close_price=f["close_price"].where(f["security_id"] != "EQ", "-5")),
+        {"F1": "prices.csv row 2: EQ price -5.0 is not positive", "F2": "prices.csv row 2: EQ price -5.0 is not positive"}),
+    "non-numeric price": (
+        "prices.csv", lambda f: f.assign(close_price=f["close_price"].where(f["security_id"] != "GLD", "abc")),
+        {"F3": "prices.csv row 4: GLD has no price or a price that is not a number"}),
+    "security priced twice": (
+        "prices.csv", lambda f: pd.concat([f, f[f["security_id"] == "BD"]]),
+        {f: "prices.csv row 3: BD is priced more than once; prices.csv row 5: BD is priced more than once"
+         for f in ("F1", "F2")}),
+    "targets not summing to 1": (
+        "targets.csv", lambda f: f.assign(target_weight=f["target_weight"].where(
+            ~((f["fund_id"] == "F2") & (f["security_id"] == "BD")), "0.4")),
+        {"F2": "targets.csv: target weights (CASH included) sum to 0.9, not 1"}),
+    "positions of an unknown fund": (
+        "positions.csv", lambda f: pd.concat([f, pd.DataFrame([{"as_of_date": "2014-01-03", "fund_id": "F9",
+                                                                "security_id": "EQ", "quantity": "5"}])]),
+        {"F9": "positions.csv row 7: fund F9 holds positions but is not in funds.csv"}),
+    "negative quantity": (
+        "positions.csv", lambda f: f.assign(quantity=f["quantity"].where(f["fund_id"] != "F3", "-1")),
+        {"F3": "positions.csv row 6: quantity -1.0 of GLD is negative"}),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_row_faults_block_exactly_the_funds_they_touch(engine, landing, fault):
+    file, change, expected = FAULTS[fault]
+    folder = small_landing(landing)
+    _edit(folder, file, change)
+    report = steps.run_nightly(AS_OF, landing, engine)
+
+    s = summary(engine)
+    blocked = s[s["status"] == "blocked"]["blocked_reason"].to_dict()
+    assert blocked == expected
+    for fund in set(s.index) - set(expected):       # everyone else goes on as usual
+        assert s.loc[fund, "status"] == ("proposed" if fund == "F1" else "in_band")
+    assert report.blocked == len(expected)
+    failed = q(engine, 'SELECT dataset, "check", failed_rows FROM rebalance.validation_result WHERE NOT success')
+    assert len(failed) >= 1 and (failed["failed_rows"] > 0).all()
+
+
+def test_structural_fault_writes_nothing_and_keeps_the_previous_night(engine, landing):
+    folder = small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    before = table_counts(engine)
+    ids_before = q(engine, "SELECT proposal_id, status FROM rebalance.proposal")
+
+    (folder / "positions.csv").write_text("as_of_date,fund_id,security_id\n2014-01-03,F1,EQ\n")
+    with pytest.raises(StructuralError, match=r"positions\.csv, row 1, column 'quantity'"):
+        steps.run_nightly(AS_OF, landing, engine)
+    assert table_counts(engine) == before
+    assert q(engine, "SELECT proposal_id, status FROM rebalance.proposal").equals(ids_before)
+
+
+def test_rerun_is_idempotent(engine, landing):
+    small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    first = table_counts(engine)
+    first_ids = q(engine, "SELECT proposal_id FROM rebalance.proposal")
+    steps.run_nightly(AS_OF, landing, engine)
+    second = table_counts(engine)
+    assert {k: v for k, v in second.items() if k != "pipeline_run"} == {
+        k: v for k, v in first.items() if k != "pipeline_run"}
+    assert second["pipeline_run"] == 2  # each run is logged once
+    assert q(engine, "SELECT proposal_id FROM rebalance.proposal").equals(first_ids)
+
+
+def test_an_approval_survives_a_rerun(engine, landing):
+    small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    pid = summary(engine).loc["F1", "proposal_id"]
+    decide(engine, pid, "approved", "ops.alice", "looks right")
+
+    steps.run_nightly(AS_OF, landing, engine)
+    proposals = q(engine, "SELECT proposal_id, status, reviewed_by, review_note FROM rebalance.proposal")
+    assert proposals.values.tolist() == [[pid, "approved", "ops.alice", "looks right"]]
+    assert summary(engine).loc["F1", "proposal_id"] == pid
+    assert len(q(engine, "SELECT * FROM rebalance.proposal_trade WHERE proposal_id = :p", p=pid)) == 2
+
+
+def test_a_rerun_with_new_data_adds_a_fresh_proposal_beside_the_reviewed_one(engine, landing):
+    folder = small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    pid = summary(engine).loc["F1", "proposal_id"]
+    decide(engine, pid, "rejected", "ops.bob", "wait for the corrected file")
+    trades_before = q(engine, "SELECT * FROM rebalance.proposal_trade WHERE proposal_id = :p", p=pid)
+
+    _edit(folder, "positions.csv", lambda f: f.assign(quantity=f["quantity"].where(
+        ~((f["fund_id"] == "F1") & (f["security_id"] == "EQ")), "750")))
+    steps.run_nightly(AS_OF, landing, engine)
+
+    proposals = q(engine, "SELECT proposal_id, status, reviewed_by FROM rebalance.proposal ORDER BY created_at")
+    assert proposals["status"].tolist() == ["rejected", "pending_review"]
+    assert proposals["proposal_id"].iloc[0] == pid and proposals["reviewed_by"].iloc[0] == "ops.bob"
+    new_pid = proposals["proposal_id"].iloc[1]
+    assert summary(engine).loc["F1", "proposal_id"] == new_pid
+    assert q(engine, "SELECT * FROM rebalance.proposal_trade WHERE proposal_id = :p", p=pid).equals(trades_before)
+
+
+def test_decisions_are_taken_once_and_audited(engine, landing):
+    small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    pid = summary(engine).loc["F1", "proposal_id"]
+    state = decide(engine, pid, "approved", "ops.alice")
+    assert state["status"] == "approved"
+    with pytest.raises(ReviewError, match="already approved by ops.alice"):
+        decide(engine, pid, "rejected", "ops.bob")
+    with pytest.raises(ReviewError, match="no proposal NOPE"):
+        decide(engine, "NOPE", "approved", "ops.bob")
+    with pytest.raises(ReviewError, match="reviewer's name"):
+        decide(engine, pid, "approved", "  ")
+    audit = q(engine, "SELECT proposal_id, decision, decided_by FROM rebalance.proposal_review")
+    assert audit.values.tolist() == [[pid, "approved", "ops.alice"]]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rebalance.proposal_review SET decided_by = 'mallory'"))
+
+
+def test_a_newer_night_supersedes_pending_proposals_which_can_no_longer_be_approved(engine, landing):
+    small_landing(landing, AS_OF)
+    small_landing(landing, NEXT, with_reference=False)
+    steps.run_nightly(AS_OF, landing, engine)
+    old = summary(engine).loc["F1", "proposal_id"]
+    steps.run_nightly(NEXT, landing, engine)
+    new = summary(engine, NEXT).loc["F1", "proposal_id"]
+    statuses = q(engine, "SELECT proposal_id, status FROM rebalance.proposal").set_index("proposal_id")["status"]
+    assert statuses[old] == "superseded" and statuses[new] == "pending_review"
+    with pytest.raises(ReviewError, match="superseded"):
+        decide(engine, old, "approved", "ops.alice")
+
+
+def test_reference_data_keeps_its_history(engine, landing):
+    small_landing(landing, AS_OF)
+    next_folder = small_landing(landing, NEXT, with_reference=False)
+    # From NEXT on, F1's model is 70/30: its 70/30 book is then on target.
+    write(next_folder, "targets.csv", [{"fund_id": "F1", "security_id": "EQ", "target_weight": 0.7},
+                                       {"fund_id": "F1", "security_id": "BD", "target_weight": 0.3}])
+    steps.run_nightly(AS_OF, landing, engine)
+    steps.run_nightly(NEXT, landing, engine)
+    steps.run_nightly(AS_OF, landing, engine)   # a rerun of the earlier date still uses the earlier model
+    third = dt.date(2014, 1, 7)
+    small_landing(landing, third, with_reference=False)
+    steps.run_nightly(third, landing, engine)
+
+    assert summary(engine, AS_OF).loc["F1", "status"] == "proposed"
+    assert summary(engine, NEXT).loc["F1", "status"] == "in_band"
+    assert summary(engine, third).loc["F1", "status"] == "in_band"
+    assert summary(engine, NEXT).loc["F2", "status"] == "in_band"  # F2 kept its model from AS_OF
+
+
+def test_first_date_without_reference_data_is_structural(engine, landing):
+    small_landing(landing, AS_OF, with_reference=False)
+    with pytest.raises(StructuralError, match="funds.csv: not in this date's folder and no earlier version"):
+        steps.run_nightly(AS_OF, landing, engine)
+
+
+def test_two_runs_of_one_date_at_once_do_not_interleave(engine, landing):
+    small_landing(landing)
+    errors = []
+
+    def night():
+        try:
+            steps.run_nightly(AS_OF, landing, engine)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=night) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    counts = table_counts(engine)
+    assert (counts["fund_summary"], counts["fund_drift"], counts["proposal"], counts["proposal_trade"]) == (3, 8, 1, 2)
+    assert counts["price"] == 3 and counts["position"] == 5 and counts["pipeline_run"] == 4
+
+
+def test_publish_holds_the_date_lock(engine, landing):
+    """While another transaction holds the date's lock, a publish waits for it."""
+    small_landing(landing)
+    done = threading.Event()
+    with engine.begin() as conn:
+        warehouse.date_lock(conn, AS_OF)
+        worker = threading.Thread(target=lambda: (steps.run_nightly(AS_OF, landing, engine), done.set()))
+        worker.start()
+        assert not done.wait(3.0), "publish went ahead while the date was locked"
+    worker.join(60)
+    assert done.is_set()

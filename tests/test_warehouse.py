@@ -1,0 +1,73 @@
+"""Migrations and the command line, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from conftest import small_landing
+from typer.testing import CliRunner
+
+from rebalance_pipeline import warehouse
+from rebalance_pipeline.cli import app
+
+AS_OF = dt.date(2014, 1, 3)
+runner = CliRunner()
+
+
+def test_a_fresh_database_ends_on_the_latest_version(engine):
+    latest = warehouse.available_migrations()[-1].version
+    assert latest >= 2
+    assert warehouse.current_version(engine) == latest
+    assert warehouse.migrate(engine) == []  # nothing left to do
+
+
+def test_an_older_database_is_upgraded_with_its_data(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA rebalance CASCADE"))
+    assert warehouse.migrate(engine, target=1) == [1]
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
+            " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('P1', '2014-01-02', 'F1', 'approved',"
+            " 'threshold', 100, 0.1, 2, 'r', 'ops.alice', now())"))
+    assert warehouse.migrate(engine) == [2]
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT proposal_id, decision, decided_by, channel FROM rebalance.proposal_review"
+                                     )).all()
+    assert [tuple(r) for r in audit] == [("P1", "approved", "ops.alice", "migrated")]
+
+
+def test_an_edited_migration_is_refused(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rebalance.schema_migration SET checksum = 'x' WHERE version = 1"))
+    with pytest.raises(RuntimeError, match="was edited after it was applied"):
+        warehouse.migrate(engine)
+
+
+def test_cli_run_review_and_report(engine, landing):
+    small_landing(landing)
+    result = runner.invoke(app, ["run", "--date", "2014-01-03", "--landing", str(landing)])
+    assert result.exit_code == 0, result.output
+    assert "2014-01-03: 3 funds, 1 proposed, 0 blocked, 2 trades" in result.output
+    with engine.connect() as conn:
+        pid = conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal")).scalar_one()
+
+    shown = runner.invoke(app, ["show", pid])
+    assert shown.exit_code == 0 and "SELL" in shown.output and "BUY" in shown.output
+    approved = runner.invoke(app, ["approve", pid, "--by", "ops.alice", "--note", "ok"])
+    assert approved.exit_code == 0 and f"{pid} (F1, 2014-01-03) approved by ops.alice" in approved.output
+    again = runner.invoke(app, ["reject", pid, "--by", "ops.bob"])
+    assert again.exit_code == 1 and "already approved by ops.alice" in again.output
+    listed = runner.invoke(app, ["proposals", "--status", "approved"])
+    assert listed.exit_code == 0 and "ops.alice" in listed.output
+
+
+def test_cli_structural_fault_exits_2_with_file_row_column(engine, landing):
+    folder = small_landing(landing)
+    (folder / "prices.csv").write_text("as_of_date,security_id,close_price,currency\n2014-01-02,EQ,1,USD\n")
+    result = runner.invoke(app, ["run", "--date", "2014-01-03", "--landing", str(landing)])
+    assert result.exit_code == 2
+    assert "prices.csv, row 2, column 'as_of_date'" in result.output
+    assert "nothing written" in result.output
