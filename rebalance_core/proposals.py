@@ -30,7 +30,6 @@ from rebalance_core.schema import (
     REASON_CALENDAR,
     TRIGGER_CALENDAR,
     TRIGGER_THRESHOLD,
-    WEIGHT_EPS,
 )
 
 TRADE_COLUMNS = [
