@@ -131,16 +131,22 @@ def read_file(path: Path, spec: FileSpec, as_of: dt.date) -> pd.DataFrame:
         _check_as_of(frame, path.name, as_of)
         frame["as_of_date"] = as_of
     for column in spec.numeric:
-        frame[column] = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype("float64")
+        frame[column] = _to_float(frame[column])
     for column in spec.boolean:
         lowered = frame[column].str.strip().str.lower()
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
                                   index=frame.index, dtype="object")
     for column in spec.dates:
         frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601").dt.date
-    for column in frame.columns.difference([*spec.numeric, *spec.boolean, *spec.dates, "source_row", "as_of_date"]):
-        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
     return frame
+
+
+def _to_float(values: pd.Series) -> pd.Series:
+    """Numbers as float64; anything that is not a number becomes NaN (a row fault, not an error)."""
+    try:
+        return values.astype("float64")  # fast path: the whole column parses (Arrow's cast)
+    except (ValueError, TypeError, ArithmeticError):
+        return pd.to_numeric(values.str.strip(), errors="coerce").astype("float64")
 
 
 def _check_as_of(frame: pd.DataFrame, file: str, as_of: dt.date) -> None:
@@ -171,7 +177,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise StructuralError(path.name, f"not a readable Parquet file ({exc})") from exc
-        return frame.astype("string").astype("object").where(frame.notna(), None)
+        return frame.astype("str")
     try:
         frame = pd.read_csv(path, dtype=str, engine="pyarrow", encoding="utf-8")
     except Exception as exc:  # the pyarrow parser names no row: find it ourselves

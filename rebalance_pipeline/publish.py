@@ -5,7 +5,8 @@ advisory lock:
 
 - daily inputs and validation results are replaced for the date (delete, then COPY);
 - reference files that came with the date become the version valid from that date;
-- pending proposals of the date are replaced; approved or rejected ones are never touched:
+- pending proposals of the date are replaced (COPY of the new ones); approved or rejected
+  ones are never touched:
   a rerun that computes the same trades for a reviewed fund finds the same proposal id (the
   id is a hash of the trades) and adds nothing, while different trades arrive as a new
   pending proposal beside the reviewed one;
@@ -102,22 +103,18 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
         conn.execute(sa.text("DELETE FROM rebalance.fund_drift WHERE as_of_date = :d"), d)
         copy_frame(conn, "rebalance.fund_drift", night.drift, DRIFT_COLUMNS)
 
-        conn.execute(sa.text("DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review'"), d)
-        conn.execute(sa.text("CREATE TEMP TABLE stage_proposal (LIKE rebalance.proposal INCLUDING DEFAULTS) "
-                             "ON COMMIT DROP"))
-        conn.execute(sa.text("CREATE TEMP TABLE stage_trade (LIKE rebalance.proposal_trade INCLUDING DEFAULTS) "
-                             "ON COMMIT DROP"))
-        copy_frame(conn, "stage_proposal", night.proposals.assign(run_id=night.run_id), PROPOSAL_COLUMNS)
-        copy_frame(conn, "stage_trade", night.trades, TRADE_COLUMNS)
-        cols = ", ".join(PROPOSAL_COLUMNS)
-        new = conn.execute(sa.text(
-            f"INSERT INTO rebalance.proposal ({cols}) SELECT {cols} FROM stage_proposal s "
-            "WHERE NOT EXISTS (SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = s.proposal_id)")).rowcount
-        trade_cols = ", ".join(TRADE_COLUMNS)
         conn.execute(sa.text(
-            f"INSERT INTO rebalance.proposal_trade ({trade_cols}) SELECT {', '.join('t.' + c for c in TRADE_COLUMNS)} "
-            "FROM stage_trade t JOIN rebalance.proposal p USING (proposal_id) "
-            "WHERE p.status = 'pending_review' AND p.as_of_date = :d"), d)
+            "DELETE FROM rebalance.proposal_trade t USING rebalance.proposal p WHERE t.proposal_id = p.proposal_id"
+            " AND p.as_of_date = :d AND p.status = 'pending_review'"), d)
+        conn.execute(sa.text("DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review'"), d)
+        # Ids are hashes of the trades (and carry the date): an id that still exists after the
+        # delete is a reviewed proposal with exactly these trades, which stays as it is.
+        kept = set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d"),
+                                d).scalars())
+        new_proposals = night.proposals[~night.proposals["proposal_id"].isin(kept)]
+        new = copy_frame(conn, "rebalance.proposal", new_proposals.assign(run_id=night.run_id), PROPOSAL_COLUMNS)
+        copy_frame(conn, "rebalance.proposal_trade",
+                   night.trades[night.trades["proposal_id"].isin(new_proposals["proposal_id"])], TRADE_COLUMNS)
         superseded = conn.execute(sa.text(
             "UPDATE rebalance.proposal p SET status = 'superseded' "
             "WHERE p.status = 'pending_review' AND p.as_of_date < :d "

@@ -7,8 +7,9 @@ key it blames (a ``fund_id`` or a ``security_id``) and a sentence for ops. The u
 rows GX returns become *faults*; ``rebalance_core.faults.blocked_funds`` turns them into
 the funds they block.
 
-Cross-file rules (a held security with no price, a fund with no targets) are expressed as
-"value in set" expectations whose set comes from the other file.
+Cross-file rules (a held security with no price, a fund with no targets) are computed as a
+boolean column per row with pandas and asserted by GX, so the failing rows keep their file
+and row number.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     funds = frames.get("funds", pd.DataFrame(columns=["fund_id"]))
     prices = frames["prices"]
     targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight", "source_row"]))
-    known_funds = sorted(set(funds["fund_id"]))
-    priced = sorted(set(prices["security_id"]))
+    known_funds = pd.Index(funds["fund_id"].unique())
+    priced = pd.Index(prices["security_id"].unique())
     suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
 
     suites["prices"] = (prices, [
@@ -67,32 +68,36 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               "security_id", "{security_id} is priced more than once"),
     ])
 
-    positions = frames["positions"]
+    # Cross-file rules become a boolean column per row, checked by GX: a value_set of
+    # thousands of ids inside an expectation makes GX itself slow (it copies its config).
+    positions = frames["positions"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
     held = positions[positions["quantity"].fillna(0) > 0]
+    held = held.assign(security_is_priced=held["security_id"].isin(priced))
     suites["positions"] = (positions, [
         Check("positions.csv", "quantity_is_number", gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
               "fund_id", "quantity of {security_id} is missing or not a number"),
         Check("positions.csv", "quantity_not_negative",
               gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
               "fund_id", "quantity {value} of {security_id} is negative"),
-        Check("positions.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_id", value_set=known_funds),
+        Check("positions.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
               "fund_id", "fund {fund_id} holds positions but is not in funds.csv"),
     ])
     suites["held"] = (held, [
         Check("positions.csv", "held_security_has_price",
-              gxe.ExpectColumnValuesToBeInSet(column="security_id", value_set=priced),
+              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
               "fund_id", "holds {security_id}, which has no row in prices.csv"),
     ])
 
-    cash = frames["cash"]
+    cash = frames["cash"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
     suites["cash"] = (cash, [
         Check("cash.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
               "fund_id", "cash amount is missing or not a number"),
-        Check("cash.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_id", value_set=known_funds),
+        Check("cash.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
               "fund_id", "fund {fund_id} has cash but is not in funds.csv"),
     ])
 
     security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
+    security_targets = security_targets.assign(security_is_priced=security_targets["security_id"].isin(priced))
     sums = targets.groupby("fund_id", as_index=False)["target_weight"].sum(min_count=1)
     sums = sums[sums["fund_id"].isin(known_funds)]
     suites["targets"] = (targets, [
@@ -107,7 +112,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     ])
     suites["targeted"] = (security_targets, [
         Check("targets.csv", "targeted_security_has_price",
-              gxe.ExpectColumnValuesToBeInSet(column="security_id", value_set=priced),
+              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
               "fund_id", "targets {security_id}, which has no row in prices.csv"),
     ])
     suites["target_sums"] = (sums.rename(columns={"target_weight": "weight_sum"}), [

@@ -135,6 +135,9 @@ def test_rerun_is_idempotent(engine, landing):
         k: v for k, v in first.items() if k != "pipeline_run"}
     assert second["pipeline_run"] == 2  # each run is logged once
     assert q(engine, "SELECT proposal_id FROM rebalance.proposal").equals(first_ids)
+    orphans = q(engine, "SELECT count(*) AS n FROM rebalance.proposal_trade t "
+                        "WHERE NOT EXISTS (SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = t.proposal_id)")
+    assert orphans["n"][0] == 0
 
 
 def test_an_approval_survives_a_rerun(engine, landing):

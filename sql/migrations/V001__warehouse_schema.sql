@@ -1,7 +1,7 @@
 -- V001: the warehouse schema of the data contract (../shared/spec/CONTRACT.md).
 --
--- Inputs are kept as received (one row per source row, keyed by as_of_date and the row's
--- number in its file) so that an analyst can always trace a blocked fund back to "row 42
+-- Inputs are kept as received (one row per source row, identified by as_of_date and the
+-- row's number in its file) so that an analyst can always trace a blocked fund back to "row 42
 -- of prices.csv". Business-key uniqueness is checked by validation, not by constraints,
 -- so a duplicated row blocks the funds it touches instead of aborting the whole night.
 -- Money and weights are NUMERIC; nothing here is floating point.
@@ -23,10 +23,12 @@ CREATE TABLE rebalance.position (
     source_row   integer       NOT NULL,
     fund_id      text          NOT NULL,
     security_id  text          NOT NULL,
-    quantity     numeric(28, 10),
-    PRIMARY KEY (as_of_date, source_row)
+    quantity     numeric(28, 10)
 );
-CREATE INDEX position_fund_idx ON rebalance.position (as_of_date, fund_id);
+-- A million rows a night: a BRIN index on the date costs next to nothing to maintain and
+-- finds a night's rows (the table is appended to date by date); a btree key would double
+-- the time of the nightly COPY.
+CREATE INDEX position_date_brin ON rebalance.position USING brin (as_of_date);
 
 CREATE TABLE rebalance.cash_balance (
     as_of_date   date          NOT NULL,
@@ -69,7 +71,8 @@ CREATE TABLE rebalance.tax_lot (
 -- ------------------------------------------------------------ reference history
 -- A reference file present in a date's folder becomes the reference data of the funds
 -- (or securities) it lists from that date on; the latest version on or before a date
--- applies. valid_from is that date.
+-- applies. valid_from is that date. Lookups filter on valid_from (the primary key's first
+-- column); no index on fund_id, which would slow the nightly COPY of a million targets.
 CREATE TABLE rebalance.fund_ref (
     valid_from          date     NOT NULL,
     source_row          integer  NOT NULL,
@@ -86,17 +89,15 @@ CREATE TABLE rebalance.fund_ref (
     allow_fractional    boolean,
     PRIMARY KEY (valid_from, source_row)
 );
-CREATE INDEX fund_ref_fund_idx ON rebalance.fund_ref (fund_id, valid_from);
 
 CREATE TABLE rebalance.target_ref (
     valid_from     date     NOT NULL,
     source_row     integer  NOT NULL,
     fund_id        text     NOT NULL,
     security_id    text     NOT NULL,
-    target_weight  numeric(18, 12),
-    PRIMARY KEY (valid_from, source_row)
+    target_weight  numeric(18, 12)
 );
-CREATE INDEX target_ref_fund_idx ON rebalance.target_ref (fund_id, valid_from);
+CREATE INDEX target_ref_valid_from_brin ON rebalance.target_ref USING brin (valid_from);
 
 CREATE TABLE rebalance.security_ref (
     valid_from   date     NOT NULL,
@@ -173,8 +174,11 @@ CREATE TABLE rebalance.proposal (
 CREATE INDEX proposal_date_fund_idx ON rebalance.proposal (as_of_date, fund_id);
 CREATE INDEX proposal_pending_idx ON rebalance.proposal (fund_id) WHERE status = 'pending_review';
 
+-- No foreign key to proposal: its per-row check tripled the cost of writing half a million
+-- trades a night. The nightly publish is the only writer; it inserts a proposal and its
+-- trades, and deletes them, together in one transaction (tests check for orphans).
 CREATE TABLE rebalance.proposal_trade (
-    proposal_id        text NOT NULL REFERENCES rebalance.proposal (proposal_id) ON DELETE CASCADE,
+    proposal_id        text NOT NULL,
     security_id        text NOT NULL,
     side               text NOT NULL CHECK (side IN ('BUY', 'SELL')),
     quantity           numeric(28, 10) NOT NULL CHECK (quantity > 0),

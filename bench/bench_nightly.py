@@ -1,0 +1,161 @@
+"""Benchmark: one night for N funds × H holdings (default 10,000 × 100 = 1M positions).
+
+Reports the nightly run's wall time and peak memory, and its ratio to the time PostgreSQL
+needs just to COPY the same input files into plain typed tables (the floor any loader
+pays). Targets from the pipeline issue: ratio <= 3, peak memory <= 4 GiB.
+
+    make bench                              # full size, embedded warehouse
+    make bench BENCH_ARGS="--funds 1000"    # smaller
+    REBALANCE_WAREHOUSE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench
+
+The run is measured in a child process (peak RSS of that process, imports included);
+its wall time is the in-process run_nightly call (libraries already imported, as in a
+long-lived Airflow worker), and the time of the whole `rebalance run`-equivalent process
+is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+AS_OF = dt.date(2014, 1, 2)
+
+BASELINE_TABLES = {
+    "prices": "as_of_date date, security_id text, close_price numeric(28,10), currency text",
+    "positions": "as_of_date date, fund_id text, security_id text, quantity numeric(28,10)",
+    "cash": "as_of_date date, fund_id text, currency text, amount numeric(28,6)",
+    "targets": "fund_id text, security_id text, target_weight numeric(18,12)",
+    "funds": "fund_id text, name text, base_currency text, policy text, frequency text, abs_band numeric,"
+             " rel_band numeric, rebalance_to text, min_trade_notional numeric, cash_buffer numeric,"
+             " allow_fractional boolean",
+    "securities": "security_id text, lot_size numeric, asset_class text, tradable boolean",
+}
+
+
+def baseline_copy_seconds(url: str, folder: Path) -> float:
+    """COPY every input file into a plain typed table, one transaction, and time it."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS bench_copy CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA bench_copy"))
+        for name, columns in BASELINE_TABLES.items():
+            conn.execute(sa.text(f"CREATE TABLE bench_copy.{name} ({columns})"))
+    raw = engine.raw_connection()
+    try:
+        start = time.perf_counter()
+        with raw.cursor() as cur:
+            for name in BASELINE_TABLES:
+                with (folder / f"{name}.csv").open("rb") as handle:
+                    cur.copy_expert(f"COPY bench_copy.{name} FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+        raw.commit()
+        elapsed = time.perf_counter() - start
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA bench_copy CASCADE"))
+    return elapsed
+
+
+def child(url: str, landing: Path, runs: int) -> None:
+    """Run the night `runs` times in this process; print timings as JSON."""
+    process_start = time.perf_counter()
+    from rebalance_pipeline import steps, validation, warehouse  # noqa: F401  (GX is imported lazily below)
+
+    engine = warehouse.get_engine(url)
+    warehouse.migrate(engine)
+    import great_expectations  # noqa: F401  warm the import outside the timed run
+
+    timings = []
+    for _ in range(runs):
+        step_times = {}
+        last = [time.perf_counter()]
+
+        def on_step(name, _result):
+            now = time.perf_counter()
+            step_times[name] = round(now - last[0], 3)
+            last[0] = now
+
+        start = time.perf_counter()
+        report = steps.run_nightly(AS_OF, landing, engine, on_step=on_step)
+        timings.append({"seconds": time.perf_counter() - start, "steps": step_times,
+                        "proposed": report.proposed, "trades": report.trades, "funds": report.funds})
+    print(json.dumps({"runs": timings, "process_seconds": time.perf_counter() - process_start}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--funds", type=int, default=10_000)
+    parser.add_argument("--holdings", type=int, default=100)
+    parser.add_argument("--securities", type=int, default=5_000)
+    parser.add_argument("--runs", type=int, default=2, help="runs of the same date (the 2nd is a rerun)")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "LANDING"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.runs)
+        return
+
+    from rebalance_pipeline import settings, warehouse
+    from rebalance_pipeline.sample import generate
+
+    landing = settings.home() / f"bench-landing-{args.funds}x{args.holdings}"
+    folder = landing / AS_OF.isoformat()
+    if not (folder / "positions.csv").exists():
+        print(f"generating {args.funds:,} funds x {args.holdings} holdings in {landing} ...", flush=True)
+        generate(landing, AS_OF, days=1, funds=args.funds, holdings=args.holdings, securities=args.securities)
+    rows = {f.stem: sum(1 for _ in f.open()) - 1 for f in sorted(folder.glob("*.csv"))}
+
+    # A database of the benchmark's own on the warehouse server.
+    server = warehouse.get_engine()
+    name = f"rebalance_bench_{uuid.uuid4().hex[:8]}"
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = server.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        copy_seconds = [baseline_copy_seconds(url, folder) for _ in range(2)]
+        baseline = min(copy_seconds)
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, "--runs", str(args.runs), "--child", url, str(landing)],
+                             capture_output=True, text=True, env={**os.environ, "GX_ANALYTICS_ENABLED": "False"})
+        wall = time.perf_counter() - started
+        if out.returncode != 0:
+            sys.exit(out.stderr[-4000:])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    finally:
+        warehouse._engine_for.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+    first = result["runs"][0]
+    print(f"input rows: {rows}")
+    print(f"baseline COPY of the input files: {baseline:.2f} s (runs: {', '.join(f'{s:.2f}' for s in copy_seconds)})")
+    for i, run in enumerate(result["runs"]):
+        label = "first run" if i == 0 else "rerun"
+        print(f"{label}: {run['seconds']:.2f} s = {run['seconds'] / baseline:.2f} x COPY; steps {run['steps']}; "
+              f"{run['funds']:,} funds, {run['proposed']:,} proposed, {run['trades']:,} trades")
+    print(f"whole process (imports, migrate, {args.runs} runs): {result['process_seconds']:.1f} s (wall {wall:.1f} s)")
+    print(f"peak memory of the run process: {peak_gib:.2f} GiB")
+    ratio = first["seconds"] / baseline
+    print(f"RESULT ratio={ratio:.2f} (target <= 3) peak_gib={peak_gib:.2f} (target <= 4)")
+
+
+if __name__ == "__main__":
+    main()
