@@ -83,7 +83,7 @@ def child(url: str, landing: Path, runs: int) -> None:
         step_times = {}
         last = [time.perf_counter()]
 
-        def on_step(name, _result):
+        def on_step(name, _result, step_times=step_times, last=last):
             now = time.perf_counter()
             step_times[name] = round(now - last[0], 3)
             last[0] = now
