@@ -182,7 +182,10 @@ def _print_report(engine, as_of: dt.date) -> None:
     from rebalance_pipeline import reports
 
     _table(f"Funds on {as_of}", reports.status_counts(engine, as_of))
-    _table("Proposed funds (largest drift first)", reports.fund_summary(engine, as_of, "proposed", limit=15))
+    proposed = reports.fund_summary(engine, as_of, "proposed", limit=15)
+    _table("Proposed funds (largest drift first)",
+           proposed[["fund_id", "policy", "nav", "max_abs_drift", "breach_count", "trigger", "proposal_id",
+                     "proposal_status", "turnover"]])
     _table("Top trades", reports.top_trades(engine, as_of))
     blocked = reports.fund_summary(engine, as_of, "blocked", limit=20)
     if len(blocked):

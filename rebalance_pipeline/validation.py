@@ -179,8 +179,11 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
 def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:
     """Run every suite on an ephemeral GX context; return per-check results and the faults."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import logging
+
     import great_expectations as gx
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no "created temporary directory" chatter
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     source = context.data_sources.add_pandas("rebalance_landing")

@@ -46,7 +46,9 @@ def books(draw):
         held = draw(st.lists(st.sampled_from(securities), min_size=0, max_size=n_sec, unique=True))
         for s in held:
             positions.append({"fund_id": fid, "security_id": s, "quantity": float(draw(st.integers(0, 20_000)))})
-        cash.append({"fund_id": fid, "currency": "USD", "amount": draw(st.floats(0, 200_000))})
+        # No micro-dollar funds: quantities under 1e-9 of a share are treated as no trade.
+        cash.append({"fund_id": fid, "currency": "USD",
+                     "amount": draw(st.one_of(st.just(0.0), st.floats(1.0, 200_000)))})
     return (
         funds_frame(*fund_rows),
         pd.DataFrame(targets),
