@@ -73,6 +73,9 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     positions = frames["positions"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
     held = positions[positions["quantity"].fillna(0) > 0]
     held = held.assign(security_is_priced=held["security_id"].isin(priced))
+    held = held.assign(rate_available=_rate_available(
+        held["security_id"].map(prices.drop_duplicates("security_id").set_index("security_id")["currency"]),
+        held["fund_id"], funds, frames.get("fx_rates")))
     suites["positions"] = (positions, [
         Check("positions.csv", "quantity_is_number", gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
               "fund_id", "quantity of {security_id} is missing or not a number"),
@@ -86,14 +89,20 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("positions.csv", "held_security_has_price",
               gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
               "fund_id", "holds {security_id}, which has no row in prices.csv"),
+        Check("positions.csv", "held_security_has_fx_rate",
+              gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
+              "fund_id", "holds {security_id}, priced in a currency with no rate to the fund's base in fx_rates.csv"),
     ])
 
     cash = frames["cash"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
+    cash = cash.assign(rate_available=_rate_available(cash["currency"], cash["fund_id"], funds, frames.get("fx_rates")))
     suites["cash"] = (cash, [
         Check("cash.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
               "fund_id", "cash amount is missing or not a number"),
         Check("cash.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
               "fund_id", "fund {fund_id} has cash but is not in funds.csv"),
+        Check("cash.csv", "cash_has_fx_rate", gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
+              "fund_id", "cash in a currency with no rate to the fund's base in fx_rates.csv"),
     ])
 
     security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
@@ -130,6 +139,10 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     suites["funds"] = (fund_rows, [
         Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
               "fund_id", "fund {fund_id} is listed more than once"),
+        Check("funds.csv", "policy_set", gxe.ExpectColumnValuesToNotBeNull(column="policy"),
+              "fund_id", "policy is empty"),
+        Check("funds.csv", "rebalance_to_set", gxe.ExpectColumnValuesToNotBeNull(column="rebalance_to"),
+              "fund_id", "rebalance_to is empty"),
         Check("funds.csv", "policy_known", gxe.ExpectColumnValuesToBeInSet(column="policy", value_set=list(POLICIES)),
               "fund_id", "policy {value!r} is not one of " + ", ".join(POLICIES)),
         Check("funds.csv", "frequency_known",
@@ -171,9 +184,21 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         suites["fx_rates"] = (frames["fx_rates"], [
             Check("fx_rates.csv", "rate_positive",
                   gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
-                  "security_id", "rate {value} for {currency}->{base_currency} is not positive"),
+                  "fund_id", "rate {value} for {currency}->{base_currency} is not positive"),
         ])
     return suites
+
+
+def _rate_available(currency: pd.Series, fund_id: pd.Series, funds: pd.DataFrame,
+                    fx_rates: pd.DataFrame | None) -> pd.Series:
+    """True where no conversion is needed or fx_rates.csv has a positive rate for the pair."""
+    base = fund_id.map(funds.drop_duplicates("fund_id").set_index("fund_id")["base_currency"])
+    same = currency.isna() | base.isna() | (currency == base)
+    if fx_rates is None or fx_rates.empty:
+        return same
+    usable = fx_rates[fx_rates["rate"] > 0]
+    pairs = pd.MultiIndex.from_arrays([usable["currency"], usable["base_currency"]])
+    return same | pd.MultiIndex.from_arrays([currency, base]).isin(pairs)
 
 
 def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:

@@ -19,8 +19,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# CI runs the same hypothesis examples every time (no flaky red builds); locally they vary.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 from rebalance_pipeline import warehouse  # noqa: E402
 

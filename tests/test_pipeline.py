@@ -88,6 +88,10 @@ FAULTS = {
         "positions.csv", lambda f: pd.concat([f, pd.DataFrame([{"as_of_date": "2014-01-03", "fund_id": "F9",
                                                                 "security_id": "EQ", "quantity": "5"}])]),
         {"F9": "positions.csv row 7: fund F9 holds positions but is not in funds.csv"}),
+    "security in a currency with no fx rate": (
+        "prices.csv", lambda f: f.assign(currency=f["currency"].where(f["security_id"] != "GLD", "EUR")),
+        {"F3": "positions.csv row 6: holds GLD, priced in a currency with no rate to the fund's base in "
+               "fx_rates.csv"}),
     "negative quantity": (
         "positions.csv", lambda f: f.assign(quantity=f["quantity"].where(f["fund_id"] != "F3", "-1")),
         {"F3": "positions.csv row 6: quantity -1.0 of GLD is negative"}),
@@ -109,6 +113,16 @@ def test_row_faults_block_exactly_the_funds_they_touch(engine, landing, fault):
     assert report.blocked == len(expected)
     failed = q(engine, 'SELECT dataset, "check", failed_rows FROM rebalance.validation_result WHERE NOT success')
     assert len(failed) >= 1 and (failed["failed_rows"] > 0).all()
+
+
+def test_fx_rates_value_foreign_securities_in_the_base_currency(engine, landing):
+    folder = small_landing(landing)
+    _edit(folder, "prices.csv", lambda f: f.assign(currency=f["currency"].where(f["security_id"] != "GLD", "EUR")))
+    write(folder, "fx_rates.csv", [{"currency": "EUR", "base_currency": "USD", "rate": 1.25}])
+    steps.run_nightly(AS_OF, landing, engine)
+    s = summary(engine)
+    assert s.loc["F3", "status"] == "in_band"
+    assert float(s.loc["F3", "nav"]) == pytest.approx(2000 * 50 * 1.25)   # 2,000 GLD × 50 EUR × 1.25
 
 
 def test_structural_fault_writes_nothing_and_keeps_the_previous_night(engine, landing):
