@@ -3,8 +3,9 @@
 Order of work for the funds that trigger and are not blocked:
 
 1. destination weight per holding: the target (``rebalance_to = target``), or, for the
-   holdings that breach, the nearest edge of their band (``band``); a security with no
-   target goes to zero; a non-tradable security stays where it is. A cash buffer larger
+   holdings that breach, a point between target and band edge (``band``: the edge,
+   ``halfway``, ``vanguard``: 1.75 pp, or the fund's ``band_fraction``); a security with
+   no target goes to zero; a non-tradable security stays where it is. A cash buffer larger
    than the fund's CASH target scales the security targets down to make room for it.
 2. quantity = (destination × NAV − market value) / (price × fx), never selling more than
    is held;
@@ -25,11 +26,14 @@ import pandas as pd
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
 from rebalance_core.schema import (
+    BAND_FRACTION,
     CASH,
     REASON_BAND,
     REASON_CALENDAR,
     TRIGGER_CALENDAR,
     TRIGGER_THRESHOLD,
+    VANGUARD_DESTINATION,
+    VANGUARD_TRIGGER,
 )
 
 TRADE_COLUMNS = [
@@ -89,8 +93,9 @@ def propose(
     if active.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
 
+    funds = funds if "band_fraction" in funds else funds.assign(band_fraction=np.nan)
     policy = funds.set_index("fund_id").loc[active.index, ["rebalance_to", "min_trade_notional", "cash_buffer",
-                                                            "allow_fractional"]]
+                                                            "allow_fractional", "band_fraction"]]
     policy["trigger"] = active
     policy = policy.join(fund_state)
     cash_target = drift.loc[drift["security_id"] == CASH].set_index("fund_id")["target_weight"]
@@ -145,18 +150,36 @@ def _attach_security_terms(rows: pd.DataFrame, securities: pd.DataFrame | None) 
 
 
 def _destination_weight(rows: pd.DataFrame) -> pd.Series:
-    """Weight each holding should end at (before lots, minimums and cash)."""
+    """Weight each holding should end at (before lots, minimums and cash).
+
+    ``target``: every holding to its target. ``band``/``halfway``/``band_fraction``: only the
+    breaching holdings, to target ± fraction × band on the side they drifted to (Leland's
+    band edge is 1, Daryanani's halfway 0.5). ``vanguard``: breaching holdings to target
+    ± 1.75 pp.
+    """
     current = rows["current_weight"]
     target = rows["target_weight"] * rows["target_scale"]
-    lower = rows["band_lower"].fillna(rows["target_weight"])
-    upper = rows["band_upper"].fillna(rows["target_weight"])
-    band_edge = current.clip(lower=lower, upper=upper)
-    to_band = rows["rebalance_to"] == "band"
-    destination = np.where(to_band, np.where(rows["breached"], band_edge, current), target)
+    tolerance = (rows["band_upper"] - rows["target_weight"]).fillna(0.0)
+    fraction = rows["band_fraction"].fillna(rows["rebalance_to"].map(BAND_FRACTION)).fillna(1.0)
+    offset = np.where(rows["rebalance_to"] == "vanguard", np.minimum(tolerance, VANGUARD_DESTINATION),
+                      fraction * tolerance)
+    toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
+    band_style = (rows["rebalance_to"] != "target") | rows["band_fraction"].notna()
+    destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
     destination = pd.Series(destination, index=rows.index)
     destination[rows["target_weight"] <= 0] = 0.0
     destination[~rows["tradable"]] = current[~rows["tradable"]]
     return destination
+
+
+def apply_presets(funds: pd.DataFrame) -> pd.DataFrame:
+    """Fill policy presets into the funds frame (today: Vanguard's 2 pp trigger band)."""
+    funds = funds.copy()
+    if "band_fraction" not in funds:
+        funds["band_fraction"] = np.nan
+    vanguard_without_band = (funds["rebalance_to"] == "vanguard") & funds["abs_band"].isna() & funds["rel_band"].isna()
+    funds.loc[vanguard_without_band, "abs_band"] = VANGUARD_TRIGGER
+    return funds
 
 
 def _round_to_lots(qty: pd.Series, rows: pd.DataFrame, sell_all: pd.Series) -> pd.Series:

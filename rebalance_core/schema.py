@@ -10,7 +10,13 @@ CASH = "CASH"  # pseudo security id of a fund's cash in targets.csv and fund_dri
 
 POLICIES = ("calendar", "threshold", "hybrid")
 FREQUENCIES = ("daily", "weekly", "monthly", "quarterly", "annual")
-REBALANCE_TO = ("target", "band")
+REBALANCE_TO = ("target", "band", "halfway", "vanguard")
+
+# Where breaching holdings go, as a fraction of their band (1 = the edge, 0 = the target).
+BAND_FRACTION = {"band": 1.0, "halfway": 0.5}
+# Vanguard's target-date funds (2024): trigger at 200 bp of drift, trade back to 175 bp.
+VANGUARD_TRIGGER = 0.02
+VANGUARD_DESTINATION = 0.0175
 
 TRIGGER_CALENDAR = "calendar"
 TRIGGER_THRESHOLD = "threshold"

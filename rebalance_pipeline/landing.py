@@ -35,6 +35,11 @@ class FileSpec:
     required: bool = False              # must be in every date's folder
     reference: bool = False             # kept as history; latest earlier version applies
     optional_columns: tuple[str, ...] = ()
+    optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return (*self.columns, *self.optional_columns)
 
     @property
     def csv_name(self) -> str:
@@ -53,9 +58,14 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
     FileSpec("funds", ("fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
                        "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
              numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"), boolean=("allow_fractional",),
-             keys=("fund_id",), reference=True, optional_columns=("calendar",)),
+             optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
+                               "max_cost_bps", "tax_lot_method"),
+             optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
+                               "max_cost_bps"),
+             keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
-             boolean=("tradable",), keys=("security_id",), reference=True),
+             boolean=("tradable",), keys=("security_id",), reference=True,
+             optional_columns=("half_spread_bps", "adv"), optional_numeric=("half_spread_bps", "adv")),
     FileSpec("flows", ("fund_id", "amount"), numeric=("amount",), keys=("fund_id",)),
     FileSpec("tax_lots", ("fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"),
              numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
@@ -130,8 +140,9 @@ def read_file(path: Path, spec: FileSpec, as_of: dt.date) -> pd.DataFrame:
     if spec.dated:
         _check_as_of(frame, path.name, as_of)
         frame["as_of_date"] = as_of
-    for column in spec.numeric:
-        frame[column] = _to_float(frame[column])
+    for column in (*spec.numeric, *spec.optional_numeric):
+        if column in frame:
+            frame[column] = _to_float(frame[column])
     for column in spec.boolean:
         lowered = frame[column].str.strip().str.lower()
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),

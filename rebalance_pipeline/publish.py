@@ -39,10 +39,11 @@ DAILY_INPUTS = {
 REFERENCE_INPUTS = {
     "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
                                      "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
-                                     "cash_buffer", "allow_fractional"]),
+                                     "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
+                                     "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method"]),
     "targets": ("rebalance.target_ref", ["valid_from", "source_row", "fund_id", "security_id", "target_weight"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
-                                              "tradable"]),
+                                              "tradable", "half_spread_bps", "adv"]),
 }
 SUMMARY_COLUMNS = ["as_of_date", "fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
@@ -93,7 +94,7 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
         for stem, frame in night.reference_files.items():
             table, columns = REFERENCE_INPUTS[stem]
             conn.execute(sa.text(f"DELETE FROM {table} WHERE valid_from = :d"), d)
-            copy_frame(conn, table, frame.assign(valid_from=night.as_of), columns)
+            copy_frame(conn, table, frame.assign(valid_from=night.as_of).reindex(columns=columns), columns)
 
         conn.execute(sa.text("DELETE FROM rebalance.validation_result WHERE as_of_date = :d AND run_id = :r"),
                      {**d, "r": night.run_id})

@@ -163,6 +163,7 @@ def _inputs(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
     frames = {s: ws.get(f"file_{s}") for s in DAILY_STEMS if ws.has(f"file_{s}")}
     frames.update({s: ws.get(f"ref_{s}") for s in REFERENCE_STEMS})
+    frames["funds"] = core.apply_presets(frames["funds"])
     if frames["securities"].empty:
         del frames["securities"]
     return frames
@@ -172,10 +173,10 @@ def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Reference rows from the warehouse come back as Decimal/None: give them the file types."""
     spec = landing.SPECS[stem]
     frame = frame.copy()
-    for column in spec.columns:
+    for column in spec.all_columns:
         if column not in frame:
             frame[column] = None
-    for column in spec.numeric:
+    for column in (*spec.numeric, *spec.optional_numeric):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in spec.boolean:
         frame[column] = frame[column].astype("object").where(frame[column].notna(), None)

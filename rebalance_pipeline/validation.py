@@ -133,7 +133,8 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
 
     fund_rows = funds.assign(
         has_targets=funds["fund_id"].isin(set(targets["fund_id"])),
-        has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar"),
+        has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
+        | (funds["rebalance_to"] == "vanguard"),
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
     ) if len(funds) else funds
     suites["funds"] = (fund_rows, [

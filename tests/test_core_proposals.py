@@ -196,3 +196,40 @@ def test_fault_mapping_blocks_every_fund_exposed_to_a_bad_security():
     assert set(blocked.index) == {"F1", "F2", "F9"}
     assert blocked["F1"] == "prices.csv row 3: BAD price -1 is not positive"
     assert blocked["F9"] == "positions.csv row 9: quantity -5 of X is negative"
+
+
+def test_daryanani_halfway_trims_a_breaching_class_to_half_the_band():
+    # Target 60 %, 20 % relative band → no-trade zone 48–72 %. A class at 74 % is trimmed to
+    # 60 + 12 / 2 = 66 % (sell 800 of 10,000 units at 1); the bond side at 26 % (band 32–48 %)
+    # is bought back to 40 − 8 / 2 = 36 %... limited by cash: the 8,000 sold buy 8,000 of it.
+    targets, positions, prices, cash = book("F", {"EQ": (7400, 1, 0.6), "BD": (2600, 1, 0.4)})
+    funds = funds_frame({"fund_id": "F", "abs_band": None, "rel_band": 0.20, "rebalance_to": "halfway"})
+    drift, *_ = run_engine(funds, targets, positions, prices, cash)
+    eq = drift.set_index("security_id").loc["EQ"]
+    assert (eq["band_lower"], eq["band_upper"]) == pytest.approx((0.48, 0.72))
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 800), "BD": ("BUY", 800)}
+    assert trades.set_index("security_id").loc["EQ", "weight_after"] == pytest.approx(0.66)
+
+
+def test_band_fraction_overrides_the_destination():
+    # Fraction 0.3 of a ±5 pp band: EQ at 70 % goes to 61.5 % (sell 85 shares).
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1", "rebalance_to": "band", "band_fraction": 0.3})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades)["EQ"] == ("SELL", 85)
+
+
+def test_vanguard_preset_triggers_at_2pp_and_trades_back_to_1_75pp():
+    # No band given: the preset's 2 pp applies. 63 % vs 60 % breaches; trade to 61.75 %:
+    # sell 125 of 10,000 units at 1; the 37 % side (band 38–42 %) buys back to 38.25 %.
+    targets, positions, prices, cash = book("F", {"EQ": (6300, 1, 0.6), "BD": (3700, 1, 0.4)})
+    funds = core.apply_presets(funds_frame({"fund_id": "F", "abs_band": None, "rel_band": None,
+                                            "rebalance_to": "vanguard"}))
+    assert funds.loc[0, "abs_band"] == 0.02
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 125), "BD": ("BUY", 125)}
+    # 61.9 % is inside the 2 pp band: nothing to do.
+    targets, positions, prices, cash = book("F", {"EQ": (6190, 1, 0.6), "BD": (3810, 1, 0.4)})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades.empty

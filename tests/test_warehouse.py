@@ -32,7 +32,8 @@ def test_an_older_database_is_upgraded_with_its_data(engine):
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
             " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('P1', '2014-01-02', 'F1', 'approved',"
             " 'threshold', 100, 0.1, 2, 'r', 'ops.alice', now())"))
-    assert warehouse.migrate(engine) == [2]
+    later = [m.version for m in warehouse.available_migrations() if m.version > 1]
+    assert warehouse.migrate(engine) == later
     with engine.connect() as conn:
         audit = conn.execute(sa.text("SELECT proposal_id, decision, decided_by, channel FROM rebalance.proposal_review"
                                      )).all()
