@@ -2,6 +2,10 @@
 
 Order of work for the funds that trigger and are not blocked:
 
+0. cash flows first: a pending subscription is invested in the holdings furthest below
+   target, a redemption raised from those furthest above (``cash_flow`` trades); the
+   rebalance below starts from where these leave the fund, and a fund triggered only by
+   its flow trades nothing else;
 1. destination weight per holding: the target (``rebalance_to = target``), or, for the
    holdings that breach, a point between target and band edge (``band``: the edge,
    ``halfway``, ``vanguard``: 1.75 pp, or the fund's ``band_fraction``); a security with
@@ -30,10 +34,13 @@ from rebalance_core.schema import (
     CASH,
     REASON_BAND,
     REASON_CALENDAR,
+    REASON_CASH_FLOW,
     TRIGGER_CALENDAR,
+    TRIGGER_CASH_FLOW,
     TRIGGER_THRESHOLD,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
+    WEIGHT_EPS,
 )
 
 TRADE_COLUMNS = [
@@ -42,7 +49,7 @@ TRADE_COLUMNS = [
 ]
 PROPOSAL_COLUMNS = [
     "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
-    "est_realized_gain", "trade_count", "cash_before", "cash_after",
+    "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow",
 ]
 REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
 QTY_EPS = 1e-9
@@ -76,6 +83,41 @@ def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame)
     return pd.Series(trigger, index=funds["fund_id"].to_numpy(), name="trigger", dtype="object")
 
 
+def flow_per_fund(flows: pd.DataFrame | None, fund_ids) -> pd.Series:
+    """Net pending subscription (+) / redemption (−) per fund in base currency (0 when none)."""
+    index = pd.Index(fund_ids)
+    if flows is None or flows.empty:
+        return pd.Series(0.0, index=index)
+    return flows.groupby("fund_id")["amount"].sum().reindex(index).fillna(0.0)
+
+
+def resolve_flow_triggers(drift: pd.DataFrame, summary: pd.DataFrame, funds: pd.DataFrame,
+                          flows: pd.DataFrame | None, triggers: pd.Series) -> pd.Series:
+    """Add ``cash_flow`` for funds that cannot absorb their flow within their bands.
+
+    After a flow, NAV and cash move by its amount and every weight with them. A fund whose
+    holdings all stay inside their bands, and whose cash still covers its buffer, absorbs it
+    and trades nothing; otherwise it trades the flow (trigger ``cash_flow``) unless another
+    trigger already makes it rebalance.
+    """
+    state = summary.set_index("fund_id")[["nav", "cash"]]
+    flow = flow_per_fund(flows, state.index)
+    if not (flow != 0).any():
+        return triggers
+    buffer = funds.drop_duplicates("fund_id").set_index("fund_id")["cash_buffer"].reindex(state.index).fillna(0.0)
+    nav_after = state["nav"] + flow
+    cash_after = state["cash"] + flow
+    rows = drift[(drift["security_id"] != CASH) & drift["fund_id"].map(flow != 0).fillna(False).astype(bool)]
+    weight_after = rows["market_value"] / rows["fund_id"].map(nav_after)
+    tolerance = rows["band_upper"] - rows["target_weight"]
+    outside = (weight_after - rows["target_weight"]).abs() > (tolerance + WEIGHT_EPS).fillna(np.inf)
+    breach_after = (outside | ((rows["target_weight"] <= 0) & (rows["quantity"] > 0))).groupby(rows["fund_id"]).any()
+    cannot_absorb = (flow != 0) & (breach_after.reindex(state.index).fillna(False).astype(bool)
+                                   | (cash_after < buffer * nav_after - 1e-6))
+    flow_trigger = pd.Series(np.where(cannot_absorb, TRIGGER_CASH_FLOW, None), index=state.index, dtype="object")
+    return triggers.where(triggers.notna(), flow_trigger.reindex(triggers.index))
+
+
 def propose(
     as_of: dt.date,
     drift: pd.DataFrame,
@@ -84,6 +126,7 @@ def propose(
     triggers: pd.Series,
     securities: pd.DataFrame | None = None,
     blocked: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Proposals and their trades for the funds that trigger; (proposals, trades)."""
     fund_state = summary.set_index("fund_id")[["nav", "cash"]]
@@ -97,30 +140,49 @@ def propose(
     policy = funds.set_index("fund_id").loc[active.index, ["rebalance_to", "min_trade_notional", "cash_buffer",
                                                             "allow_fractional", "band_fraction"]]
     policy["trigger"] = active
-    policy = policy.join(fund_state)
+    policy = policy.join(fund_state.rename(columns={"nav": "nav_before", "cash": "cash_before"}))
+    policy["flow"] = flow_per_fund(flows, policy.index)
+    # Sizing works on the fund as it is once the pending flow has settled in cash.
+    policy["nav"] = policy["nav_before"] + policy["flow"]
+    policy["cash"] = policy["cash_before"] + policy["flow"]
     cash_target = drift.loc[drift["security_id"] == CASH].set_index("fund_id")["target_weight"]
     policy["cash_target"] = cash_target.reindex(policy.index).fillna(0.0)
     policy["cash_buffer"] = policy["cash_buffer"].fillna(0.0)
     policy["min_trade_notional"] = policy["min_trade_notional"].fillna(0.0)
     policy["allow_fractional"] = policy["allow_fractional"].fillna(False).astype(bool)
     reserve = np.maximum(policy["cash_target"], policy["cash_buffer"])
+    policy["reserve"] = reserve
     policy["target_scale"] = np.where(policy["cash_target"] < 1, (1 - reserve) / (1 - policy["cash_target"]), 0.0)
 
     rows = drift.loc[drift["fund_id"].isin(policy.index) & (drift["security_id"] != CASH)]
     rows = rows.join(policy, on="fund_id")
     rows = _attach_security_terms(rows, securities)
+    fund = rows["fund_id"]
 
-    destination = _destination_weight(rows)
+    # 1. Cash flows first: the most underweight holdings absorb a subscription, the most
+    #    overweight ones fund a redemption.
+    flow_value = _flow_trades(rows, policy)
+    # 2. Then the rebalance itself, from where the flow trades leave the fund.
+    after_flow = rows.assign(market_value=rows["market_value"] + flow_value)
+    after_flow["current_weight"] = after_flow["market_value"] / after_flow["nav"]
+    after_flow["drift"] = after_flow["current_weight"] - after_flow["target_weight"]
+    tolerance = after_flow["band_upper"] - after_flow["target_weight"]
+    after_flow["breached"] = ((after_flow["drift"].abs() > (tolerance + WEIGHT_EPS).fillna(np.inf))
+                              | ((after_flow["target_weight"] <= 0) & (after_flow["quantity"] > 0)))
+    still_breached = after_flow["breached"].groupby(fund).transform("any")
+    rebalances = (rows["trigger"] == TRIGGER_CALENDAR) | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached)
+    destination = _destination_weight(after_flow)
+    rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
+
     unit_value = rows["price"] * rows["fx_rate"]
-    qty = (destination * rows["nav"] - rows["market_value"]) / unit_value
+    qty = (flow_value + rebalance_value) / unit_value
     qty = np.maximum(qty.fillna(0.0), -rows["quantity"])
-    qty = _round_to_lots(qty, rows, sell_all=(destination <= 0) & (rows["quantity"] > 0))
+    qty = _round_to_lots(qty, rows, sell_all=rebalances & (destination <= 0) & (rows["quantity"] > 0))
     qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
     # Cash check: what the fund may spend is its cash, plus what it sells, less its buffer.
     notional = qty * unit_value
     is_buy = qty > 0
-    fund = rows["fund_id"]
     proceeds = (-notional.where(~is_buy, 0.0)).groupby(fund).sum()
     spend = notional.where(is_buy, 0.0).groupby(fund).sum()
     available = policy["cash"] + proceeds.reindex(policy.index, fill_value=0.0) - policy["cash_buffer"] * policy["nav"]
@@ -136,7 +198,42 @@ def propose(
         qty = qty.where(~needs_cut, scaled)
         qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
-    return _assemble(as_of, rows, qty, unit_value, policy)
+    from_flow_only = (flow_value != 0) & (rebalance_value == 0)
+    return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only)
+
+
+def _flow_trades(rows: pd.DataFrame, policy: pd.DataFrame) -> pd.Series:
+    """Signed value each holding trades to invest or raise its fund's flow (0 without a flow).
+
+    Invest: the subscription, less what the cash reserve keeps, goes to the holdings
+    furthest below target first (each up to its target), any rest pro rata to targets.
+    Raise: what cash lacks to cover the buffer after a redemption comes from the holdings
+    furthest above target first (each down to its target), any rest pro rata to value.
+    """
+    flow = rows["fund_id"].map(policy["flow"])
+    if not (flow != 0).any():
+        return pd.Series(0.0, index=rows.index)
+    cash, nav = rows["fund_id"].map(policy["cash"]), rows["nav"]
+    invest = np.where(flow > 0, np.clip(np.minimum(flow, cash - rows["reserve"] * nav), 0.0, None), 0.0)
+    raise_ = np.where(flow < 0, np.clip(rows["cash_buffer"] * nav - cash, 0.0, None), 0.0)
+    tradable = rows["tradable"] & rows["price"].notna()
+    gap = ((rows["target_weight"] * rows["target_scale"] * nav) - rows["market_value"]).where(tradable, 0.0)
+    buys = _greedy_fill(rows["fund_id"], gap.clip(lower=0.0), pd.Series(invest, index=rows.index),
+                        spill=(rows["target_weight"] * tradable))
+    sells = _greedy_fill(rows["fund_id"], (-gap).clip(lower=0.0), pd.Series(raise_, index=rows.index),
+                         spill=rows["market_value"].where(tradable, 0.0))
+    return (buys - sells).fillna(0.0)
+
+
+def _greedy_fill(fund: pd.Series, room: pd.Series, amount: pd.Series, spill: pd.Series) -> pd.Series:
+    """Spread each fund's ``amount`` over its rows, largest ``room`` first; the rest by ``spill``."""
+    order = pd.DataFrame({"fund": fund, "room": room}).sort_values(["fund", "room"], ascending=[True, False])
+    cumulative = order.groupby("fund", sort=False)["room"].cumsum()
+    before = (cumulative - order["room"]).reindex(room.index)
+    filled = np.clip(amount - before, 0.0, room)
+    leftover = (amount - room.groupby(fund).transform("sum")).clip(lower=0.0)
+    share = spill / spill.groupby(fund).transform("sum").replace(0.0, np.nan)
+    return filled + (leftover * share).fillna(0.0)
 
 
 def _attach_security_terms(rows: pd.DataFrame, securities: pd.DataFrame | None) -> pd.DataFrame:
@@ -201,7 +298,7 @@ def _drop_small(qty: pd.Series, unit_value: pd.Series, minimum: pd.Series) -> pd
     return qty.where(keep, 0.0)
 
 
-def _assemble(as_of, rows, qty, unit_value, policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.DataFrame, pd.DataFrame]:
     traded = qty != 0
     t = rows.loc[traded]
     q = qty[traded]
@@ -215,12 +312,13 @@ def _assemble(as_of, rows, qty, unit_value, policy) -> tuple[pd.DataFrame, pd.Da
         "currency": t["currency"],
         "notional": notional.abs(),
         "weight_before": t["current_weight"],
-        "weight_after": (t["market_value"] + notional) / t["nav"],
+        "weight_after": (t["market_value"] + notional) / t["nav"],   # of the NAV after the flow
         "target_weight": t["target_weight"],
         "est_cost": 0.0,
         "est_realized_gain": np.nan,
-        "reason": np.where(t["breached"], REASON_BAND,
-                           np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR, REASON_TO_TARGET)),
+        "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
+                           np.where(t["breached"], REASON_BAND,
+                                    np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR, REASON_TO_TARGET))),
     })
     if trades.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
@@ -232,15 +330,15 @@ def _assemble(as_of, rows, qty, unit_value, policy) -> tuple[pd.DataFrame, pd.Da
         "trade_count": trades.groupby("fund_id").size(),
         "fingerprint": _fingerprint(trades),
     })
-    proposals = by_fund.join(policy[["nav", "cash", "trigger"]], how="left")
+    proposals = by_fund.join(policy[["nav_before", "cash_before", "cash", "flow", "trigger"]], how="left")
     proposals["proposal_id"] = (proposals.index.to_series() + "-" + as_of.strftime("%Y%m%d") + "-"
                                 + proposals["fingerprint"])
     proposals["as_of_date"] = as_of
+    proposals["nav"] = proposals["nav_before"]
     proposals["turnover"] = proposals["gross"] / (2 * proposals["nav"])
     proposals["est_cost"] = 0.0
     proposals["est_realized_gain"] = np.nan
-    proposals["cash_before"] = proposals["cash"]
-    proposals["cash_after"] = proposals["cash"] - proposals["net_spend"]
+    proposals["cash_after"] = proposals["cash"] - proposals["net_spend"]   # the flow settled, trades done
     proposals = proposals.rename_axis("fund_id").reset_index()
 
     trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])

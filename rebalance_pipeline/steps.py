@@ -117,9 +117,13 @@ def propose(run: NightlyRun) -> dict:
     funds = frames["funds"].drop_duplicates("fund_id")
     drift_rows, summary = run.workspace.get("drift"), run.workspace.get("summary")
     blocked = run.workspace.get("blocked")
+    flows = frames.get("flows")
     triggers = core.resolve_triggers(run.as_of, funds, summary)
+    triggers = core.resolve_flow_triggers(drift_rows, summary, funds, flows, triggers)
     proposals, trades = core.propose(run.as_of, drift_rows, summary, funds, triggers,
-                                     securities=frames.get("securities"), blocked=blocked)
+                                     securities=frames.get("securities"), blocked=blocked, flows=flows)
+    summary = summary.assign(flow=summary["fund_id"].map(
+        flows.groupby("fund_id")["amount"].sum()) if flows is not None else None)
     run.workspace.put("proposals", proposals)
     run.workspace.put("trades", trades)
     run.workspace.put("fund_summary", _fund_summary(run.as_of, funds, summary, triggers, blocked, proposals))

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from frames import book, combine, funds_frame, run_engine
+from frames import AS_OF, book, combine, funds_frame, run_engine
 
 import rebalance_core as core
 
@@ -233,3 +233,71 @@ def test_vanguard_preset_triggers_at_2pp_and_trades_back_to_1_75pp():
     targets, positions, prices, cash = book("F", {"EQ": (6190, 1, 0.6), "BD": (3810, 1, 0.4)})
     *_, trades = run_engine(funds, targets, positions, prices, cash)
     assert trades.empty
+
+
+def _with_flow(funds, targets, positions, prices, cash, flow: float, fund_id: str = "F"):
+    flows = pd.DataFrame({"fund_id": [fund_id], "amount": [flow]})
+    drift = core.compute_drift(AS_OF, funds, targets, positions, prices, cash)
+    summary = core.summarize_funds(drift)
+    triggers = core.resolve_triggers(AS_OF, funds, summary)
+    triggers = core.resolve_flow_triggers(drift, summary, funds, flows, triggers)
+    proposals, trades = core.propose(AS_OF, drift, summary, funds, triggers, flows=flows)
+    return triggers, proposals, trades
+
+
+def test_a_flow_the_bands_absorb_trades_nothing():
+    # 60/40 on target, ±5 pp; +1,000 on 100,000 → 59.4 % / 39.6 %: inside the bands.
+    targets, positions, prices, cash = book("F", {"EQ": (600, 100, 0.6), "BD": (400, 100, 0.4)})
+    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, 1_000)
+    assert triggers["F"] is None and trades.empty
+
+
+def test_a_subscription_goes_to_the_most_underweight_holding_first():
+    # Targets A 50 / B 25 / C 25, held 55 / 30 / 15 (NAV 100,000), ±10 pp: C sits on its edge.
+    # +10,000 → NAV 110,000: C is 13.6 %, outside 15–35 % → cash_flow. Room below target:
+    # A 55,000 − 55,000 = 0, B over target, C 27,500 − 15,000 = 12,500 → all 10,000 into C.
+    targets, positions, prices, cash = book("F", {"A": (550, 100, 0.5), "B": (300, 100, 0.25),
+                                                  "C": (150, 100, 0.25)})
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.10})
+    triggers, proposals, trades = _with_flow(funds, targets, positions, prices, cash, 10_000)
+    assert triggers["F"] == "cash_flow"
+    assert trades_by_security(trades) == {"C": ("BUY", 100)}
+    assert set(trades["reason"]) == {"cash_flow"}
+    p = proposals.iloc[0]
+    assert (p["flow"], p["cash_before"], p["cash_after"]) == (10_000, 0, 0)
+
+
+def test_a_redemption_is_raised_from_the_most_overweight_holding():
+    # Targets 1/3 each, held 60 / 20 / 20 (NAV 100,000), ±30 pp, no cash: −10,000 cannot be
+    # paid from cash → cash_flow. NAV after 90,000: A is 60,000 − 30,000 = 30,000 over
+    # target, so A alone is sold for 10,000 (100 shares), and A at 55.6 % stays in band.
+    third = 1 / 3
+    targets, positions, prices, cash = book("F", {"A": (600, 100, third), "B": (200, 100, third),
+                                                  "C": (200, 100, 1 - 2 * third)})
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.30})
+    triggers, proposals, trades = _with_flow(funds, targets, positions, prices, cash, -10_000)
+    assert triggers["F"] == "cash_flow"
+    assert trades_by_security(trades) == {"A": ("SELL", 100)}
+    assert proposals.iloc[0]["cash_after"] == pytest.approx(0)
+
+
+def test_flows_come_first_and_may_cure_the_breach():
+    # 60/40 drifted to 70/30 (a threshold breach) with +10,000 pending. The flow goes to BD,
+    # the most underweight (44,000 − 30,000 of room): BUY 100 BD. After it EQ is 63.6 % and
+    # BD 36.4 %, both inside ±5 pp, so nothing else trades: no EQ sale, no turnover wasted.
+    targets, positions, prices, cash = book("F", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+                                             10_000)
+    assert triggers["F"] == "threshold"
+    assert trades_by_security(trades) == {"BD": ("BUY", 100)}
+    assert list(trades["reason"]) == ["cash_flow"]
+
+
+def test_a_flow_and_a_remaining_breach_trade_together_netted():
+    # 60/40 at 75/25 with +10,000: the flow fills BD (+10,000); EQ is still 68.2 % of
+    # 110,000 → rebalance to 66,000 / 44,000: SELL 90 EQ, BD ends at 44,000 (+19,000 in all).
+    targets, positions, prices, cash = book("F", {"EQ": (750, 100, 0.6), "BD": (250, 100, 0.4)})
+    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+                                             10_000)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 90), "BD": ("BUY", 190)}
+    assert proposals.iloc[0]["cash_after"] == pytest.approx(0)

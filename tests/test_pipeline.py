@@ -125,6 +125,19 @@ def test_fx_rates_value_foreign_securities_in_the_base_currency(engine, landing)
     assert float(s.loc["F3", "nav"]) == pytest.approx(2000 * 50 * 1.25)   # 2,000 GLD × 50 EUR × 1.25
 
 
+def test_a_pending_subscription_is_invested_through_a_cash_flow_proposal(engine, landing):
+    folder = small_landing(landing)
+    write(folder, "flows.csv", [{"fund_id": "F2", "amount": 20_000}])  # F2 50/50 on 100,000
+    steps.run_nightly(AS_OF, landing, engine)
+    s = summary(engine)
+    assert (s.loc["F2", "status"], s.loc["F2", "trigger"], float(s.loc["F2", "flow"])) == ("proposed", "cash_flow",
+                                                                                           20_000)
+    trades = q(engine, "SELECT security_id, side, quantity, reason FROM rebalance.proposal_trade t "
+                       "JOIN rebalance.proposal p USING (proposal_id) WHERE p.fund_id = 'F2' ORDER BY 1")
+    assert trades.values.tolist() == [["BD", "BUY", 100, "cash_flow"], ["EQ", "BUY", 100, "cash_flow"]]
+    assert len(q(engine, "SELECT * FROM rebalance.flow WHERE as_of_date = :d", d=AS_OF)) == 1
+
+
 def test_structural_fault_writes_nothing_and_keeps_the_previous_night(engine, landing):
     folder = small_landing(landing)
     steps.run_nightly(AS_OF, landing, engine)
