@@ -15,8 +15,10 @@ Order of work for the funds that trigger and are not blocked:
    is held;
 3. whole lots unless the fund allows fractions (sells round to the nearest lot, buys down);
 4. trades below the fund's minimum notional are dropped;
-5. cash check: buys are scaled down (and re-rounded down to lots) so that cash after
-   trading stays at or above the buffer, and never below zero; minimum trade again.
+5. caps: a fund's ``max_turnover`` or ``max_cost_bps`` scales all its trades down;
+6. cash check, costs included (commission, half spread, square-root impact): buys are
+   scaled down (and re-rounded down to lots) so that cash after trading stays at or above
+   the buffer, and never below zero; minimum trade again.
 
 Every step is a column operation or a groupby over all funds; there is no per-fund loop.
 """
@@ -49,8 +51,11 @@ TRADE_COLUMNS = [
 ]
 PROPOSAL_COLUMNS = [
     "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
-    "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow",
+    "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow", "notes",
 ]
+COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps"]
+# Market impact at 100 % of a day's volume, as a fraction of the notional (square-root law).
+IMPACT_COEFFICIENT = 0.01
 REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
 QTY_EPS = 1e-9
 
@@ -137,8 +142,11 @@ def propose(
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
 
     funds = funds if "band_fraction" in funds else funds.assign(band_fraction=np.nan)
+    for column in COST_COLUMNS:
+        if column not in funds:
+            funds = funds.assign(**{column: np.nan})
     policy = funds.set_index("fund_id").loc[active.index, ["rebalance_to", "min_trade_notional", "cash_buffer",
-                                                            "allow_fractional", "band_fraction"]]
+                                                            "allow_fractional", "band_fraction", *COST_COLUMNS]]
     policy["trigger"] = active
     policy = policy.join(fund_state.rename(columns={"nav": "nav_before", "cash": "cash_before"}))
     policy["flow"] = flow_per_fund(flows, policy.index)
@@ -180,11 +188,27 @@ def propose(
     qty = _round_to_lots(qty, rows, sell_all=rebalances & (destination <= 0) & (rows["quantity"] > 0))
     qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
-    # Cash check: what the fund may spend is its cash, plus what it sells, less its buffer.
+    # Caps per rebalance: scale every trade of the fund down to its turnover or cost limit.
+    gross = (qty.abs() * unit_value).groupby(fund).sum().reindex(policy.index, fill_value=0.0)
+    cost = trade_costs(qty, unit_value, rows).groupby(fund).sum().reindex(policy.index, fill_value=0.0)
+    turnover = gross / (2 * policy["nav_before"])
+    cost_bps = cost / policy["nav_before"] * 1e4
+    cap = pd.concat([(policy["max_turnover"] / turnover.where(turnover > 0)),
+                     (policy["max_cost_bps"] / cost_bps.where(cost_bps > 0))], axis=1).min(axis=1).clip(upper=1.0)
+    policy["capped_by"] = np.select([cap < 1], [np.where(policy["max_turnover"] / turnover.where(turnover > 0) <= cap,
+                                                          "turnover", "cost")], default=None)
+    if (cap < 1).any():
+        row_cap = fund.map(cap.fillna(1.0))
+        qty = qty.where(row_cap >= 1, _round_toward_zero(qty * row_cap, rows))
+        qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
+
+    # Cash check: what the fund may spend is its cash, plus what it sells net of costs, less
+    # its buffer; buys (with their costs) are scaled down to fit.
     notional = qty * unit_value
+    costs = trade_costs(qty, unit_value, rows)
     is_buy = qty > 0
-    proceeds = (-notional.where(~is_buy, 0.0)).groupby(fund).sum()
-    spend = notional.where(is_buy, 0.0).groupby(fund).sum()
+    proceeds = (-notional - costs).where(~is_buy & (qty != 0), 0.0).groupby(fund).sum()
+    spend = (notional + costs).where(is_buy, 0.0).groupby(fund).sum()
     available = policy["cash"] + proceeds.reindex(policy.index, fill_value=0.0) - policy["cash_buffer"] * policy["nav"]
     wanted = spend.reindex(policy.index, fill_value=0.0)
     factor = np.where(wanted > available, np.clip(available / wanted.where(wanted > 0), 0.0, 1.0), 1.0)
@@ -192,7 +216,8 @@ def propose(
     row_factor = fund.map(factor)
     needs_cut = is_buy & (row_factor < 1.0)
     if needs_cut.any():
-        # Shave a hair off the factor so float rounding can never overspend.
+        # Shave a hair off the factor so float rounding can never overspend (costs are
+        # sub-linear in size, so scaling the buys scales their cost at least as much).
         scaled = qty.where(~needs_cut, qty * row_factor * (1 - 1e-12))
         scaled = _round_to_lots(scaled.where(needs_cut, 0.0), rows, sell_all=pd.Series(False, index=rows.index))
         qty = qty.where(~needs_cut, scaled)
@@ -238,12 +263,37 @@ def _greedy_fill(fund: pd.Series, room: pd.Series, amount: pd.Series, spill: pd.
 
 def _attach_security_terms(rows: pd.DataFrame, securities: pd.DataFrame | None) -> pd.DataFrame:
     if securities is None or securities.empty:
-        return rows.assign(lot_size=1.0, tradable=True)
-    terms = securities.drop_duplicates("security_id").set_index("security_id")[["lot_size", "tradable"]]
+        return rows.assign(lot_size=1.0, tradable=True, half_spread_bps=0.0, adv=np.nan)
+    terms = securities.drop_duplicates("security_id").set_index("security_id")
+    terms = terms.reindex(columns=["lot_size", "tradable", "half_spread_bps", "adv"])
     rows = rows.join(terms, on="security_id")
     rows["lot_size"] = rows["lot_size"].where(rows["lot_size"] > 0, 1.0).fillna(1.0)
     rows["tradable"] = rows["tradable"].fillna(True).astype(bool)
+    rows["half_spread_bps"] = pd.to_numeric(rows["half_spread_bps"], errors="coerce").fillna(0.0)
+    rows["adv"] = pd.to_numeric(rows["adv"], errors="coerce")
     return rows
+
+
+def trade_costs(qty: pd.Series, unit_value: pd.Series, rows: pd.DataFrame) -> pd.Series:
+    """Estimated cost of each trade in base currency (>= 0).
+
+    commission: ``commission_bps`` of the notional plus ``commission_per_share`` × shares
+    (fund terms); half spread: ``half_spread_bps`` of the notional (security terms); market
+    impact, when the security's average daily volume ``adv`` is known:
+    IMPACT_COEFFICIENT × sqrt(shares / adv) of the notional (the square-root law).
+    """
+    shares = qty.abs().astype("float64")
+    notional = shares * unit_value.astype("float64")
+    terms = rows[["commission_bps", "half_spread_bps", "adv", "commission_per_share"]].astype("float64")
+    bps = terms["commission_bps"].fillna(0.0) + terms["half_spread_bps"].fillna(0.0)
+    impact = (IMPACT_COEFFICIENT * np.sqrt(shares / terms["adv"].where(terms["adv"] > 0))).fillna(0.0)
+    cost = notional * (bps / 1e4 + impact) + shares * terms["commission_per_share"].fillna(0.0)
+    return cost.where(shares > 0, 0.0).fillna(0.0)
+
+
+def _round_toward_zero(qty: pd.Series, rows: pd.DataFrame) -> pd.Series:
+    lots = np.trunc(qty / rows["lot_size"] + np.sign(qty) * QTY_EPS) * rows["lot_size"]
+    return pd.Series(np.where(rows["allow_fractional"], qty, lots), index=qty.index)
 
 
 def _destination_weight(rows: pd.DataFrame) -> pd.Series:
@@ -314,7 +364,7 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "weight_before": t["current_weight"],
         "weight_after": (t["market_value"] + notional) / t["nav"],   # of the NAV after the flow
         "target_weight": t["target_weight"],
-        "est_cost": 0.0,
+        "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
         "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
                            np.where(t["breached"], REASON_BAND,
@@ -326,19 +376,23 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
     signed = notional
     by_fund = pd.DataFrame({
         "gross": trades.groupby("fund_id")["notional"].sum(),
+        "est_cost": trades.groupby("fund_id")["est_cost"].sum(),
         "net_spend": signed.groupby(trades["fund_id"]).sum(),
         "trade_count": trades.groupby("fund_id").size(),
         "fingerprint": _fingerprint(trades),
     })
-    proposals = by_fund.join(policy[["nav_before", "cash_before", "cash", "flow", "trigger"]], how="left")
+    proposals = by_fund.join(policy[["nav_before", "cash_before", "cash", "flow", "trigger", "capped_by"]],
+                             how="left")
     proposals["proposal_id"] = (proposals.index.to_series() + "-" + as_of.strftime("%Y%m%d") + "-"
                                 + proposals["fingerprint"])
     proposals["as_of_date"] = as_of
     proposals["nav"] = proposals["nav_before"]
     proposals["turnover"] = proposals["gross"] / (2 * proposals["nav"])
-    proposals["est_cost"] = 0.0
     proposals["est_realized_gain"] = np.nan
-    proposals["cash_after"] = proposals["cash"] - proposals["net_spend"]   # the flow settled, trades done
+    # The flow settled, trades done and paid for.
+    proposals["cash_after"] = proposals["cash"] - proposals["net_spend"] - proposals["est_cost"]
+    proposals["notes"] = np.where(proposals["capped_by"].notna(),
+                                  "scaled down to the fund's " + proposals["capped_by"].fillna("") + " cap", None)
     proposals = proposals.rename_axis("fund_id").reset_index()
 
     trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])

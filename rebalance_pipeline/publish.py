@@ -49,7 +49,7 @@ SUMMARY_COLUMNS = ["as_of_date", "fund_id", "name", "base_currency", "policy", "
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
                    "run_id", "flow"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
-                    "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow"]
+                    "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason"]
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]

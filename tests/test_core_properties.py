@@ -2,7 +2,7 @@
 
 For every generated book: no short positions after trading; cash never negative, and at or
 above the buffer whenever the proposal buys; whole lots (except closing a position);
-no trade under the minimum notional; and after-trade weights at their destination within
+no trade under the minimum notional; costs paid out of cash; turnover within its cap; and after-trade weights at their destination within
 what lot rounding can explain.
 """
 
@@ -35,6 +35,9 @@ def books(draw):
             "min_trade_notional": draw(st.sampled_from([0.0, 100.0, 5000.0])),
             "cash_buffer": draw(st.sampled_from([0.0, 0.01, 0.05])),
             "allow_fractional": draw(st.booleans()),
+            "commission_bps": draw(st.sampled_from([np.nan, 5.0])),
+            "commission_per_share": draw(st.sampled_from([np.nan, 0.01])),
+            "max_turnover": draw(st.sampled_from([np.nan, np.nan, 0.02])),
         })
         chosen = draw(st.lists(st.sampled_from(securities), min_size=1, max_size=n_sec, unique=True))
         raw = draw(st.lists(st.floats(0.05, 1.0), min_size=len(chosen), max_size=len(chosen)))
@@ -55,7 +58,9 @@ def books(draw):
         pd.DataFrame(positions, columns=["fund_id", "security_id", "quantity"]),
         pd.DataFrame({"security_id": securities, "close_price": prices, "currency": "USD"}),
         pd.DataFrame(cash),
-        pd.DataFrame({"security_id": securities, "lot_size": lots, "tradable": True}),
+        pd.DataFrame({"security_id": securities, "lot_size": lots, "tradable": True,
+                      "half_spread_bps": draw(st.sampled_from([0.0, 10.0])),
+                      "adv": draw(st.sampled_from([np.nan, 50_000.0]))}),
     )
 
 
@@ -87,6 +92,9 @@ def test_proposal_invariants(book):
     assert (trades["notional"] >= minimum - TOL).all(), "a trade is under the minimum notional"
 
     nav = summary.set_index("fund_id")["nav"]
+    capped = proposals["fund_id"].map(policy["max_turnover"])
+    assert (proposals["turnover"] <= capped.fillna(np.inf) + 1e-9).all(), "turnover over its cap"
+    assert (trades["est_cost"] >= 0).all()
     for p in proposals.itertuples():  # per-proposal checks (a test may loop; the engine does not)
         assert p.cash_after >= -TOL, "cash goes negative"
         buys = trades[(trades["fund_id"] == p.fund_id) & (trades["side"] == "BUY")]
@@ -100,7 +108,9 @@ def test_unconstrained_target_funds_land_exactly_on_target(book):
     """Fractional, no minimum, no buffer, cash targets honoured: weights after = targets."""
     funds, targets, positions, prices, cash, securities = book
     funds = funds.assign(rebalance_to="target", allow_fractional=True, min_trade_notional=0.0, cash_buffer=0.0,
-                         abs_band=0.0, rel_band=np.nan)
+                         abs_band=0.0, rel_band=np.nan, commission_bps=np.nan, commission_per_share=np.nan,
+                         max_turnover=np.nan)
+    securities = securities.assign(half_spread_bps=0.0, adv=np.nan)
     drift, summary, triggers, proposals, trades = run_engine(funds, targets, positions, prices, cash,
                                                              securities=securities)
     after = drift[drift["security_id"] != "CASH"].merge(

@@ -301,3 +301,49 @@ def test_a_flow_and_a_remaining_breach_trade_together_netted():
                                              10_000)
     assert trades_by_security(trades) == {"EQ": ("SELL", 90), "BD": ("BUY", 190)}
     assert proposals.iloc[0]["cash_after"] == pytest.approx(0)
+
+
+def test_costs_are_estimated_per_trade_and_paid_from_cash():
+    # Commission 10 bp + 0.01/share, half spread 5 bp. 60/40 at 70/30, no cash:
+    # SELL 100 EQ: 10,000 × 15 bp + 1.00 = 16.00 → proceeds 9,984.
+    # BUY 100 BD would need 10,016 → scaled to 99: 9,900 × 15 bp + 0.99 = 15.84, total 9,915.84.
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1", "commission_bps": 10.0, "commission_per_share": 0.01})
+    securities = pd.DataFrame({"security_id": ["EQ", "BD"], "lot_size": 1.0, "tradable": True, "half_spread_bps": 5.0})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 100), "BD": ("BUY", 99)}
+    costs = trades.set_index("security_id")["est_cost"]
+    assert costs["EQ"] == pytest.approx(16.00) and costs["BD"] == pytest.approx(15.84)
+    p = proposals.iloc[0]
+    assert p["est_cost"] == pytest.approx(31.84)
+    assert p["cash_after"] == pytest.approx(10_000 - 9_900 - 31.84)   # 68.16
+
+
+def test_market_impact_grows_with_the_square_root_of_participation():
+    # 100 shares of a 1,000-share-a-day security: 1 % × sqrt(0.1) of 10,000 = 31.62.
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    securities = pd.DataFrame({"security_id": ["EQ", "BD"], "lot_size": 1.0, "tradable": True,
+                               "adv": [1_000.0, None]})
+    *_, trades = run_engine(funds_frame({"fund_id": "F1", "allow_fractional": True}), targets, positions, prices,
+                            cash, securities=securities)
+    costs = trades.set_index("security_id")["est_cost"]
+    assert costs["EQ"] == pytest.approx(10_000 * 0.01 * 0.1 ** 0.5) and costs["BD"] == 0
+
+
+def test_turnover_cap_scales_the_rebalance_down():
+    # Turnover 10 % against a 5 % cap: every trade halves (SELL 50 EQ, BUY 50 BD).
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1", "max_turnover": 0.05})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"EQ": ("SELL", 50), "BD": ("BUY", 50)}
+    assert proposals.iloc[0]["turnover"] == pytest.approx(0.05)
+    assert proposals.iloc[0]["notes"] == "scaled down to the fund's turnover cap"
+
+
+def test_cost_cap_in_basis_points_of_nav():
+    # 20 bp commission on 20,000 traded = 40 = 4 bp of NAV; cap 2 bp → half the trades.
+    targets, positions, prices, cash = book("F1", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F1", "commission_bps": 20.0, "max_cost_bps": 2.0, "cash_buffer": 0.0})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades)["EQ"] == ("SELL", 50)
+    assert proposals.iloc[0]["notes"] == "scaled down to the fund's cost cap"
