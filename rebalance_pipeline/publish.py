@@ -49,9 +49,13 @@ SUMMARY_COLUMNS = ["as_of_date", "fund_id", "name", "base_currency", "policy", "
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
                    "run_id", "flow"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
-                    "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes"]
+                    "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
+                    "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
-                 "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason"]
+                 "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
+                 "est_realized_gain_short", "est_realized_gain_long", "wash_sale"]
+LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date", "realized_gain",
+               "term"]
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
 
 
@@ -67,6 +71,7 @@ class NightOutput:
     summary: pd.DataFrame
     proposals: pd.DataFrame
     trades: pd.DataFrame
+    trade_lots: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,10 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
         conn.execute(sa.text("DELETE FROM rebalance.fund_drift WHERE as_of_date = :d"), d)
         copy_frame(conn, "rebalance.fund_drift", night.drift, DRIFT_COLUMNS)
 
-        conn.execute(sa.text(
-            "DELETE FROM rebalance.proposal_trade t USING rebalance.proposal p WHERE t.proposal_id = p.proposal_id"
-            " AND p.as_of_date = :d AND p.status = 'pending_review'"), d)
+        for child in ("proposal_trade", "proposal_trade_lot"):
+            conn.execute(sa.text(
+                f"DELETE FROM rebalance.{child} t USING rebalance.proposal p WHERE t.proposal_id = p.proposal_id"
+                " AND p.as_of_date = :d AND p.status = 'pending_review'"), d)
         conn.execute(sa.text("DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review'"), d)
         # Ids are hashes of the trades (and carry the date): an id that still exists after the
         # delete is a reviewed proposal with exactly these trades, which stays as it is.
@@ -116,6 +122,8 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
         new = copy_frame(conn, "rebalance.proposal", new_proposals.assign(run_id=night.run_id), PROPOSAL_COLUMNS)
         copy_frame(conn, "rebalance.proposal_trade",
                    night.trades[night.trades["proposal_id"].isin(new_proposals["proposal_id"])], TRADE_COLUMNS)
+        copy_frame(conn, "rebalance.proposal_trade_lot",
+                   night.trade_lots[night.trade_lots["proposal_id"].isin(new_proposals["proposal_id"])], LOT_COLUMNS)
         superseded = conn.execute(sa.text(
             "UPDATE rebalance.proposal p SET status = 'superseded' "
             "WHERE p.status = 'pending_review' AND p.as_of_date < :d "

@@ -122,6 +122,14 @@ def propose(run: NightlyRun) -> dict:
     triggers = core.resolve_flow_triggers(drift_rows, summary, funds, flows, triggers)
     proposals, trades = core.propose(run.as_of, drift_rows, summary, funds, triggers,
                                      securities=frames.get("securities"), blocked=blocked, flows=flows)
+    trades, lots_used = core.realize_gains(
+        run.as_of, trades, frames.get("tax_lots"), funds,
+        fx_rate=trades.merge(drift_rows[["fund_id", "security_id", "fx_rate"]], on=["fund_id", "security_id"],
+                             how="left")["fx_rate"].set_axis(trades.index) if len(trades) else None,
+        recent_loss_sales=_recent_loss_sales(run) if frames.get("tax_lots") is not None else None)
+    if len(proposals):
+        proposals = core.summarize_gains(proposals, trades)
+    run.workspace.put("trade_lots", lots_used)
     summary = summary.assign(flow=summary["fund_id"].map(
         flows.groupby("fund_id")["amount"].sum()) if flows is not None else None)
     run.workspace.put("proposals", proposals)
@@ -142,6 +150,7 @@ def publish_step(run: NightlyRun) -> publish.PublishReport:
         summary=ws.get("fund_summary"),
         proposals=ws.get("proposals"),
         trades=ws.get("trades"),
+        trade_lots=ws.get("trade_lots"),
     )
     report = publish.publish_night(run.engine, night)
     log.info("published %s", report)
@@ -163,6 +172,19 @@ def run_nightly(as_of: dt.date, landing_dir: Path, engine: Engine, run_id: str |
 
 
 # --------------------------------------------------------------------- helpers
+def _recent_loss_sales(run: NightlyRun) -> pd.DataFrame:
+    """Approved sells at a loss in the 30 days before the date (for wash-sale flags)."""
+    import sqlalchemy as sa
+
+    with run.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT DISTINCT p.fund_id, t.security_id FROM rebalance.proposal_trade t "
+            "JOIN rebalance.proposal p USING (proposal_id) WHERE p.status = 'approved' AND t.side = 'SELL' "
+            "AND t.est_realized_gain < 0 AND p.as_of_date >= :start AND p.as_of_date < :d"),
+            {"start": run.as_of - dt.timedelta(days=30), "d": run.as_of}).all()
+    return pd.DataFrame(rows, columns=["fund_id", "security_id"])
+
+
 def _inputs(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
     frames = {s: ws.get(f"file_{s}") for s in DAILY_STEMS if ws.has(f"file_{s}")}

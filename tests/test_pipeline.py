@@ -138,6 +138,30 @@ def test_a_pending_subscription_is_invested_through_a_cash_flow_proposal(engine,
     assert len(q(engine, "SELECT * FROM rebalance.flow WHERE as_of_date = :d", d=AS_OF)) == 1
 
 
+def test_tax_lots_give_realized_gains_and_wash_sale_flags(engine, landing):
+    folder = small_landing(landing)
+    write(folder, "tax_lots.csv", [
+        {"fund_id": "F1", "security_id": "EQ", "lot_id": "L1", "quantity": 400, "unit_cost": 80,
+         "acquired_date": "2012-01-03"},
+        {"fund_id": "F1", "security_id": "EQ", "lot_id": "L2", "quantity": 300, "unit_cost": 110,
+         "acquired_date": "2013-12-15"},
+    ])
+    steps.run_nightly(AS_OF, landing, engine)
+    # F1 sells 100 EQ at 100: highest cost first → L2, 100 × (100 − 110) = −1,000 short-term;
+    # L2 was bought 19 days ago, so the loss sale is a wash sale.
+    trade = q(engine, "SELECT est_realized_gain, est_realized_gain_short, est_realized_gain_long, wash_sale "
+                      "FROM rebalance.proposal_trade WHERE side = 'SELL'").iloc[0]
+    assert [float(trade[c]) for c in ("est_realized_gain", "est_realized_gain_short", "est_realized_gain_long")] == [
+        -1000, -1000, 0]
+    assert bool(trade["wash_sale"])
+    proposal = q(engine, "SELECT est_realized_gain, wash_sale_trades FROM rebalance.proposal").iloc[0]
+    assert float(proposal["est_realized_gain"]) == -1000 and proposal["wash_sale_trades"] == 1
+    lots = q(engine, "SELECT lot_id, quantity, realized_gain, term FROM rebalance.proposal_trade_lot")
+    assert lots.values.tolist() == [["L2", 100, -1000, "short"]]
+    steps.run_nightly(AS_OF, landing, engine)   # rerun: lots replaced, not doubled
+    assert len(q(engine, "SELECT * FROM rebalance.proposal_trade_lot")) == 1
+
+
 def test_structural_fault_writes_nothing_and_keeps_the_previous_night(engine, landing):
     folder = small_landing(landing)
     steps.run_nightly(AS_OF, landing, engine)
