@@ -8,7 +8,8 @@ ingest -> validate -> drift -> propose -> publish, each a thin call to
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
+from rebalance_timetable import TradingDayTimetable  # plugins/: trading days of the exchange calendar
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 
@@ -21,7 +22,8 @@ DOC = """
 
 Reads `$REBALANCE_LANDING_DIR/<YYYY-MM-DD>/`, validates it with Great Expectations, computes
 every fund's drift and writes rebalancing proposals to the warehouse (`rebalance` schema) in
-one transaction. Runs weekday evenings at 18:30 New York time; exchange holidays are skipped.
+one transaction. Runs at 18:30 New York time on NYSE trading days (`TradingDayTimetable` in
+`plugins/`): weekends and exchange holidays have no run.
 
 * **Business date**: the `as_of_date` param if given, else the run's logical date
   (see `rebalance_pipeline/dates.py`). `airflow dags test rebalance_nightly 2014-01-03`
@@ -47,7 +49,7 @@ def _run(run_info: dict):
 
 @dag(
     dag_id="rebalance_nightly",
-    schedule=CronTriggerTimetable("30 18 * * 1-5", timezone=SCHEDULE_TIMEZONE),
+    schedule=TradingDayTimetable("18:30", SCHEDULE_TIMEZONE, "XNYS"),
     start_date=pendulum.datetime(2014, 1, 1, tz=SCHEDULE_TIMEZONE),
     catchup=False,
     max_active_runs=1,
@@ -60,7 +62,7 @@ def _run(run_info: dict):
 def rebalance_nightly():
     @task(retries=0)
     def resolve_business_date(params=None, logical_date=None, dag_run=None) -> dict:
-        """Fix the business date once; skip days the exchange is closed (unless a date is given)."""
+        """Fix the business date once; a manual run on a closed day is skipped unless a date is given."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from rebalance_core.calendar import is_trading_day

@@ -95,3 +95,34 @@ def test_dags_test_fails_on_a_structural_fault_with_file_row_and_column(airflow_
     assert "cash.csv, row 2, column 'amount'" in result.stdout + result.stderr
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM rebalance.fund_summary")).scalar() == 0
+
+
+def test_trading_day_timetable_skips_weekends_and_exchange_holidays(airflow_env):
+    script = """
+import datetime as dt, json, sys
+sys.path.insert(0, "plugins")
+from airflow.timetables.base import DataInterval, TimeRestriction
+from rebalance_timetable import TradingDayTimetable
+tt = TradingDayTimetable("18:30", "America/New_York", "XNYS")
+out = {}
+for last in ["2014-01-17", "2014-04-17", "2014-11-26", "2014-07-02"]:
+    due = tt.run_time(dt.date.fromisoformat(last))
+    info = tt.next_dagrun_info(last_automated_data_interval=DataInterval.exact(due),
+                               restriction=TimeRestriction(earliest=None, latest=None, catchup=True))
+    out[last] = info.run_after.in_timezone("America/New_York").isoformat()
+first = tt.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(
+    earliest=tt.run_time(dt.date(2014, 1, 1)) - dt.timedelta(hours=20), latest=None, catchup=True))
+out["first"] = first.run_after.in_timezone("America/New_York").isoformat()
+out["roundtrip"] = TradingDayTimetable.deserialize(tt.serialize()) == tt
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", script], env=airflow_env, cwd=PROJECT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["2014-01-17"] == "2014-01-21T18:30:00-05:00"   # Martin Luther King Day on Monday the 20th
+    assert out["2014-04-17"] == "2014-04-21T18:30:00-04:00"   # Good Friday, then the weekend
+    assert out["2014-11-26"] == "2014-11-28T18:30:00-05:00"   # Thanksgiving on the 27th
+    assert out["2014-07-02"] == "2014-07-03T18:30:00-04:00"   # early close still a session; 4 July is not
+    assert out["first"] == "2014-01-02T18:30:00-05:00"        # 1 January is a holiday
+    assert out["roundtrip"] is True
