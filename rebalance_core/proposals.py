@@ -9,7 +9,8 @@ Order of work for the funds that trigger and are not blocked:
 1. destination weight per holding: the target (``rebalance_to = target``), or, for the
    holdings that breach, a point between target and band edge (``band``: the edge,
    ``halfway``, ``vanguard``: 1.75 pp, or the fund's ``band_fraction``); a security with
-   no target goes to zero; a non-tradable security stays where it is. A cash buffer larger
+   no target goes to zero; a non-tradable security stays where it is and the tradable
+   targets are rescaled to share the rest of the fund (reason ``restriction``). A cash buffer larger
    than the fund's CASH target scales the security targets down to make room for it.
 2. quantity = (destination × NAV − market value) / (price × fx), never selling more than
    is held;
@@ -56,7 +57,8 @@ PROPOSAL_COLUMNS = [
 COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps"]
 # Market impact at 100 % of a day's volume, as a fraction of the notional (square-root law).
 IMPACT_COEFFICIENT = 0.01
-REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
+REASON_TO_TARGET = "to_target"
+REASON_RESTRICTION = "restriction"  # sized around holdings that may not be traded  # a holding inside its band, traded because the fund rebalances to target
 QTY_EPS = 1e-9
 
 
@@ -166,6 +168,7 @@ def propose(
     rows = rows.join(policy, on="fund_id")
     rows = _attach_security_terms(rows, securities)
     fund = rows["fund_id"]
+    rows = _rescale_around_frozen(rows, fund)
 
     # 1. Cash flows first: the most underweight holdings absorb a subscription, the most
     #    overweight ones fund a redemption.
@@ -225,6 +228,21 @@ def propose(
 
     from_flow_only = (flow_value != 0) & (rebalance_value == 0)
     return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only)
+
+
+def _rescale_around_frozen(rows: pd.DataFrame, fund: pd.Series) -> pd.DataFrame:
+    """Restrictions: non-tradable holdings stay as they are, and the tradable targets are
+    rescaled to share what is left of the fund (after the frozen weight and the cash reserve)."""
+    frozen = ~rows["tradable"]
+    rows = rows.assign(restricted=frozen.groupby(fund).transform("any"))
+    if not frozen.any():
+        return rows
+    frozen_weight = rows["current_weight"].where(frozen, 0.0).groupby(fund).transform("sum")
+    tradable_target = (rows["target_weight"] * rows["target_scale"]).where(~frozen, 0.0).groupby(fund).transform("sum")
+    room = (1 - rows["reserve"] - frozen_weight).clip(lower=0.0)
+    factor = (room / tradable_target.where(tradable_target > 0)).fillna(0.0)
+    rows["target_scale"] = rows["target_scale"].where(~rows["restricted"], rows["target_scale"] * factor)
+    return rows
 
 
 def _flow_trades(rows: pd.DataFrame, policy: pd.DataFrame) -> pd.Series:
@@ -368,7 +386,9 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "est_realized_gain": np.nan,
         "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
                            np.where(t["breached"], REASON_BAND,
-                                    np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR, REASON_TO_TARGET))),
+                                    np.where(t["restricted"], REASON_RESTRICTION,
+                                             np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR,
+                                                      REASON_TO_TARGET)))),
     })
     if trades.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)

@@ -347,3 +347,14 @@ def test_cost_cap_in_basis_points_of_nav():
     *_, proposals, trades = run_engine(funds, targets, positions, prices, cash)
     assert trades_by_security(trades)["EQ"] == ("SELL", 50)
     assert proposals.iloc[0]["notes"] == "scaled down to the fund's cost cap"
+
+
+def test_frozen_holdings_stay_and_the_rest_is_rescaled_around_them():
+    # A may not trade and is 50 % against a 30 % target. The tradable targets (35 % + 35 %)
+    # are rescaled to the 50 % left: 25 % each. B (20 %, breaching) buys 50; C (30 %) sells 50.
+    targets, positions, prices, cash = book("F", {"A": (500, 100, 0.30), "B": (200, 100, 0.35),
+                                                  "C": (300, 100, 0.35)})
+    securities = pd.DataFrame({"security_id": ["A", "B", "C"], "lot_size": 1.0, "tradable": [False, True, True]})
+    *_, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades) == {"B": ("BUY", 50), "C": ("SELL", 50)}
+    assert trades.set_index("security_id")["reason"].to_dict() == {"B": "band_breach", "C": "restriction"}
