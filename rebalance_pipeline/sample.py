@@ -35,8 +35,14 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings: int = 12,
-             securities: int | None = None, seed: int = 7, fund_drift: float = 0.25) -> list[dt.date]:
-    """Write ``days`` trading-day folders under ``out`` from ``start``; return their dates."""
+             securities: int | None = None, seed: int = 7, fund_drift: float = 0.25, full_engine: bool = True,
+             tax_lot_share: float = 0.1, flow_share: float = 0.05) -> list[dt.date]:
+    """Write ``days`` trading-day folders under ``out`` from ``start``; return their dates.
+
+    ``full_engine`` adds what the richer policies use: trading costs (commissions, spreads,
+    daily volumes), tax lots for ``tax_lot_share`` of the funds and pending flows for
+    ``flow_share`` of them.
+    """
     rng = np.random.default_rng(seed)
     dates = sessions_between(start, start + dt.timedelta(days=days * 2 + 10))[:days]
     n_sec = securities or max(holdings * 4, 60)
@@ -96,6 +102,34 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
 
     securities_frame = pd.DataFrame({"security_id": sec_ids, "lot_size": lot_size, "asset_class": asset_class,
                                      "tradable": "true"})
+    extra_daily: dict[str, pd.DataFrame] = {}
+    if full_engine:
+        spread = {"equity": 2.0, "fixed_income": 5.0, "real_estate": 8.0, "commodity": 6.0}
+        securities_frame["half_spread_bps"] = pd.Series(asset_class).map(spread).to_numpy()
+        securities_frame["adv"] = np.round(rng.lognormal(13.5, 1.0, n_sec), -2)
+        funds_frame["commission_bps"] = np.where(rng.random(funds) < 0.5, 1.0, np.nan)
+        funds_frame["commission_per_share"] = np.where(rng.random(funds) < 0.5, 0.005, np.nan)
+        funds_frame["tax_lot_method"] = rng.choice(["hifo", "fifo", "min_gain"], funds)
+        taxed = positions[positions["fund_id"].isin(fund_ids[rng.random(funds) < tax_lot_share])]
+        price_of = pd.Series(price_path[0], index=sec_ids)
+        older = (taxed["quantity"] * 0.6).round()
+        cost = taxed["security_id"].map(price_of).to_numpy()
+        lots = pd.concat([
+            taxed.assign(lot_id="L1", quantity=older, unit_cost=np.round(cost * rng.uniform(0.6, 1.1, len(taxed)), 4),
+                         acquired_date=[(start - dt.timedelta(days=int(d))).isoformat()
+                                        for d in rng.integers(400, 1500, len(taxed))]),
+            taxed.assign(lot_id="L2", quantity=taxed["quantity"] - older,
+                         unit_cost=np.round(cost * rng.uniform(0.9, 1.2, len(taxed)), 4),
+                         acquired_date=[(start - dt.timedelta(days=int(d))).isoformat()
+                                        for d in rng.integers(5, 360, len(taxed))]),
+        ], ignore_index=True)
+        extra_daily["tax_lots"] = lots[lots["quantity"] > 0][
+            ["fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"]]
+        flowing = fund_ids[rng.random(funds) < flow_share]
+        extra_daily["flows"] = pd.DataFrame({
+            "fund_id": flowing,
+            "amount": np.round(pd.Series(nav0, index=fund_ids)[flowing].to_numpy()
+                               * rng.uniform(-0.08, 0.08, len(flowing)), 2)})
     for day, as_of in enumerate(dates):
         folder = Path(out) / as_of.isoformat()
         stamp = as_of.isoformat()
@@ -104,6 +138,8 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         write_csv(positions.assign(as_of_date=stamp)[["as_of_date", "fund_id", "security_id", "quantity"]],
                   folder / "positions.csv")
         write_csv(cash.assign(as_of_date=stamp)[["as_of_date", "fund_id", "currency", "amount"]], folder / "cash.csv")
+        for stem, frame in extra_daily.items():
+            write_csv(frame, folder / f"{stem}.csv")
         if day == 0:
             write_csv(funds_frame, folder / "funds.csv")
             write_csv(targets, folder / "targets.csv")

@@ -209,7 +209,8 @@ def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:
 
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # no "created temporary directory" chatter
+    # GX pins one of its loggers at INFO ("created temporary directory ..."): quiet it.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     source = context.data_sources.add_pandas("rebalance_landing")
