@@ -37,8 +37,8 @@ def proposals(engine: Engine, as_of: dt.date | None = None, status: str | None =
               limit: int = 100) -> pd.DataFrame:
     with engine.connect() as conn:
         return read_frame(conn,
-                          "SELECT proposal_id, as_of_date, fund_id, status, trigger, nav, flow, turnover, trade_count,"
-                          " est_cost, est_realized_gain, wash_sale_trades, cash_after, notes, reviewed_by, reviewed_at "
+                          "SELECT proposal_id, as_of_date, fund_id, status, trigger, flow, turnover, trade_count,"
+                          " est_cost, est_realized_gain, wash_sale_trades, reviewed_by "
                           "FROM rebalance.proposal WHERE (CAST(:d AS date) IS NULL OR as_of_date = :d)"
                           " AND (CAST(:st AS text) IS NULL OR status = :st) "
                           "ORDER BY as_of_date DESC, turnover DESC, proposal_id LIMIT :n",
