@@ -40,6 +40,8 @@ BASELINE_TABLES = {
              " rel_band numeric, rebalance_to text, min_trade_notional numeric, cash_buffer numeric,"
              " allow_fractional boolean",
     "securities": "security_id text, lot_size numeric, asset_class text, tradable boolean",
+    "tax_lots": "fund_id text, security_id text, lot_id text, quantity numeric, unit_cost numeric, acquired_date date",
+    "flows": "fund_id text, amount numeric(28,6)",
 }
 
 
@@ -52,12 +54,18 @@ def baseline_copy_seconds(url: str, folder: Path) -> float:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS bench_copy CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA bench_copy"))
         for name, columns in BASELINE_TABLES.items():
+            if (folder / f"{name}.csv").exists():
+                header = (folder / f"{name}.csv").open().readline().strip().replace('"', "").split(",")
+                typed = dict(c.strip().split(" ", 1) for c in columns.split(", "))
+                columns = ", ".join(f"{c} {typed.get(c, 'text')}" for c in header)
             conn.execute(sa.text(f"CREATE TABLE bench_copy.{name} ({columns})"))
     raw = engine.raw_connection()
     try:
         start = time.perf_counter()
         with raw.cursor() as cur:
             for name in BASELINE_TABLES:
+                if not (folder / f"{name}.csv").exists():
+                    continue
                 with (folder / f"{name}.csv").open("rb") as handle:
                     cur.copy_expert(f"COPY bench_copy.{name} FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
         raw.commit()
@@ -101,6 +109,8 @@ def main() -> None:
     parser.add_argument("--holdings", type=int, default=100)
     parser.add_argument("--securities", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=2, help="runs of the same date (the 2nd is a rerun)")
+    parser.add_argument("--basic", action="store_true",
+                        help="contract files only (default: full engine: costs, tax lots for 10%% of funds, flows)")
     parser.add_argument("--child", nargs=2, metavar=("URL", "LANDING"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -110,11 +120,13 @@ def main() -> None:
     from rebalance_pipeline import settings, warehouse
     from rebalance_pipeline.sample import generate
 
-    landing = settings.home() / f"bench-landing-{args.funds}x{args.holdings}"
+    kind = "basic" if args.basic else "full"
+    landing = settings.home() / f"bench-landing-{args.funds}x{args.holdings}-{kind}"
     folder = landing / AS_OF.isoformat()
     if not (folder / "positions.csv").exists():
-        print(f"generating {args.funds:,} funds x {args.holdings} holdings in {landing} ...", flush=True)
-        generate(landing, AS_OF, days=1, funds=args.funds, holdings=args.holdings, securities=args.securities)
+        print(f"generating {args.funds:,} funds x {args.holdings} holdings ({kind}) in {landing} ...", flush=True)
+        generate(landing, AS_OF, days=1, funds=args.funds, holdings=args.holdings, securities=args.securities,
+                 full_engine=not args.basic)
     rows = {f.stem: sum(1 for _ in f.open()) - 1 for f in sorted(folder.glob("*.csv"))}
 
     # A database of the benchmark's own on the warehouse server.
