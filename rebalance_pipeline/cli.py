@@ -150,6 +150,31 @@ def sample(
     console.print(" ".join(d.isoformat() for d in dates))
 
 
+@app.command()
+def simulate(
+    date_from: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first date")],
+    date_to: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last date")],
+    landing: Annotated[Path, typer.Option(help="landing folder with the dates' sub-folders")],
+    out: Annotated[Path | None, typer.Option(help="where the CSVs and charts go")] = None,
+    charts: Annotated[int, typer.Option(help="charts for at most this many funds (largest tracking first)")] = 50,
+) -> None:
+    """Replay history under each fund's policy, as if every proposal were approved."""
+    from rebalance_pipeline import settings
+    from rebalance_pipeline.landing import StructuralError
+    from rebalance_pipeline.simulate import run_simulation
+
+    out = out or settings.home() / "simulation"
+    try:
+        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts)
+    except StructuralError as exc:
+        err.print(f"[bold red]simulation failed:[/bold red] {exc}")
+        raise typer.Exit(2) from None
+    summary = result.summary.sort_values("tracking_difference", key=abs, ascending=False)
+    _table(f"Policy replay {date_from:%Y-%m-%d} to {date_to:%Y-%m-%d} ({len(summary)} funds, largest tracking first)",
+           summary.head(20))
+    console.print(f"summary, daily series and charts in {folder}")
+
+
 @warehouse_app.command("migrate")
 def warehouse_migrate() -> None:
     """Create or upgrade the schema to the latest version."""

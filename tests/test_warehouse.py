@@ -72,3 +72,18 @@ def test_cli_structural_fault_exits_2_with_file_row_column(engine, landing):
     assert result.exit_code == 2
     assert "prices.csv, row 2, column 'as_of_date'" in result.output
     assert "nothing written" in result.output
+
+
+def test_cli_simulate_writes_summary_and_charts(tmp_path):
+    from rebalance_pipeline.sample import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, dt.date(2014, 1, 2), days=6, funds=4, holdings=5)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", "--from", "2014-01-02", "--to", "2014-01-31", "--landing", str(landing),
+                                 "--out", str(out), "--charts", "2"])
+    assert result.exit_code == 0, result.output
+    summary = __import__("pandas").read_csv(out / "simulation_summary.csv")
+    assert len(summary) == 4 and (summary["days"] == 6).all()
+    charts = sorted(out.glob("FUND*.png"))
+    assert len(charts) == 2 and all(c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for c in charts)
