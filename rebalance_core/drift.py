@@ -55,8 +55,15 @@ def compute_drift(
     prices: pd.DataFrame,
     cash: pd.DataFrame,
     fx_rates: pd.DataFrame | None = None,
+    securities: pd.DataFrame | None = None,
+    asset_class_bands: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Drift rows for every fund in ``funds`` (securities held or targeted, plus CASH)."""
+    """Drift rows for every fund in ``funds`` (securities held or targeted, plus CASH).
+
+    ``asset_class_bands`` (asset_class, abs_band, rel_band) overrides the fund's bands for
+    the securities of that asset class (``securities`` says which class each one is in);
+    a band left empty there keeps the fund's.
+    """
     fund_cols = funds[["fund_id", "base_currency", "abs_band", "rel_band"]]
     fund_ids = fund_cols["fund_id"]
 
@@ -78,6 +85,14 @@ def compute_drift(
     px = prices.drop_duplicates("security_id")[["security_id", "close_price", "currency"]]
     rows = rows.merge(px, on="security_id", how="left", sort=False).rename(columns={"close_price": "price"})
     rows = rows.merge(fund_cols, on="fund_id", how="left", sort=False)
+    if asset_class_bands is not None and len(asset_class_bands) and securities is not None and len(securities):
+        asset_class = rows["security_id"].map(securities.drop_duplicates("security_id").set_index("security_id")[
+            "asset_class"])
+        overrides = asset_class_bands.drop_duplicates("asset_class").set_index("asset_class")
+        for band in ("abs_band", "rel_band"):
+            override = asset_class.map(overrides[band]) if band in overrides else None
+            if override is not None:
+                rows[band] = override.astype("float64").fillna(rows[band])
     rows["fx_rate"] = fx_to_base(rows["currency"], rows["base_currency"], fx_rates)
     rows["market_value"] = rows["quantity"] * rows["price"] * rows["fx_rate"]
     # Nothing held is worth exactly nothing, even without a price.

@@ -44,6 +44,8 @@ REFERENCE_INPUTS = {
     "targets": ("rebalance.target_ref", ["valid_from", "source_row", "fund_id", "security_id", "target_weight"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
+    "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
+                                                    "half_spread_bps"]),
 }
 SUMMARY_COLUMNS = ["as_of_date", "fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",

@@ -24,7 +24,7 @@ from rebalance_pipeline.workspace import MemoryWorkspace, WarehouseWorkspace, Wo
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities")
+REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
 DAILY_STEMS = ("prices", "positions", "cash", "flows", "fx_rates", "tax_lots")
 
 
@@ -96,7 +96,8 @@ def drift(run: NightlyRun) -> dict:
     frames = _inputs(run)
     funds = frames["funds"].drop_duplicates("fund_id")
     drift_rows = core.compute_drift(run.as_of, funds, frames["targets"], frames["positions"], frames["prices"],
-                                    frames["cash"], frames.get("fx_rates"))
+                                    frames["cash"], frames.get("fx_rates"), securities=frames.get("securities"),
+                                    asset_class_bands=frames.get("asset_classes"))
     summary = core.summarize_funds(drift_rows)
     # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
     blocked = run.workspace.get("blocked")
@@ -190,8 +191,15 @@ def _inputs(run: NightlyRun) -> dict[str, pd.DataFrame]:
     frames = {s: ws.get(f"file_{s}") for s in DAILY_STEMS if ws.has(f"file_{s}")}
     frames.update({s: ws.get(f"ref_{s}") for s in REFERENCE_STEMS})
     frames["funds"] = core.apply_presets(frames["funds"])
-    if frames["securities"].empty:
-        del frames["securities"]
+    for stem in ("securities", "asset_classes"):
+        if frames[stem].empty:
+            del frames[stem]
+    if "securities" in frames and "asset_classes" in frames:
+        # A security without its own half spread takes its asset class's.
+        spread = frames["securities"]["asset_class"].map(
+            frames["asset_classes"].drop_duplicates("asset_class").set_index("asset_class")["half_spread_bps"])
+        frames["securities"] = frames["securities"].assign(
+            half_spread_bps=frames["securities"]["half_spread_bps"].astype("float64").fillna(spread.astype("float64")))
     return frames
 
 

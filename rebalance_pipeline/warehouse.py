@@ -165,6 +165,7 @@ REFERENCE_TABLES = {
     "funds": ("rebalance.fund_ref", "fund_id"),
     "targets": ("rebalance.target_ref", "fund_id"),
     "securities": ("rebalance.security_ref", "security_id"),
+    "asset_classes": ("rebalance.asset_class_ref", "asset_class"),
 }
 
 

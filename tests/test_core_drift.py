@@ -94,3 +94,15 @@ def test_all_funds_in_one_call():
     funds = funds_frame(*({"fund_id": f"F{i}"} for i in range(50)))
     drift = core.compute_drift(AS_OF, funds, *combine(*books))
     assert drift["fund_id"].nunique() == 50 and len(drift) == 150
+
+
+def test_asset_class_bands_override_the_funds_bands():
+    # Fund band ±5 pp; fixed income overridden to ±2 pp. BD at 37 % vs 40 % breaches only
+    # under the override; EQ (equity, no override) at 63 % vs 60 % stays inside ±5 pp.
+    targets, positions, prices, cash = book("F", {"EQ": (630, 100, 0.6), "BD": (370, 100, 0.4)})
+    securities = pd.DataFrame({"security_id": ["EQ", "BD"], "asset_class": ["equity", "fixed_income"]})
+    overrides = pd.DataFrame({"asset_class": ["fixed_income"], "abs_band": [0.02], "rel_band": [np.nan]})
+    drift = core.compute_drift(AS_OF, funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+                               securities=securities, asset_class_bands=overrides).set_index("security_id")
+    assert bool(drift.loc["BD", "breached"]) and drift.loc["BD", "band_lower"] == pytest.approx(0.38)
+    assert not bool(drift.loc["EQ", "breached"]) and drift.loc["EQ", "band_upper"] == pytest.approx(0.65)

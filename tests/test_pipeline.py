@@ -311,3 +311,25 @@ def test_publish_holds_the_date_lock(engine, landing):
         assert not done.wait(3.0), "publish went ahead while the date was locked"
     worker.join(60)
     assert done.is_set()
+
+
+def test_asset_class_file_overrides_bands_from_its_date_on(engine, landing):
+    folder = small_landing(landing)
+    write(folder, "securities.csv", [{"security_id": s, "lot_size": 1, "asset_class": c, "tradable": "true"}
+                                     for s, c in (("EQ", "equity"), ("BD", "fixed_income"), ("GLD", "commodity"))])
+    # F2 is 50/50 on target; tighten nothing it holds. F3 holds only GLD at 100 %: in band.
+    # F1's BD at 30 % vs 40 %: breaches the fund's 5 pp already; with a 20 pp override it would not,
+    # but EQ (equity, no override) still breaches, so F1 stays proposed.
+    write(folder, "asset_classes.csv", [{"asset_class": "fixed_income", "abs_band": 0.20, "rel_band": None,
+                                         "half_spread_bps": 10}])
+    steps.run_nightly(AS_OF, landing, engine)
+    bands = q(engine, "SELECT security_id, band_lower, band_upper, breached FROM rebalance.fund_drift "
+                      "WHERE fund_id = 'F1' AND security_id <> 'CASH' ORDER BY 1")
+    got = [[r.security_id, float(r.band_lower), float(r.band_upper), bool(r.breached)] for r in bands.itertuples()]
+    assert got == [["BD", pytest.approx(0.2), pytest.approx(0.6), False],
+                   ["EQ", pytest.approx(0.55), pytest.approx(0.65), True]]
+    cost = q(engine, "SELECT est_cost FROM rebalance.proposal_trade WHERE security_id = 'BD'")["est_cost"][0]
+    # 10 bp half spread: 100 BD (10,000 + 10 of cost) no longer fits the 10,000 the EQ sale
+    # raises, so the buy is 99 shares: 9,900 × 10 bp = 9.90.
+    assert float(cost) == pytest.approx(9.9)
+    assert len(q(engine, "SELECT * FROM rebalance.asset_class_ref")) == 1

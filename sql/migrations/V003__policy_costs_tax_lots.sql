@@ -29,6 +29,17 @@ ALTER TABLE rebalance.proposal_trade
     ADD COLUMN est_realized_gain_long   numeric(28, 6),
     ADD COLUMN wash_sale                boolean NOT NULL DEFAULT false;
 
+-- asset_classes.csv: bands and half spread per asset class (override the fund's bands).
+CREATE TABLE rebalance.asset_class_ref (
+    valid_from       date     NOT NULL,
+    source_row       integer  NOT NULL,
+    asset_class      text     NOT NULL,
+    abs_band         numeric(12, 8),
+    rel_band         numeric(12, 8),
+    half_spread_bps  numeric(12, 4),
+    PRIMARY KEY (valid_from, source_row)
+);
+
 -- Which tax lots a proposed sell would close, and the gain each realizes.
 CREATE TABLE rebalance.proposal_trade_lot (
     proposal_id    text NOT NULL,
