@@ -54,7 +54,7 @@ PROPOSAL_COLUMNS = [
     "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
     "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow", "notes",
 ]
-COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps"]
+COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps", "min_trade_pct_nav"]
 # Market impact at 100 % of a day's volume, as a fraction of the notional (square-root law).
 IMPACT_COEFFICIENT = 0.01
 REASON_TO_TARGET = "to_target"
@@ -158,7 +158,9 @@ def propose(
     cash_target = drift.loc[drift["security_id"] == CASH].set_index("fund_id")["target_weight"]
     policy["cash_target"] = cash_target.reindex(policy.index).fillna(0.0)
     policy["cash_buffer"] = policy["cash_buffer"].fillna(0.0)
-    policy["min_trade_notional"] = policy["min_trade_notional"].fillna(0.0)
+    # The minimum trade is the greater of a notional and a share of NAV (min_trade_pct_nav).
+    policy["min_trade_notional"] = np.maximum(policy["min_trade_notional"].fillna(0.0),
+                                              policy["min_trade_pct_nav"].fillna(0.0) * policy["nav_before"])
     policy["allow_fractional"] = policy["allow_fractional"].fillna(False).astype(bool)
     reserve = np.maximum(policy["cash_target"], policy["cash_buffer"])
     policy["reserve"] = reserve
@@ -401,8 +403,8 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "trade_count": trades.groupby("fund_id").size(),
         "fingerprint": _fingerprint(trades),
     })
-    proposals = by_fund.join(policy[["nav_before", "cash_before", "cash", "flow", "trigger", "capped_by"]],
-                             how="left")
+    proposals = by_fund.join(policy[["nav_before", "cash_before", "cash", "flow", "trigger", "capped_by",
+                                     "cash_buffer"]].join(policy["nav"].rename("nav_after")), how="left")
     proposals["proposal_id"] = (proposals.index.to_series() + "-" + as_of.strftime("%Y%m%d") + "-"
                                 + proposals["fingerprint"])
     proposals["as_of_date"] = as_of
@@ -411,8 +413,12 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
     proposals["est_realized_gain"] = np.nan
     # The flow settled, trades done and paid for.
     proposals["cash_after"] = proposals["cash"] - proposals["net_spend"] - proposals["est_cost"]
-    proposals["notes"] = np.where(proposals["capped_by"].notna(),
-                                  "scaled down to the fund's " + proposals["capped_by"].fillna("") + " cap", None)
+    capped = np.where(proposals["capped_by"].notna(),
+                      "scaled down to the fund's " + proposals["capped_by"].fillna("") + " cap", "")
+    short = proposals["cash_after"] < proposals["cash_buffer"] * proposals["nav_after"] - 1e-6
+    buffer_note = np.where(short, "cash stays below its buffer: nothing left to sell toward it", "")
+    notes = pd.Series(capped, index=proposals.index).str.cat(pd.Series(buffer_note, index=proposals.index), sep="; ")
+    proposals["notes"] = notes.str.strip("; ").replace("", None)
     proposals = proposals.rename_axis("fund_id").reset_index()
 
     trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])

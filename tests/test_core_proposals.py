@@ -358,3 +358,26 @@ def test_frozen_holdings_stay_and_the_rest_is_rescaled_around_them():
     *_, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, securities=securities)
     assert trades_by_security(trades) == {"B": ("BUY", 50), "C": ("SELL", 50)}
     assert trades.set_index("security_id")["reason"].to_dict() == {"B": "band_breach", "C": "restriction"}
+
+
+def test_minimum_trade_is_the_greater_of_notional_and_share_of_nav():
+    # NAV 100,000; A and B are 1 share (100) off target. min 50 notional but 0.2 % of NAV = 200.
+    targets, positions, prices, cash = book("F", {"A": (301, 100, 0.3), "B": (299, 100, 0.3),
+                                                  "C": (400, 100, 0.4)})
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.0005, "min_trade_notional": 50, "min_trade_pct_nav": 0.002})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades.empty
+    funds = funds_frame({"fund_id": "F", "abs_band": 0.0005, "min_trade_notional": 50, "min_trade_pct_nav": 0.001})
+    *_, trades = run_engine(funds, targets, positions, prices, cash)
+    assert trades_by_security(trades) == {"A": ("SELL", 1), "B": ("BUY", 1)}
+
+
+def test_a_buffer_the_fund_cannot_reach_is_said_in_the_proposal():
+    # 5 % buffer, no cash, A and B frozen; C (no target, 1 % of NAV) is sold: 1,000 of cash
+    # against a 5,000 buffer, and nothing else may be sold.
+    targets, positions, prices, cash = book("F", {"A": (900, 100, 0.5), "B": (90, 100, 0.5), "C": (10, 100, 0.0)})
+    securities = pd.DataFrame({"security_id": ["A", "B", "C"], "lot_size": 1.0, "tradable": [False, False, True]})
+    funds = funds_frame({"fund_id": "F", "cash_buffer": 0.05})
+    *_, proposals, trades = run_engine(funds, targets, positions, prices, cash, securities=securities)
+    assert trades_by_security(trades) == {"C": ("SELL", 10)}
+    assert proposals.iloc[0]["notes"] == "cash stays below its buffer: nothing left to sell toward it"

@@ -8,7 +8,8 @@ ALTER TABLE rebalance.fund_ref
     ADD COLUMN commission_per_share  numeric(18, 8),
     ADD COLUMN max_turnover          numeric(12, 8),  -- cap per rebalance, Σ|trade| / (2 NAV)
     ADD COLUMN max_cost_bps          numeric(12, 4),  -- cap per rebalance, est_cost / NAV in bps
-    ADD COLUMN tax_lot_method        text;            -- hifo (default), fifo, min_gain
+    ADD COLUMN tax_lot_method        text,            -- hifo (default), fifo, min_gain
+    ADD COLUMN min_trade_pct_nav     numeric(12, 8);  -- minimum trade as a share of NAV
 
 ALTER TABLE rebalance.security_ref
     ADD COLUMN half_spread_bps  numeric(12, 4),
