@@ -8,8 +8,9 @@ Lot choice per fund (``funds.tax_lot_method``):
 
 A lot held more than one year realizes a long-term gain, otherwise short-term. A trade is
 flagged ``wash_sale`` when a sell at a loss meets a purchase of the same security within 30
-days: a lot bought in the 30 days before the sale, or (for a proposed buy) a loss sale of
-that security in the 30 days before, from the approved history the caller passes in.
+days: a lot bought in the 30 days before the sale that the sale itself does not close, or
+(for a proposed buy) a loss sale of that security in the 30 days before, from the approved
+history the caller passes in. A sale larger than the lots on file has an unknown gain (NaN).
 
 Vectorized: lots are ranked and filled with one sort and one grouped cumulative sum.
 """
@@ -88,8 +89,19 @@ def realize_gains(
             trades.loc[matched, "est_realized_gain_long"] = trades.loc[matched, "_row"].map(by_trade["long"])
             trades.loc[matched, "est_realized_gain"] = (trades.loc[matched, "est_realized_gain_short"]
                                                         + trades.loc[matched, "est_realized_gain_long"])
-            # A loss sale with a purchase of the same security in the 30 days before it.
-            recent_buy = (pd.Timestamp(as_of) - pd.to_datetime(tax_lots["acquired_date"])).dt.days <= WASH_SALE_DAYS
+            # Lots on file that do not cover the whole sale: the gain is unknown, not partial.
+            covered = lots.groupby("_row")["quantity"].sum()
+            short_of_lots = trades["_row"].map(covered).fillna(0.0) < trades["quantity"] - 1e-9
+            selling = trades["side"] == "SELL"
+            for column in ("est_realized_gain", "est_realized_gain_short", "est_realized_gain_long"):
+                trades.loc[selling & short_of_lots, column] = np.nan
+            # A loss sale with a purchase of the same security in the 30 days before it: a
+            # recent lot that this sale does not close (its own lot is no replacement).
+            closed = lots.groupby(["fund_id", "security_id", "lot_id"])["quantity"].sum().rename("closed")
+            remaining = tax_lots.join(closed, on=["fund_id", "security_id", "lot_id"])
+            remaining = remaining["quantity"] - remaining["closed"].fillna(0.0)
+            age = (pd.Timestamp(as_of) - pd.to_datetime(tax_lots["acquired_date"])).dt.days
+            recent_buy = age.between(0, WASH_SALE_DAYS) & (remaining > 1e-9)
             bought = tax_lots.loc[recent_buy, ["fund_id", "security_id"]].drop_duplicates()
             loss = (trades["side"] == "SELL") & (trades["est_realized_gain"] < 0)
             key = pd.MultiIndex.from_frame(trades[["fund_id", "security_id"]])

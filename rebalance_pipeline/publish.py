@@ -4,7 +4,8 @@ Everything for one business date is written in a single transaction under the da
 advisory lock:
 
 - daily inputs and validation results are replaced for the date (delete, then COPY);
-- reference files that came with the date become the version valid from that date;
+- reference files that came with the date become the version valid from that date (a
+  rerun without one removes the date's version: the latest earlier one applies);
 - pending proposals of the date are replaced (COPY of the new ones); approved or rejected
   ones are never touched:
   a rerun that computes the same trades for a reviewed fund finds the same proposal id (the
@@ -99,10 +100,11 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
             conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of_date = :d"), d)
             if stem in night.daily_inputs:
                 copy_frame(conn, table, night.daily_inputs[stem].assign(as_of_date=night.as_of), columns)
-        for stem, frame in night.reference_files.items():
-            table, columns = REFERENCE_INPUTS[stem]
+        for stem, (table, columns) in REFERENCE_INPUTS.items():
             conn.execute(sa.text(f"DELETE FROM {table} WHERE valid_from = :d"), d)
-            copy_frame(conn, table, frame.assign(valid_from=night.as_of).reindex(columns=columns), columns)
+            if stem in night.reference_files:
+                copy_frame(conn, table, night.reference_files[stem].assign(valid_from=night.as_of).reindex(
+                    columns=columns), columns)
 
         conn.execute(sa.text("DELETE FROM rebalance.validation_result WHERE as_of_date = :d AND run_id = :r"),
                      {**d, "r": night.run_id})

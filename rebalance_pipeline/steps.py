@@ -56,7 +56,9 @@ def ingest(run: NightlyRun) -> dict:
     with run.engine.connect() as conn:
         for stem in REFERENCE_STEMS:
             key = warehouse.REFERENCE_TABLES[stem][1]
-            history = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=stem not in frames)
+            # The date's own version is the file in its folder, or none: a rerun without the
+            # file falls back to the latest earlier version (publish drops the stale one).
+            history = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
             if stem in frames:
                 run.workspace.put(f"file_{stem}", frames[stem])
                 history = history[~history[key].isin(frames[stem][key])]

@@ -107,6 +107,9 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
 
     security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
     security_targets = security_targets.assign(security_is_priced=security_targets["security_id"].isin(priced))
+    security_targets = security_targets.assign(rate_available=_rate_available(
+        security_targets["security_id"].map(prices.drop_duplicates("security_id").set_index("security_id")["currency"]),
+        security_targets["fund_id"], funds, frames.get("fx_rates")))
     sums = targets.groupby("fund_id", as_index=False)["target_weight"].sum(min_count=1)
     sums = sums[sums["fund_id"].isin(known_funds)]
     suites["targets"] = (targets, [
@@ -123,6 +126,9 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("targets.csv", "targeted_security_has_price",
               gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
               "fund_id", "targets {security_id}, which has no row in prices.csv"),
+        Check("targets.csv", "targeted_security_has_fx_rate",
+              gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
+              "fund_id", "targets {security_id}, priced in a currency with no rate to the fund's base in fx_rates.csv"),
     ])
     suites["target_sums"] = (sums.rename(columns={"target_weight": "weight_sum"}), [
         Check("targets.csv", "weights_sum_to_one",

@@ -91,7 +91,8 @@ FAULTS = {
     "security in a currency with no fx rate": (
         "prices.csv", lambda f: f.assign(currency=f["currency"].where(f["security_id"] != "GLD", "EUR")),
         {"F3": "positions.csv row 6: holds GLD, priced in a currency with no rate to the fund's base in "
-               "fx_rates.csv"}),
+               "fx_rates.csv; targets.csv row 6: targets GLD, priced in a currency with no rate to the fund's "
+               "base in fx_rates.csv"}),
     "negative quantity": (
         "positions.csv", lambda f: f.assign(quantity=f["quantity"].where(f["fund_id"] != "F3", "-1")),
         {"F3": "positions.csv row 6: quantity -1.0 of GLD is negative"}),
@@ -160,6 +161,37 @@ def test_tax_lots_give_realized_gains_and_wash_sale_flags(engine, landing):
     assert lots.values.tolist() == [["L2", 100, -1000, "short"]]
     steps.run_nightly(AS_OF, landing, engine)   # rerun: lots replaced, not doubled
     assert len(q(engine, "SELECT * FROM rebalance.proposal_trade_lot")) == 1
+
+
+def test_a_targeted_security_without_an_fx_rate_blocks_the_fund(engine, landing):
+    folder = small_landing(landing)
+    _edit(folder, "prices.csv", lambda f: f.assign(currency=f["currency"].where(f["security_id"] != "GLD", "EUR")))
+    write(folder, "targets.csv", [
+        {"fund_id": "F1", "security_id": "EQ", "target_weight": 0.6}, {"fund_id": "F1", "security_id": "BD",
+                                                                       "target_weight": 0.4},
+        {"fund_id": "F2", "security_id": "EQ", "target_weight": 0.5}, {"fund_id": "F2", "security_id": "BD",
+                                                                       "target_weight": 0.3},
+        {"fund_id": "F2", "security_id": "GLD", "target_weight": 0.2},
+        {"fund_id": "F3", "security_id": "GLD", "target_weight": 1.0}])
+    steps.run_nightly(AS_OF, landing, engine)
+    s = summary(engine)
+    assert s.loc["F2", "status"] == "blocked"
+    assert "targets GLD, priced in a currency with no rate" in s.loc["F2", "blocked_reason"]
+    assert s.loc["F1", "status"] == "proposed"
+
+
+def test_a_rerun_without_the_dates_reference_file_falls_back_to_the_earlier_version(engine, landing):
+    small_landing(landing, AS_OF)
+    next_folder = small_landing(landing, NEXT, with_reference=False)
+    write(next_folder, "targets.csv", [{"fund_id": "F1", "security_id": "EQ", "target_weight": 0.7},
+                                       {"fund_id": "F1", "security_id": "BD", "target_weight": 0.3}])
+    steps.run_nightly(AS_OF, landing, engine)
+    steps.run_nightly(NEXT, landing, engine)
+    assert summary(engine, NEXT).loc["F1", "status"] == "in_band"          # the 70/30 model of NEXT
+    (next_folder / "targets.csv").unlink()                                  # the vendor withdraws it
+    steps.run_nightly(NEXT, landing, engine)
+    assert summary(engine, NEXT).loc["F1", "status"] == "proposed"          # back to AS_OF's 60/40
+    assert len(q(engine, "SELECT * FROM rebalance.target_ref WHERE valid_from = :d", d=NEXT)) == 0
 
 
 def test_structural_fault_writes_nothing_and_keeps_the_previous_night(engine, landing):
