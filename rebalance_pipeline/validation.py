@@ -72,10 +72,14 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     # thousands of ids inside an expectation makes GX itself slow (it copies its config).
     positions = frames["positions"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
     held = positions[positions["quantity"].fillna(0) > 0]
-    held = held.assign(security_is_priced=held["security_id"].isin(priced))
-    held = held.assign(rate_available=_rate_available(
-        held["security_id"].map(prices.drop_duplicates("security_id").set_index("security_id")["currency"]),
-        held["fund_id"], funds, frames.get("fx_rates")))
+    security_currency = prices.drop_duplicates("security_id").set_index("security_id")["currency"]
+
+    def with_price_and_rate(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.assign(security_is_priced=rows["security_id"].isin(priced),
+                           rate_available=_rate_available(rows["security_id"].map(security_currency),
+                                                          rows["fund_id"], funds, frames.get("fx_rates")))
+
+    held = with_price_and_rate(held)
     suites["positions"] = (positions, [
         Check("positions.csv", "quantity_is_number", gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
               "fund_id", "quantity of {security_id} is missing or not a number"),
@@ -85,14 +89,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("positions.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
               "fund_id", "fund {fund_id} holds positions but is not in funds.csv"),
     ])
-    suites["held"] = (held, [
-        Check("positions.csv", "held_security_has_price",
-              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
-              "fund_id", "holds {security_id}, which has no row in prices.csv"),
-        Check("positions.csv", "held_security_has_fx_rate",
-              gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
-              "fund_id", "holds {security_id}, priced in a currency with no rate to the fund's base in fx_rates.csv"),
-    ])
+    suites["held"] = (held, _price_and_rate_checks(gxe, "positions.csv", "held", "holds"))
 
     cash = frames["cash"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
     cash = cash.assign(rate_available=_rate_available(cash["currency"], cash["fund_id"], funds, frames.get("fx_rates")))
@@ -106,10 +103,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     ])
 
     security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
-    security_targets = security_targets.assign(security_is_priced=security_targets["security_id"].isin(priced))
-    security_targets = security_targets.assign(rate_available=_rate_available(
-        security_targets["security_id"].map(prices.drop_duplicates("security_id").set_index("security_id")["currency"]),
-        security_targets["fund_id"], funds, frames.get("fx_rates")))
+    security_targets = with_price_and_rate(security_targets)
     sums = targets.groupby("fund_id", as_index=False)["target_weight"].sum(min_count=1)
     sums = sums[sums["fund_id"].isin(known_funds)]
     suites["targets"] = (targets, [
@@ -122,14 +116,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id"]),
               "fund_id", "{security_id} is targeted more than once"),
     ])
-    suites["targeted"] = (security_targets, [
-        Check("targets.csv", "targeted_security_has_price",
-              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
-              "fund_id", "targets {security_id}, which has no row in prices.csv"),
-        Check("targets.csv", "targeted_security_has_fx_rate",
-              gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
-              "fund_id", "targets {security_id}, priced in a currency with no rate to the fund's base in fx_rates.csv"),
-    ])
+    suites["targeted"] = (security_targets, _price_and_rate_checks(gxe, "targets.csv", "targeted", "targets"))
     suites["target_sums"] = (sums.rename(columns={"target_weight": "weight_sum"}), [
         Check("targets.csv", "weights_sum_to_one",
               gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
@@ -194,6 +181,18 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
                   "fund_id", "rate {value} for {currency}->{base_currency} is not positive"),
         ])
     return suites
+
+
+def _price_and_rate_checks(gxe, dataset: str, role: str, verb: str) -> list[Check]:
+    """A held or targeted security must have a price, and a rate to the fund's base currency."""
+    return [
+        Check(dataset, f"{role}_security_has_price",
+              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
+              "fund_id", verb + " {security_id}, which has no row in prices.csv"),
+        Check(dataset, f"{role}_security_has_fx_rate",
+              gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
+              "fund_id", verb + " {security_id}, priced in a currency with no rate to the fund's base in fx_rates.csv"),
+    ]
 
 
 def _rate_available(currency: pd.Series, fund_id: pd.Series, funds: pd.DataFrame,
