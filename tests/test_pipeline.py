@@ -181,10 +181,7 @@ def test_a_targeted_security_without_an_fx_rate_blocks_the_fund(engine, landing)
 
 
 def test_a_rerun_without_the_dates_reference_file_falls_back_to_the_earlier_version(engine, landing):
-    small_landing(landing, AS_OF)
-    next_folder = small_landing(landing, NEXT, with_reference=False)
-    write(next_folder, "targets.csv", [{"fund_id": "F1", "security_id": "EQ", "target_weight": 0.7},
-                                       {"fund_id": "F1", "security_id": "BD", "target_weight": 0.3}])
+    next_folder = _f1_model_changes_on_next(landing)
     steps.run_nightly(AS_OF, landing, engine)
     steps.run_nightly(NEXT, landing, engine)
     assert summary(engine, NEXT).loc["F1", "status"] == "in_band"          # the 70/30 model of NEXT
@@ -286,12 +283,17 @@ def test_a_newer_night_supersedes_pending_proposals_which_can_no_longer_be_appro
         decide(engine, old, "approved", "ops.alice")
 
 
-def test_reference_data_keeps_its_history(engine, landing):
+def _f1_model_changes_on_next(landing):
+    """AS_OF brings all reference data; NEXT brings only F1's new 70/30 model (its book is 70/30)."""
     small_landing(landing, AS_OF)
     next_folder = small_landing(landing, NEXT, with_reference=False)
-    # From NEXT on, F1's model is 70/30: its 70/30 book is then on target.
     write(next_folder, "targets.csv", [{"fund_id": "F1", "security_id": "EQ", "target_weight": 0.7},
                                        {"fund_id": "F1", "security_id": "BD", "target_weight": 0.3}])
+    return next_folder
+
+
+def test_reference_data_keeps_its_history(engine, landing):
+    _f1_model_changes_on_next(landing)
     steps.run_nightly(AS_OF, landing, engine)
     steps.run_nightly(NEXT, landing, engine)
     steps.run_nightly(AS_OF, landing, engine)   # a rerun of the earlier date still uses the earlier model
