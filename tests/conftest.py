@@ -125,3 +125,11 @@ def small_landing(root: Path, as_of: dt.date = dt.date(2014, 1, 3), funds: int =
         ]
         write(folder, "targets.csv", [t for t in targets if t["fund_id"] in ("F1", "F2", "F3")[:funds]])
     return folder
+
+
+@pytest.fixture(scope="session")
+def review_server(tmp_path_factory, database_url):
+    """A real Airflow api-server serving the Rebalance review plugin on this session's warehouse."""
+    from review_server import start
+
+    yield from start(tmp_path_factory.mktemp("review-server"), PROJECT, database_url)

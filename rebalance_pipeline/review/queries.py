@@ -1,0 +1,158 @@
+"""Warehouse reads behind the review view: funds at a glance, one fund, one proposal.
+
+Sorting and filtering happen in SQL. Sort keys come from a fixed whitelist (the only
+identifiers interpolated into SQL); every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from rebalance_pipeline.warehouse import read_frame
+
+FUND_STATUSES = ("proposed", "in_band", "blocked")
+PROPOSAL_STATUSES = ("pending_review", "approved", "rejected", "superseded")
+
+# Column the user may sort by -> SQL expression (never user text).
+SORT_KEYS = {
+    "fund_id": "s.fund_id",
+    "nav": "s.nav",
+    "max_abs_drift": "s.max_abs_drift",
+    "breach_count": "s.breach_count",
+    "status": "s.status",
+    "proposal_status": "p.status",
+    "turnover": "p.turnover",
+    "est_cost": "p.est_cost",
+}
+
+
+@dataclass(frozen=True)
+class FundFilter:
+    """What the funds table shows: one date, optional status/proposal status/fund text."""
+
+    as_of: dt.date
+    status: str | None = None
+    proposal_status: str | None = None
+    search: str | None = None
+    sort: str = "max_abs_drift"
+    descending: bool = True
+    limit: int = 200
+    offset: int = 0
+
+    def __post_init__(self):
+        if self.sort not in SORT_KEYS:
+            raise ValueError(f"cannot sort by {self.sort!r}; choose one of {', '.join(SORT_KEYS)}")
+        if self.status is not None and self.status not in FUND_STATUSES:
+            raise ValueError(f"unknown fund status {self.status!r}")
+        if self.proposal_status is not None and self.proposal_status not in PROPOSAL_STATUSES:
+            raise ValueError(f"unknown proposal status {self.proposal_status!r}")
+
+
+@dataclass
+class FundPage:
+    rows: pd.DataFrame
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def business_dates(engine: Engine, limit: int = 60) -> list[dt.date]:
+    """The most recent business dates that have results, newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT DISTINCT as_of_date FROM rebalance.fund_summary "
+                                    "ORDER BY as_of_date DESC LIMIT :n"), {"n": limit}).scalars().all()
+    return list(rows)
+
+
+def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
+    """One page of the funds table for a date, sorted and filtered in SQL, plus status counts."""
+    where = ("s.as_of_date = :d AND (CAST(:st AS text) IS NULL OR s.status = :st)"
+             " AND (CAST(:pst AS text) IS NULL OR p.status = :pst)"
+             " AND (CAST(:q AS text) IS NULL OR s.fund_id ILIKE :q OR s.name ILIKE :q)")
+    params = {"d": flt.as_of, "st": flt.status, "pst": flt.proposal_status,
+              "q": f"%{_escape_like(flt.search)}%" if flt.search else None}
+    direction = "DESC" if flt.descending else "ASC"
+    order = f"{SORT_KEYS[flt.sort]} {direction} NULLS LAST, s.fund_id"
+    frm = "FROM rebalance.fund_summary s LEFT JOIN rebalance.proposal p ON p.proposal_id = s.proposal_id"
+    with engine.connect() as conn:
+        rows = read_frame(conn,
+                          "SELECT s.fund_id, s.name, s.policy, s.base_currency, s.nav, s.cash_weight, s.max_abs_drift,"
+                          " s.breach_count, s.trigger, s.status, s.blocked_reason, s.flow, s.proposal_id,"
+                          " p.status AS proposal_status, p.turnover, p.est_cost, p.trade_count "
+                          f"{frm} WHERE {where} ORDER BY {order} LIMIT :n OFFSET :o",
+                          {**params, "n": flt.limit, "o": flt.offset})
+        total = conn.execute(sa.text(f"SELECT count(*) {frm} WHERE {where}"), params).scalar_one()
+        counts = dict(conn.execute(sa.text("SELECT status, count(*) FROM rebalance.fund_summary "
+                                           "WHERE as_of_date = :d GROUP BY status"), {"d": flt.as_of}).all())
+        pending = conn.execute(sa.text("SELECT count(*) FROM rebalance.proposal WHERE as_of_date = :d "
+                                       "AND status = 'pending_review'"), {"d": flt.as_of}).scalar_one()
+    counts["pending_review"] = pending
+    return FundPage(rows=rows, total=int(total), counts={k: int(v) for k, v in counts.items()})
+
+
+def fund_summary(engine: Engine, as_of: dt.date, fund_id: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM rebalance.fund_summary WHERE as_of_date = :d AND fund_id = :f"),
+                           {"d": as_of, "f": fund_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def fund_drift(engine: Engine, as_of: dt.date, fund_id: str) -> pd.DataFrame:
+    """The fund's holdings with current and target weight and band, largest drift first."""
+    with engine.connect() as conn:
+        return read_frame(conn,
+                          "SELECT security_id, quantity, price, currency, market_value, current_weight,"
+                          " target_weight, drift, band_lower, band_upper, breached "
+                          "FROM rebalance.fund_drift WHERE as_of_date = :d AND fund_id = :f "
+                          "ORDER BY abs(drift) DESC NULLS LAST, security_id", {"d": as_of, "f": fund_id})
+
+
+def fund_proposals(engine: Engine, fund_id: str, limit: int = 20) -> pd.DataFrame:
+    """The fund's proposals, newest first (history on the fund page)."""
+    with engine.connect() as conn:
+        return read_frame(conn,
+                          "SELECT proposal_id, as_of_date, status, trigger, turnover, est_cost, trade_count,"
+                          " reviewed_by, reviewed_at FROM rebalance.proposal WHERE fund_id = :f "
+                          "ORDER BY as_of_date DESC, created_at DESC LIMIT :n", {"f": fund_id, "n": limit})
+
+
+@dataclass
+class ProposalDetail:
+    proposal: dict
+    trades: pd.DataFrame
+    reviews: pd.DataFrame
+    export: dict | None
+
+
+def proposal_detail(engine: Engine, proposal_id: str) -> ProposalDetail | None:
+    """A proposal, its trades (before/after weights, costs, gains, reasons) and its audit trail."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT p.*, s.name AS fund_name, s.base_currency, s.policy "
+                                   "FROM rebalance.proposal p LEFT JOIN rebalance.fund_summary s "
+                                   "ON s.as_of_date = p.as_of_date AND s.fund_id = p.fund_id "
+                                   "WHERE p.proposal_id = :id"), {"id": proposal_id}).mappings().first()
+        if row is None:
+            return None
+        trades = read_frame(conn,
+                            "SELECT security_id, side, quantity, price, currency, notional, weight_before,"
+                            " weight_after, target_weight, est_cost, est_realized_gain, est_realized_gain_short,"
+                            " est_realized_gain_long, wash_sale, reason FROM rebalance.proposal_trade "
+                            "WHERE proposal_id = :id ORDER BY side DESC, notional DESC, security_id",
+                            {"id": proposal_id})
+        reviews = read_frame(conn,
+                             "SELECT decision, decided_by, decided_at, note, channel FROM rebalance.proposal_review "
+                             "WHERE proposal_id = :id ORDER BY decided_at, review_id", {"id": proposal_id})
+        export = None
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.order_export')")).scalar() is not None:
+            found = conn.execute(sa.text("SELECT file_name, order_count, exported_at FROM rebalance.order_export "
+                                         "WHERE proposal_id = :id"), {"id": proposal_id}).mappings().first()
+            export = dict(found) if found else None
+    return ProposalDetail(proposal=dict(row), trades=trades, reviews=reviews, export=export)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,201 @@
+"""The review view through a real Airflow api-server: pages, permissions, CSRF, decisions.
+
+Users and tokens are Airflow's (simple auth manager, see review_server.py). A browser is
+signed in by the ``_token`` cookie, as after logging in to the Airflow UI; API clients send
+``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from conftest import small_landing
+
+from rebalance_pipeline import steps
+
+pytestmark = pytest.mark.airflow
+
+FIRST, SECOND = dt.date(2014, 1, 2), dt.date(2014, 1, 3)
+
+
+@pytest.fixture
+def night(engine, landing):
+    """Two nights of the three hand-sized funds: F1 drifts both days, so the first
+    night's proposal is superseded by the second's."""
+    small_landing(landing, FIRST)
+    small_landing(landing, SECOND, with_reference=False)
+    steps.run_nightly(FIRST, landing, engine)
+    steps.run_nightly(SECOND, landing, engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT as_of_date, proposal_id FROM rebalance.proposal "
+                                         "WHERE fund_id = 'F1'")).all())
+    return {"engine": engine, "pending": rows[SECOND], "superseded": rows[FIRST]}
+
+
+def browser(server, user: str | None) -> httpx.Client:
+    """A client that, like a browser, carries the Airflow session cookie."""
+    cookies = {"_token": server.token(user)} if user else {}
+    return httpx.Client(base_url=server.base_url, cookies=cookies, follow_redirects=False, timeout=30)
+
+
+def api(server, user: str) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token(user)}"},
+                        timeout=30)
+
+
+def csrf_token_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no decision form"
+    return found.group(1)
+
+
+def audit(engine, proposal_id: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT decision, decided_by, channel, note FROM rebalance.proposal_review "
+                                    "WHERE proposal_id = :id"), {"id": proposal_id}).all()
+
+
+def proposal_state(engine, proposal_id: str):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT status, reviewed_by, review_note FROM rebalance.proposal "
+                                    "WHERE proposal_id = :id"), {"id": proposal_id}).one()
+
+
+def test_signed_out_users_are_sent_to_the_airflow_login(review_server, night):
+    with browser(review_server, None) as client:
+        page = client.get("/rebalance/")
+        assert page.status_code == 303
+        assert page.headers["location"].startswith("/api/v2/auth/login?next=")
+        assert client.get("/rebalance/api/funds").status_code == 401
+        assert client.post(f"/rebalance/proposals/{night['pending']}/decision",
+                           data={"decision": "approved"}).status_code in (303, 401)
+    assert audit(night["engine"], night["pending"]) == []
+
+
+def test_the_funds_page_lists_the_day_sorted_and_filtered(review_server, night):
+    with browser(review_server, "viewer") as client:
+        page = client.get("/rebalance/")
+        assert page.status_code == 200
+        assert "Funds on 2014-01-03" in page.text
+        assert all(f in page.text for f in ("F1", "F2", "F3"))
+        assert "Content-Security-Policy" in page.headers and "frame-ancestors 'self'" in page.headers[
+            "Content-Security-Policy"]
+        proposed = client.get("/rebalance/api/funds", params={"status": "proposed"}).json()
+        assert [f["fund_id"] for f in proposed["funds"]] == ["F1"]
+        assert proposed["funds"][0]["proposal_id"] == night["pending"]
+        by_name = client.get("/rebalance/api/funds", params={"sort": "fund_id", "order": "desc"}).json()
+        assert [f["fund_id"] for f in by_name["funds"]] == ["F3", "F2", "F1"]
+        by_drift = client.get("/rebalance/api/funds").json()["funds"]
+        assert by_drift[0]["fund_id"] == "F1" and float(by_drift[0]["max_abs_drift"]) == pytest.approx(0.10)
+        earlier = client.get("/rebalance/api/funds", params={"date": FIRST.isoformat(), "q": "f1"}).json()
+        assert earlier["as_of_date"] == "2014-01-02" and [f["fund_id"] for f in earlier["funds"]] == ["F1"]
+        assert client.get("/rebalance/api/funds", params={"sort": "nav; DROP TABLE x"}).status_code == 422
+        assert client.get("/rebalance/", params={"date": "yesterday"}).status_code == 422
+
+
+def test_the_fund_page_draws_its_drift_and_the_proposal_page_its_trades(review_server, night):
+    with browser(review_server, "viewer") as client:
+        fund = client.get("/rebalance/funds/F1", params={"date": SECOND.isoformat()})
+        assert fund.status_code == 200
+        assert '<svg id="drift-chart"' in fund.text and fund.text.count('class="bar-breached"') == 2
+        assert "70.00% / 60.00%" in fund.text           # EQ: current vs target
+        assert client.get("/rebalance/funds/NOPE").status_code == 404
+        detail = client.get(f"/rebalance/api/proposals/{night['pending']}").json()
+        trades = {t["security_id"]: t for t in detail["trades"]}
+        assert trades["EQ"]["side"] == "SELL" and float(trades["EQ"]["quantity"]) == 100
+        assert float(trades["EQ"]["weight_before"]) == pytest.approx(0.7)
+        assert float(trades["EQ"]["weight_after"]) == pytest.approx(0.6)
+        page = client.get(f"/rebalance/proposals/{night['pending']}")
+        assert page.status_code == 200 and "band_breach" in page.text
+        assert 'name="csrf_token"' not in page.text and "view only" in page.text
+        assert client.get("/rebalance/proposals/NOPE").status_code == 404
+
+
+def test_a_viewer_may_look_but_not_decide(review_server, night):
+    with api(review_server, "viewer") as client:
+        refused = client.post(f"/rebalance/api/proposals/{night['pending']}/decision", json={"decision": "approved"})
+        assert refused.status_code == 403
+    assert audit(night["engine"], night["pending"]) == []
+    assert proposal_state(night["engine"], night["pending"]).status == "pending_review"
+
+
+def test_a_form_without_a_valid_csrf_token_is_refused(review_server, night):
+    url = f"/rebalance/proposals/{night['pending']}/decision"
+    with browser(review_server, "admin") as other:
+        foreign_token = csrf_token_of(other.get(f"/rebalance/proposals/{night['pending']}").text)
+    with browser(review_server, "ops") as client:
+        good_token = csrf_token_of(client.get(f"/rebalance/proposals/{night['pending']}").text)
+        assert client.post(url, data={"decision": "approved"}).status_code == 403
+        assert client.post(url, data={"decision": "approved", "csrf_token": "forged"}).status_code == 403
+        assert client.post(url, data={"decision": "approved", "csrf_token": foreign_token}).status_code == 403
+        cross_site = client.post(url, data={"decision": "approved", "csrf_token": good_token},
+                                 headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross_site.status_code == 403
+        # The JSON API with the session cookie needs the token too (in a header).
+        assert client.post(f"/rebalance/api/proposals/{night['pending']}/decision",
+                           json={"decision": "approved"}).status_code == 403
+    assert audit(night["engine"], night["pending"]) == []
+
+
+def test_an_approval_is_recorded_once_under_the_signed_in_user(review_server, night):
+    url = f"/rebalance/proposals/{night['pending']}/decision"
+    with browser(review_server, "ops") as client:
+        token = csrf_token_of(client.get(f"/rebalance/proposals/{night['pending']}").text)
+        # A typed reviewer name is ignored: the reviewer is whoever is signed in.
+        done = client.post(url, data={"decision": "approved", "csrf_token": token, "note": "<b>ok</b> per IC",
+                                      "by": "someone-else", "decided_by": "someone-else"})
+        assert done.status_code == 303 and done.headers["location"].endswith("?done=approved")
+        again = client.post(url, data={"decision": "rejected", "csrf_token": token})
+        assert again.status_code == 409 and "already approved by ops" in again.text
+        page = client.get(f"/rebalance/proposals/{night['pending']}?done=approved")
+        assert "Proposal approved." in page.text and "&lt;b&gt;ok&lt;/b&gt; per IC" in page.text
+        assert "<b>ok</b>" not in page.text
+    assert audit(night["engine"], night["pending"]) == [("approved", "ops", "ui", "<b>ok</b> per IC")]
+    assert proposal_state(night["engine"], night["pending"]) == ("approved", "ops", "<b>ok</b> per IC")
+
+
+def test_the_api_decides_with_a_bearer_token_and_refuses_superseded_or_unknown(review_server, night):
+    with api(review_server, "ops") as client:
+        superseded = client.post(f"/rebalance/api/proposals/{night['superseded']}/decision",
+                                 json={"decision": "approved"})
+        assert superseded.status_code == 409 and "superseded" in superseded.json()["detail"]
+        assert client.post("/rebalance/api/proposals/NOPE/decision", json={"decision": "approved"}).status_code == 404
+        assert client.post(f"/rebalance/api/proposals/{night['pending']}/decision",
+                           json={"decision": "maybe"}).status_code == 422
+        rejected = client.post(f"/rebalance/api/proposals/{night['pending']}/decision",
+                               json={"decision": "rejected", "note": "wait for the flow"})
+        assert rejected.status_code == 200
+        assert rejected.json()["status"] == "rejected" and rejected.json()["reviewed_by"] == "ops"
+        assert client.post(f"/rebalance/api/proposals/{night['pending']}/decision",
+                           json={"decision": "approved"}).status_code == 409
+    assert proposal_state(night["engine"], night["superseded"]).status == "superseded"
+    assert audit(night["engine"], night["superseded"]) == []
+    assert audit(night["engine"], night["pending"]) == [("rejected", "ops", "api", "wait for the flow")]
+
+
+def test_every_value_is_rendered_escaped(review_server, night):
+    hostile = '<script>alert("x")</script>'
+    with night["engine"].begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.fund_summary (as_of_date, fund_id, name, status, blocked_reason, run_id) "
+            "VALUES (:d, :f, :n, 'blocked', :r, 'test')"),
+            {"d": SECOND, "f": hostile, "n": '<img src=x onerror="alert(1)">', "r": '"><svg onload=alert(1)>'})
+    with browser(review_server, "viewer") as client:
+        page = client.get("/rebalance/", params={"status": "blocked"}).text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+        assert hostile not in page and "<img src=x" not in page and "<svg onload" not in page
+        fund = client.get(f"/rebalance/funds/{hostile}", params={"date": SECOND.isoformat()})
+        assert fund.status_code == 200 and hostile not in fund.text
+
+
+def test_the_plugin_adds_the_view_to_the_airflow_ui(review_server):
+    with api(review_server, "admin") as client:
+        plugins = client.get("/api/v2/plugins").json()["plugins"]
+    ours = next(p for p in plugins if p["name"] == "rebalance_review")
+    assert ours["fastapi_apps"][0]["url_prefix"] == "/rebalance"
+    assert [(v["name"], v["href"], v["url_route"]) for v in ours["external_views"]] == [
+        ("Rebalance", "/rebalance/", "rebalance")]
