@@ -47,6 +47,26 @@ demo: venv
 	@$(BIN)/rebalance report --date $(DEMO_LATEST)
 	@echo "Next: rebalance proposals --status pending_review; rebalance approve <id> --by <you>"
 
+## ui: Airflow (api-server, scheduler, dag-processor) with the Rebalance view on the demo warehouse
+UI_PORT ?= 8080
+UI_PASSWORDS := $(REBALANCE_HOME)/ui-passwords.json
+ui: venv
+	@mkdir -p $(REBALANCE_HOME)
+	@if [ ! -d $(DEMO_LANDING) ]; then \
+		$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12 >/dev/null; fi
+	@$(BIN)/rebalance warehouse migrate
+	@for d in $(DEMO_DATES) $(DEMO_LATEST); do $(BIN)/rebalance run --date $$d --landing $(DEMO_LANDING) --quiet || exit 1; done
+	@$(BIN)/airflow db migrate > $(REBALANCE_HOME)/airflow-db-migrate.log 2>&1 || (cat $(REBALANCE_HOME)/airflow-db-migrate.log; exit 1)
+	@test -f $(UI_PASSWORDS) || $(BIN)/python -c 'import json, secrets; print(json.dumps({u: secrets.token_urlsafe(9) for u in ("ops", "viewer", "admin")}))' > $(UI_PASSWORDS)
+	@echo "== Airflow UI: http://127.0.0.1:$(UI_PORT)/  (Rebalance view: menu 'Rebalance' or http://127.0.0.1:$(UI_PORT)/rebalance/)"
+	@echo "   users (role): ops (User: may approve), viewer (Viewer: look only), admin (Admin); passwords in $(UI_PASSWORDS):"
+	@cat $(UI_PASSWORDS); echo
+	@echo "   Ctrl-C stops Airflow; 'make stop' stops the embedded warehouse."
+	@AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops:user,viewer:viewer,admin:admin" \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(UI_PASSWORDS) \
+		AIRFLOW__API__PORT=$(UI_PORT) AIRFLOW__API__BASE_URL=http://127.0.0.1:$(UI_PORT) \
+		REBALANCE_LANDING_DIR=$(DEMO_LANDING) PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
+
 ## test: the whole suite against real PostgreSQL, real Airflow and real GX
 test: venv
 	$(BIN)/python -m pytest -q

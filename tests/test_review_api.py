@@ -199,3 +199,25 @@ def test_the_plugin_adds_the_view_to_the_airflow_ui(review_server):
     assert ours["fastapi_apps"][0]["url_prefix"] == "/rebalance"
     assert [(v["name"], v["href"], v["url_route"]) for v in ours["external_views"]] == [
         ("Rebalance", "/rebalance/", "rebalance")]
+
+
+def test_a_bulk_decision_decides_each_selected_proposal_once(review_server, night):
+    chosen = [night["pending"], night["superseded"], "NOPE"]
+    with browser(review_server, "ops") as client:
+        funds = client.get("/rebalance/").text
+        assert f'name="proposal_id" value="{night["pending"]}"' in funds
+        token = csrf_token_of(funds)
+        assert client.post("/rebalance/decisions", data={"decision": "approved", "proposal_id": chosen}
+                           ).status_code == 403                           # no CSRF token
+        done = client.post("/rebalance/decisions", data={"decision": "approved", "proposal_id": chosen,
+                                                         "note": "morning batch", "csrf_token": token})
+        assert done.status_code == 200 and "1 of 3 proposals approved" in done.text
+        assert "superseded by a later proposal" in done.text and "no proposal NOPE" in done.text
+    with browser(review_server, "viewer") as client:
+        assert 'name="proposal_id"' not in client.get("/rebalance/").text
+    with api(review_server, "ops") as client:
+        again = client.post("/rebalance/api/decisions", json={"decision": "rejected", "proposal_ids": chosen}).json()
+        assert again["decided"] == 0 and again["refused"] == 3
+        assert "already approved by ops" in again["results"][0]["detail"]
+    assert audit(night["engine"], night["pending"]) == [("approved", "ops", "ui", "morning batch")]
+    assert audit(night["engine"], night["superseded"]) == []

@@ -25,8 +25,6 @@ CHROMIUM = os.environ.get("REBALANCE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 AS_OF = dt.date(2014, 1, 3)
-# Set REBALANCE_SCREENSHOTS=docs/screenshots to refresh the README's pictures.
-SCREENSHOTS = os.environ.get("REBALANCE_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +37,6 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-def shoot(page, name: str, full_page: bool = True) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=full_page)
 
 
 def test_an_analyst_signs_in_and_approves_a_proposal_in_the_airflow_ui(review_server, chromium, engine, landing):
@@ -65,22 +57,19 @@ def test_an_analyst_signs_in_and_approves_a_proposal_in_the_airflow_ui(review_se
     page.locator("button[type=submit]").click()
     page.wait_for_url("**/rebalance/**")
     assert page.locator("h1").inner_text() == f"Funds on {AS_OF}"
-    shoot(page, "review-funds")
+    assert page.locator("#select-all").is_visible()     # our script ran under the page's CSP
 
     # The view inside the Airflow UI: the "Rebalance" navigation entry shows it in a frame.
     page.goto("/plugin/rebalance")
     frame = page.frame_locator("iframe")
     frame.locator("#funds").wait_for()
-    shoot(page, "review-in-airflow", full_page=False)
 
     # Fund -> its proposal -> approve with a note.
     page.goto("/rebalance/")
     page.get_by_role("link", name="F1", exact=True).click()
     page.locator("#drift-chart").wait_for()
-    shoot(page, "review-fund")
     page.get_by_role("link", name=proposal_id).first.click()
     page.locator("#note").fill("Approved in the morning review")
-    shoot(page, "review-proposal")
     page.locator("#approve").click()
     page.locator("#flash").wait_for()
     assert page.locator("#flash").inner_text() == "Proposal approved."

@@ -26,7 +26,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.configuration import conf
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,18 +41,32 @@ CAN_DECIDE = Depends(requires_access_dag("PUT", param_dag_id=REVIEW_DAG_ID))
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                                 "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 DONE_MESSAGES = {"approved": "Proposal approved.", "rejected": "Proposal rejected."}
+MAX_BULK = 1000   # proposals one bulk decision may carry
+REVIEW_JS = """
+document.addEventListener("DOMContentLoaded", () => {
+  const all = document.getElementById("select-all");
+  if (!all) return;
+  const boxes = () => document.querySelectorAll("input[name=proposal_id]");
+  all.hidden = false;
+  all.addEventListener("change", () => boxes().forEach((box) => { box.checked = all.checked; }));
+});
+"""
 
 
 class Decision(BaseModel):
     decision: str = Field(pattern="^(approved|rejected)$")
     note: str | None = Field(default=None, max_length=2000)
+
+
+class BulkDecision(Decision):
+    proposal_ids: list[str] = Field(min_length=1, max_length=MAX_BULK)
 
 
 class _Warehouse:
@@ -166,6 +180,11 @@ def create_app() -> FastAPI:
         }, status_code=status_code)
 
     # -------------------------------------------------------------- pages
+    @app.get("/review.js", name="review_js", include_in_schema=False)
+    def review_js():
+        # Progressive enhancement only ("select all" on the funds table); every page works without it.
+        return Response(REVIEW_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=3600"})
+
     @app.get("/", response_class=HTMLResponse, dependencies=[CAN_VIEW], name="funds_page")
     def funds_page(request: Request, user: GetUserDep, date: str | None = None, status: str | None = None,
                    proposal_status: str | None = None, q: str | None = None, sort: str = "max_abs_drift",
@@ -228,6 +247,22 @@ def create_app() -> FastAPI:
         url = request.url_for("proposal_page", proposal_id=proposal_id)
         return RedirectResponse(f"{url}?{urlencode({'done': decision})}", status_code=303)
 
+    @app.post("/decisions", response_class=HTMLResponse, dependencies=[CAN_DECIDE], name="decide_many_form")
+    def decide_many_form(request: Request, user: GetUserDep, decision: Annotated[str, Form()],
+                         proposal_id: Annotated[list[str] | None, Form()] = None,
+                         csrf_token: Annotated[str | None, Form()] = None,
+                         note: Annotated[str | None, Form(max_length=2000)] = None):
+        _check_csrf(request, user, csrf_token)
+        if not proposal_id:
+            raise HTTPException(422, "select at least one proposal")
+        try:
+            body = BulkDecision(decision=decision, note=note or None, proposal_ids=list(proposal_id))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        results = _decide_many(store, user, body, channel="ui")
+        return render(request, user, "decisions.html", {"decision": decision, "results": results,
+                                                        "decided": sum(r["ok"] for r in results)})
+
     # -------------------------------------------------------------- JSON API
     @app.get("/api/funds", dependencies=[CAN_VIEW])
     def api_funds(date: str | None = None, status: str | None = None, proposal_status: str | None = None,
@@ -263,7 +298,26 @@ def create_app() -> FastAPI:
         state = _decide(store, user, proposal_id, body, channel="api")
         return {k: _jsonable(v) for k, v in state.items()}
 
+    @app.post("/api/decisions", dependencies=[CAN_DECIDE])
+    def api_decide_many(request: Request, user: GetUserDep, body: BulkDecision):
+        _check_csrf(request, user, request.headers.get("x-csrf-token"))
+        results = _decide_many(store, user, body, channel="api")
+        return {"decided": sum(r["ok"] for r in results), "refused": sum(not r["ok"] for r in results),
+                "results": results}
+
     return app
+
+
+def _decide_many(store: _Warehouse, user, body: BulkDecision, channel: str) -> list[dict]:
+    """Decide each selected proposal on its own: one refusal does not undo the others."""
+    results = []
+    for proposal_id in dict.fromkeys(body.proposal_ids):   # a few hundred at most, each its own transaction
+        try:
+            state = _decide(store, user, proposal_id, body, channel=channel)
+            results.append({"proposal_id": proposal_id, "ok": True, "status": state["status"], "detail": None})
+        except HTTPException as exc:
+            results.append({"proposal_id": proposal_id, "ok": False, "status": None, "detail": exc.detail})
+    return results
 
 
 def _decide(store: _Warehouse, user, proposal_id: str, body: Decision, channel: str) -> dict:
