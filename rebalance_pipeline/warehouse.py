@@ -108,7 +108,10 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
                         f"migration V{migration.version:03d} {migration.name} was edited after it was applied; "
                         "add a new migration instead")
                 continue
-            conn.exec_driver_sql(migration.sql)
+            # Straight to the driver without parameters: a '%' in the SQL (format('%I', ...))
+            # is literal text, not a placeholder.
+            with conn.connection.cursor() as cursor:
+                cursor.execute(migration.sql)
             conn.execute(sa.text("INSERT INTO rebalance.schema_migration (version, name, checksum) "
                                  "VALUES (:v, :n, :c)"),
                          {"v": migration.version, "n": migration.name, "c": migration.checksum})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pytest
 import sqlalchemy as sa
 from conftest import small_landing
 from typer.testing import CliRunner
 
-from rebalance_pipeline import warehouse
+from rebalance_pipeline import settings, warehouse
 from rebalance_pipeline.cli import app
 
 AS_OF = dt.date(2014, 1, 3)
@@ -45,6 +46,17 @@ def test_an_edited_migration_is_refused(engine):
         conn.execute(sa.text("UPDATE rebalance.schema_migration SET checksum = 'x' WHERE version = 1"))
     with pytest.raises(RuntimeError, match="was edited after it was applied"):
         warehouse.migrate(engine)
+
+
+def test_a_migration_may_contain_percent_signs(engine, tmp_path, monkeypatch):
+    folder = tmp_path / "migrations"
+    shutil.copytree(settings.SQL_DIR / "migrations", folder)
+    (folder / "V999__percent.sql").write_text(
+        "-- 100% literal\nCREATE TABLE rebalance.percent_check AS SELECT format('%I', 'x') AS ident, '5%' AS pct;\n")
+    monkeypatch.setattr(settings, "SQL_DIR", tmp_path)
+    assert warehouse.migrate(engine) == [999]
+    with engine.connect() as conn:
+        assert tuple(conn.execute(sa.text("SELECT ident, pct FROM rebalance.percent_check")).one()) == ("x", "5%")
 
 
 def test_cli_run_review_and_report(engine, landing):
