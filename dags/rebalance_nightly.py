@@ -1,8 +1,9 @@
 """rebalance_nightly: landing files of one business date to proposals ready for review.
 
 ingest -> validate -> drift -> propose -> publish, each a thin call to
-``rebalance_pipeline.steps``. Tasks hand each other only the business date and the run id
-(XCom); the frames between them are kept in the warehouse (``rebalance.run_artifact``).
+``rebalance_pipeline.steps``, then export_approved_orders (``rebalance_pipeline.export``).
+Tasks hand each other only the business date and the run id (XCom); the frames between
+them are kept in the warehouse (``rebalance.run_artifact``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ one transaction. Runs at 18:30 New York time on NYSE trading days (`TradingDayTi
 * **Row faults** block only the funds they touch; see `rebalance.fund_summary.blocked_reason`
   and `rebalance.validation_result`.
 * Reruns are idempotent; approved or rejected proposals are never changed.
+* **export_approved_orders** (after `publish`) writes the orders of every approved proposal
+  of the business date or earlier that was not exported yet, one CSV per proposal, to
+  `$REBALANCE_OUTBOX_DIR/<YYYY-MM-DD>/orders_<fund_id>_<proposal_id>.csv`, and records it in
+  `rebalance.order_export`: exactly once, so a retry or rerun sends nothing twice.
 """
 
 
@@ -106,15 +111,32 @@ def rebalance_nightly():
         return run_info
 
     @task(outlets=[PROPOSALS_ASSET])
-    def publish(run_info: dict) -> dict:
+    def publish(run_info: dict, outlet_events=None) -> dict:
         from dataclasses import asdict
 
         from rebalance_pipeline import steps
 
         report = steps.publish_step(_run(run_info))
+        # The asset event says which night it was: rebalance_reporting reports on that date.
+        outlet_events[PROPOSALS_ASSET].extra = {"as_of_date": run_info["as_of_date"], "run_id": run_info["run_id"]}
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(report).items()}
 
-    publish(propose(drift(validate(ingest(resolve_business_date())))))
+    @task
+    def export_approved_orders(run_info: dict) -> dict:
+        """Order files for approvals up to the business date not exported yet (exactly once)."""
+        import datetime as dt
+
+        from rebalance_pipeline import export, settings, warehouse
+
+        report = export.export_approved_orders(warehouse.get_engine(), settings.outbox_dir(),
+                                               up_to=dt.date.fromisoformat(run_info["as_of_date"]),
+                                               run_id=run_info["run_id"])
+        return {"as_of_date": run_info["as_of_date"], "outbox": str(report.outbox), "files": len(report.files),
+                "proposals": report.proposals, "orders": report.orders,
+                "skipped_already_exported": report.skipped_already_exported}
+
+    run_info = resolve_business_date()
+    publish(propose(drift(validate(ingest(run_info))))) >> export_approved_orders(run_info)
 
 
 rebalance_nightly()

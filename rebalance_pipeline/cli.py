@@ -111,6 +111,31 @@ def report(date: Annotated[dt.datetime | None, typer.Option("--date", formats=["
     _print_report(engine, as_of)
 
 
+@app.command("report-html")
+def report_html(
+    date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"],
+                                                     help="business date (default: the latest in the warehouse)")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the HTML (default: $REBALANCE_REPORTS_DIR)")] = None,
+    history_days: Annotated[int, typer.Option(min=1, help="business dates in the turnover and cost trend")] = 60,
+) -> None:
+    """Write the drift report of a date as one self-contained HTML page; print its path."""
+    from rebalance_pipeline import reporting, settings
+
+    engine = _engine(migrate=False)
+    reporting.require_views(engine, migrate=True)  # no DDL when up to date: a rebalance_reader login will do
+    as_of = date.date() if date else reporting.latest_date_on_or_before(engine)
+    if as_of is None:
+        err.print("nothing published yet: run `rebalance run` first")
+        raise typer.Exit(1)
+    try:
+        path = reporting.build_drift_report(engine, as_of, out or settings.reports_dir(), history_days)
+    except LookupError as exc:
+        err.print(f"[bold red]no report:[/bold red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(str(path), soft_wrap=True)
+
+
 @app.command()
 def proposals(
     date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None,
@@ -132,6 +157,26 @@ def show(proposal_id: str) -> None:
         err.print(f"no trades for {proposal_id}")
         raise typer.Exit(1)
     _table(f"Trades of {proposal_id}", trades)
+
+
+@app.command("export")
+def export_orders(
+    date: Annotated[dt.datetime | None, typer.Option(
+        "--date", formats=["%Y-%m-%d"], help="export approvals of this business date and earlier (default: all)")
+    ] = None,
+    outbox: Annotated[Path | None, typer.Option(
+        help="folder for the order files (default: $REBALANCE_OUTBOX_DIR, else $REBALANCE_HOME/outbox)")] = None,
+) -> None:
+    """Write the orders of approved proposals not yet exported, one CSV per proposal, exactly once."""
+    from rebalance_pipeline import settings
+    from rebalance_pipeline.export import export_approved_orders
+
+    run_id = f"cli-export-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
+    report = export_approved_orders(_engine(), outbox or settings.outbox_dir(), date.date() if date else None,
+                                    run_id=run_id)
+    if report.files:
+        _table("Order files written", pd.DataFrame({"file": [str(f) for f in report.files]}))
+    console.print(report.summary(), soft_wrap=True)
 
 
 @app.command()

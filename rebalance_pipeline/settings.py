@@ -5,6 +5,7 @@ REBALANCE_HOME           folder for local state (embedded pgdata, demo data); de
                          ``<project>/.rebalance``
 REBALANCE_LANDING_DIR    landing folder of the Airflow DAG (one sub-folder per date)
 REBALANCE_OUTBOX_DIR     where order files go (default ``$REBALANCE_HOME/outbox``)
+REBALANCE_REPORTS_DIR    where HTML drift reports go (default ``$REBALANCE_HOME/reports``)
 """
 
 from __future__ import annotations
@@ -32,3 +33,8 @@ def landing_dir() -> Path:
 def outbox_dir() -> Path:
     value = os.environ.get("REBALANCE_OUTBOX_DIR")
     return Path(value) if value else home() / "outbox"
+
+
+def reports_dir() -> Path:
+    value = os.environ.get("REBALANCE_REPORTS_DIR")
+    return Path(value) if value else home() / "reports"

@@ -46,6 +46,7 @@ print(json.dumps({
     "tasks": [t.task_id for t in dag.topological_sort()],
     "retries": {t.task_id: t.retries for t in dag.tasks},
     "outlets": [o.name for o in dag.get_task("publish").outlets],
+    "export_after": sorted(dag.get_task("export_approved_orders").upstream_task_ids),
 }))
 """
     out = subprocess.run([sys.executable, "-c", script], env=airflow_env, capture_output=True, text=True)
@@ -54,7 +55,9 @@ print(json.dumps({
     assert info["errors"] == {}
     assert info["max_active_runs"] == 1
     assert info["timezone"] == "America/New_York"
-    assert info["tasks"] == ["resolve_business_date", "ingest", "validate", "drift", "propose", "publish"]
+    assert info["tasks"] == ["resolve_business_date", "ingest", "validate", "drift", "propose", "publish",
+                             "export_approved_orders"]
+    assert info["export_after"] == ["publish", "resolve_business_date"]
     assert info["retries"]["validate"] == 0 and info["retries"]["ingest"] == 0
     assert info["outlets"] == ["rebalance_proposals"]
 
@@ -72,15 +75,30 @@ def _dags_test(env, landing, date: str):
                           timeout=600)
 
 
-def test_dags_test_processes_the_given_business_date(airflow_env, engine, landing):
+def test_dags_test_processes_the_given_business_date(airflow_env, engine, landing, tmp_path):
     small_landing(landing, dt.date(2014, 1, 3))
-    result = _dags_test(airflow_env, landing, "2014-01-03")
+    with engine.begin() as conn:   # approved the day before, not exported yet: the run's export sends it
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
+            " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('F9-20140102-x', '2014-01-02', 'F9',"
+            " 'approved', 'threshold', 1000, 0.1, 1, 'r', 'ops.alice', now())"))
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal_trade (proposal_id, security_id, side, quantity, price, currency,"
+            " notional, reason) VALUES ('F9-20140102-x', 'EQ', 'SELL', 1, 100, 'USD', 100, 'band_breach')"))
+    outbox = tmp_path / "outbox"
+    result = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(outbox)}, landing, "2014-01-03")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT as_of_date, fund_id, status, run_id FROM rebalance.fund_summary "
                                     "ORDER BY fund_id")).all()
         artifacts = conn.execute(sa.text("SELECT count(*) FROM rebalance.run_artifact")).scalar()
-        proposal = conn.execute(sa.text("SELECT fund_id, status FROM rebalance.proposal")).all()
+        proposal = conn.execute(sa.text("SELECT fund_id, status FROM rebalance.proposal WHERE fund_id <> 'F9'")).all()
+        exports = conn.execute(sa.text("SELECT proposal_id, file_name, order_count, run_id "
+                                       "FROM rebalance.order_export")).all()
+    assert [(e.proposal_id, e.file_name, e.order_count) for e in exports] == [
+        ("F9-20140102-x", "2014-01-02/orders_F9_F9-20140102-x.csv", 1)]
+    assert exports[0].run_id.startswith("airflow-")
+    assert (outbox / exports[0].file_name).read_text().splitlines()[1].startswith("F9,EQ,SELL,1,MARKET,,DAY,USD,")
     assert {r.as_of_date for r in rows} == {dt.date(2014, 1, 3)}
     assert [(r.fund_id, r.status) for r in rows] == [("F1", "proposed"), ("F2", "in_band"), ("F3", "in_band")]
     assert all(r.run_id.startswith("airflow-") for r in rows)
@@ -126,3 +144,66 @@ print(json.dumps(out))
     assert out["2014-07-02"] == "2014-07-03T18:30:00-04:00"   # early close still a session; 4 July is not
     assert out["first"] == "2014-01-02T18:30:00-05:00"        # 1 January is a holiday
     assert out["roundtrip"] is True
+
+
+def test_reporting_dag_imports_on_the_nightly_asset(airflow_env):
+    script = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag()
+dag, nightly = bag.dags["rebalance_reporting"], bag.dags["rebalance_nightly"]
+outlet = nightly.get_task("publish").outlets[0]
+print(json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "assets": [[a.name, a.uri] for a in getattr(dag.timetable.asset_condition, "objects",
+                                                [dag.timetable.asset_condition])],
+    "outlet": [outlet.name, outlet.uri],
+    "max_active_runs": dag.max_active_runs,
+    "catchup": dag.catchup,
+    "start_tz": str(dag.timezone),
+    "tasks": [t.task_id for t in dag.topological_sort()],
+    "params": sorted(dag.params.keys()),
+    "doc": bool(dag.doc_md),
+}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=airflow_env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["errors"] == {}
+    assert info["assets"] == [info["outlet"]] == [["rebalance_proposals", "rebalance://warehouse/rebalance/proposal"]]
+    assert (info["max_active_runs"], info["catchup"], info["doc"]) == (1, False, True)
+    assert info["start_tz"] == "America/New_York"
+    assert info["tasks"] == ["resolve_report_date", "build_drift_report"]
+    assert info["params"] == ["as_of_date", "history_days"]
+
+
+def test_reporting_dag_writes_the_report_of_the_published_night(airflow_env, engine, landing, tmp_path):
+    small_landing(landing, dt.date(2014, 1, 3))
+    nightly = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(tmp_path / "outbox")}, landing, "2014-01-03")
+    assert nightly.returncode == 0, (nightly.stdout + nightly.stderr)[-4000:]
+    # publish's asset event carries the night's date (what an asset-triggered report run reads)
+    script = """
+import json
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.utils.session import create_session
+with create_session() as session:
+    event = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+             .filter(AssetModel.name == "rebalance_proposals").order_by(AssetEvent.id.desc()).first())
+    print(json.dumps({"extra": event.extra, "dag": event.source_dag_id, "task": event.source_task_id}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=airflow_env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    event = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (event["dag"], event["task"]) == ("rebalance_nightly", "publish")
+    assert event["extra"]["as_of_date"] == "2014-01-03" and event["extra"]["run_id"].startswith("airflow-")
+
+    reports = tmp_path / "reports"
+    # A Sunday with no param and no triggering event: the latest night on or before it.
+    result = subprocess.run([str(BIN / "airflow"), "dags", "test", "rebalance_reporting", "2014-01-05"],
+                            env={**airflow_env, "REBALANCE_REPORTS_DIR": str(reports)}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert [p.name for p in reports.iterdir()] == ["drift_report_2014-01-03.html"]
+    html = (reports / "drift_report_2014-01-03.html").read_text()
+    assert "Rebalance drift report: 2014-01-03" in html and html.count("data:image/png;base64,") == 3
+    assert 'id="funds">3<' in html and 'id="funds-proposed">1<' in html and 'id="proposals-pending_review">1<' in html

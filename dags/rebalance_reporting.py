@@ -1,0 +1,85 @@
+"""rebalance_reporting: the HTML drift report of a night, once its proposals are published.
+
+Scheduled on the ``rebalance_proposals`` Asset that ``rebalance_nightly``'s publish task
+updates (its event's extra carries the night's ``as_of_date``). resolve_report_date ->
+build_drift_report; tasks hand each other only the date and the report's path (XCom).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+
+# The Asset rebalance_nightly publishes (same name and URI; tests check they match). Defined
+# here rather than imported: importing one DAG file from another would register its DAG twice.
+PROPOSALS_ASSET = Asset(name="rebalance_proposals", uri="rebalance://warehouse/rebalance/proposal",
+                        group="rebalance")
+
+DOC = """
+### Rebalance reporting
+
+Writes the drift report of one business date, a self-contained HTML page (charts embedded,
+no external URLs), to `$REBALANCE_REPORTS_DIR/drift_report_<YYYY-MM-DD>.html` (default
+`$REBALANCE_HOME/reports`). Runs whenever `rebalance_nightly` publishes a night (Asset
+`rebalance_proposals`).
+
+* **Business date**: the `as_of_date` param if given, else the `as_of_date` of the
+  triggering asset event (the night just published), else the latest date in the warehouse
+  on or before the run's logical date: `airflow dags test rebalance_reporting 2014-01-03`
+  reports on 2014-01-03, or the last night before it.
+* **Reads** the reporting views of the warehouse (`rebalance.fund_drift_history`,
+  `proposal_history`, `approval_latency_daily`): a `rebalance_reader` login is enough.
+* Same command without Airflow: `rebalance report-html --date YYYY-MM-DD`.
+"""
+
+
+@dag(
+    dag_id="rebalance_reporting",
+    schedule=[PROPOSALS_ASSET],
+    start_date=pendulum.datetime(2014, 1, 1, tz=SCHEDULE_TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    params={
+        "as_of_date": Param(None, type=["null", "string"], format="date",
+                            description="Business date to report on (default: the published night)"),
+        "history_days": Param(60, type="integer", minimum=1, maximum=2000,
+                              description="Business dates in the turnover and cost trend"),
+    },
+    tags=["rebalance"],
+    doc_md=DOC,
+)
+def rebalance_reporting():
+    @task(retries=0)
+    def resolve_report_date(params=None, logical_date=None, dag_run=None, triggering_asset_events=None) -> str:
+        """Fix the business date once: param, else the asset event's date, else the warehouse's latest."""
+        from rebalance_pipeline import reporting, warehouse
+
+        engine = warehouse.get_engine()
+        reporting.require_views(engine)  # reads only: no migration from a reporting job
+        try:
+            events = list(triggering_asset_events[PROPOSALS_ASSET]) if triggering_asset_events else []
+        except KeyError:
+            events = []
+        extras = [event.extra for event in sorted(events, key=lambda event: event.timestamp)]
+        as_of = reporting.resolve_report_date(engine, (params or {}).get("as_of_date"), extras, logical_date,
+                                              getattr(dag_run, "run_after", None))
+        return as_of.isoformat()
+
+    @task
+    def build_drift_report(as_of_date: str, params=None) -> str:
+        """Write the HTML report of the date; return its path."""
+        import datetime as dt
+
+        from rebalance_pipeline import reporting, settings, warehouse
+
+        path = reporting.build_drift_report(warehouse.get_engine(), dt.date.fromisoformat(as_of_date),
+                                            settings.reports_dir(), int((params or {}).get("history_days") or 60))
+        return str(path)
+
+    build_drift_report(resolve_report_date())
+
+
+rebalance_reporting()

@@ -1,0 +1,252 @@
+"""Export of approved trades to the OMS outbox, exactly once per proposal, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import small_landing, write
+from typer.testing import CliRunner
+
+from rebalance_pipeline import export, steps
+from rebalance_pipeline.cli import app
+from rebalance_pipeline.export import ORDER_COLUMNS, export_approved_orders, plain_decimal
+from rebalance_pipeline.warehouse import decide, read_frame
+
+AS_OF = dt.date(2014, 1, 3)
+NEXT = dt.date(2014, 1, 6)
+
+
+def q(engine, sql, **params) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return read_frame(conn, sql, params)
+
+
+def night_with_two_proposals(engine, landing: Path, as_of: dt.date = AS_OF, with_reference: bool = True) -> dict:
+    """F1 70/30 against 60/40 and F2 60/40 against 50/50 (5 pp bands): both get a proposal.
+
+    Each sells 100 EQ and buys 100 BD at 100 USD. Returns {fund_id: proposal_id}.
+    """
+    folder = small_landing(landing, as_of, with_reference=with_reference)
+    positions = pd.read_csv(folder / "positions.csv")
+    f2_eq = (positions["fund_id"] == "F2") & (positions["security_id"] == "EQ")
+    f2_bd = (positions["fund_id"] == "F2") & (positions["security_id"] == "BD")
+    positions.loc[f2_eq, "quantity"], positions.loc[f2_bd, "quantity"] = 600, 400
+    write(folder, "positions.csv", positions)
+    steps.run_nightly(as_of, landing, engine)
+    ids = q(engine, "SELECT fund_id, proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND "
+                    "status = 'pending_review'", d=as_of)
+    return dict(zip(ids["fund_id"], ids["proposal_id"], strict=True))
+
+
+def files_in(outbox: Path) -> list[Path]:
+    return sorted(p for p in outbox.rglob("*") if p.is_file())
+
+
+def read_orders(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def exported(engine) -> pd.DataFrame:
+    return q(engine, "SELECT proposal_id, fund_id, as_of_date, file_name, order_count, run_id "
+                     "FROM rebalance.order_export ORDER BY as_of_date, fund_id")
+
+
+def test_an_approved_proposal_is_exported_once_with_the_oms_columns(engine, landing, tmp_path):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F1"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+
+    report = export_approved_orders(engine, outbox, run_id="test-1")
+    path = outbox / "2014-01-03" / f"orders_F1_{ids['F1']}.csv"
+    assert files_in(outbox) == [path]
+    assert report.files == (path,) and (report.proposals, report.orders, report.skipped_already_exported) == (1, 2, 0)
+
+    # The trades as the nightly run stored them: F1 sells 100 EQ and buys 100 BD, in USD.
+    trades = q(engine, "SELECT security_id, side, quantity, currency FROM rebalance.proposal_trade "
+                       "WHERE proposal_id = :p ORDER BY security_id", p=ids["F1"])
+    assert [(t.security_id, t.side, t.quantity, t.currency) for t in trades.itertuples()] == [
+        ("BD", "BUY", Decimal("100"), "USD"), ("EQ", "SELL", Decimal("100"), "USD")]
+
+    text = path.read_bytes().decode("utf-8")
+    assert text.splitlines()[0] == ",".join(ORDER_COLUMNS)
+    assert text.endswith("\r\n") and "e+" not in text.lower() and "100.0" not in text
+    pid = ids["F1"]
+    assert read_orders(path) == [   # sells first (cash is raised before it is spent)
+        {"account": "F1", "security": "EQ", "side": "SELL", "quantity": "100", "order_type": "MARKET",
+         "limit_price": "", "time_in_force": "DAY", "currency": "USD", "client_order_id": f"{pid}-001",
+         "proposal_id": pid, "as_of_date": "2014-01-03"},
+        {"account": "F1", "security": "BD", "side": "BUY", "quantity": "100", "order_type": "MARKET",
+         "limit_price": "", "time_in_force": "DAY", "currency": "USD", "client_order_id": f"{pid}-002",
+         "proposal_id": pid, "as_of_date": "2014-01-03"},
+    ]
+    assert exported(engine).values.tolist() == [
+        [pid, "F1", AS_OF, f"2014-01-03/orders_F1_{pid}.csv", 2, "test-1"]]
+
+
+def test_a_second_export_writes_nothing_and_leaves_the_file_alone(engine, landing, tmp_path):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F1"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+    export_approved_orders(engine, outbox)
+    [path] = files_in(outbox)
+    before = path.stat()
+    content = path.read_bytes()
+
+    again = export_approved_orders(engine, outbox)
+    assert (again.files, again.proposals, again.orders, again.skipped_already_exported) == ((), 0, 0, 1)
+    assert files_in(outbox) == [path]
+    after = path.stat()
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert path.read_bytes() == content
+    assert len(exported(engine)) == 1
+
+
+def test_rejected_and_pending_proposals_are_not_exported_and_a_later_approval_is(engine, landing, tmp_path):
+    first = night_with_two_proposals(engine, landing, AS_OF)
+    decide(engine, first["F1"], "approved", "ops.alice")
+    decide(engine, first["F2"], "rejected", "ops.bob")
+    later = night_with_two_proposals(engine, landing, NEXT, with_reference=False)   # both pending
+    outbox = tmp_path / "outbox"
+
+    report = export_approved_orders(engine, outbox)
+    assert report.proposals == 1
+    assert [p.name for p in files_in(outbox)] == [f"orders_F1_{first['F1']}.csv"]
+
+    decide(engine, later["F2"], "approved", "ops.alice")
+    second = export_approved_orders(engine, outbox)
+    new_file = outbox / "2014-01-06" / f"orders_F2_{later['F2']}.csv"
+    assert second.files == (new_file,) and (second.proposals, second.skipped_already_exported) == (1, 1)
+    assert [r["account"] for r in read_orders(new_file)] == ["F2", "F2"]
+    assert len(files_in(outbox)) == 2
+    assert exported(engine)["proposal_id"].tolist() == [first["F1"], later["F2"]]   # never F2's rejected one
+
+
+def test_up_to_limits_the_export_to_that_business_date_and_earlier(engine, landing, tmp_path):
+    first = night_with_two_proposals(engine, landing, AS_OF)
+    decide(engine, first["F1"], "approved", "ops.alice")    # before the next night supersedes it
+    later = night_with_two_proposals(engine, landing, NEXT, with_reference=False)
+    decide(engine, later["F1"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+
+    assert export_approved_orders(engine, outbox, up_to=AS_OF).proposals == 1
+    assert [p.parent.name for p in files_in(outbox)] == ["2014-01-03"]
+    report = export_approved_orders(engine, outbox, up_to=NEXT)
+    assert (report.proposals, report.skipped_already_exported) == (1, 1)
+    assert [p.parent.name for p in files_in(outbox)] == ["2014-01-03", "2014-01-06"]
+
+
+def test_a_failure_before_the_commit_records_nothing_and_the_retry_gives_one_identical_file(
+        engine, landing, tmp_path, monkeypatch):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F1"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+
+    def fail(conn, rows):
+        raise RuntimeError("connection lost before the commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "_record_exports", fail)
+        with pytest.raises(RuntimeError, match="before the commit"):
+            export_approved_orders(engine, outbox)
+    assert exported(engine).empty
+    [written] = files_in(outbox)          # the file went out, the record did not
+    content = written.read_bytes()
+
+    retry = export_approved_orders(engine, outbox)
+    assert retry.files == (written,) and retry.proposals == 1
+    assert files_in(outbox) == [written] and written.read_bytes() == content
+    assert exported(engine)["proposal_id"].tolist() == [ids["F1"]]
+    assert not list(outbox.rglob(".*"))   # no temporary files left behind
+
+
+def test_an_outbox_that_cannot_be_written_records_nothing(engine, landing, tmp_path):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F1"], "approved", "ops.alice")
+    decide(engine, ids["F2"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+    outbox.write_text("a file where the folder should be")   # unwritable even for root
+
+    with pytest.raises(OSError):
+        export_approved_orders(engine, outbox)
+    assert exported(engine).empty
+
+    outbox.unlink()
+    report = export_approved_orders(engine, outbox)
+    assert report.proposals == 2 and len(files_in(outbox)) == 2
+    assert sorted(exported(engine)["fund_id"]) == ["F1", "F2"]
+
+
+def test_a_proposal_approved_with_no_trades_is_recorded_without_a_file(engine, tmp_path):
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
+            " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('F9-20140103-empty', '2014-01-03', 'F9',"
+            " 'approved', 'threshold', 100, 0, 0, 'r', 'ops.alice', now())"))
+    outbox = tmp_path / "outbox"
+    report = export_approved_orders(engine, outbox)
+    assert (report.files, report.proposals, report.orders) == ((), 1, 0)
+    assert not outbox.exists() or files_in(outbox) == []
+    assert exported(engine).values.tolist() == [["F9-20140103-empty", "F9", AS_OF, None, 0, None]]
+    assert export_approved_orders(engine, outbox).skipped_already_exported == 1
+
+
+def test_concurrent_exports_write_each_proposal_once(engine, landing, tmp_path):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F1"], "approved", "ops.alice")
+    decide(engine, ids["F2"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+    reports, errors = [], []
+
+    def run():
+        try:
+            reports.append(export_approved_orders(engine, outbox))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.proposals for r in reports) == 2 and sum(len(r.files) for r in reports) == 2
+    assert len(files_in(outbox)) == 2 and len(exported(engine)) == 2
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal("100.0000000000"), "100"), (Decimal("12.5000000000"), "12.5"), (Decimal("1E+3"), "1000"),
+    (Decimal("0.0000001000"), "0.0000001"), (1e-7, "0.0000001"), (250.0, "250"), (3, "3"),
+])
+def test_quantities_are_plain_decimals(value, text):
+    assert plain_decimal(value) == text
+
+
+def test_an_id_that_cannot_be_a_file_name_is_refused():
+    with pytest.raises(export.ExportError, match="cannot be part of a file name"):
+        export.order_file_name("../F1", "P1", AS_OF)
+
+
+def test_cli_export(engine, landing, tmp_path, monkeypatch):
+    ids = night_with_two_proposals(engine, landing)
+    decide(engine, ids["F2"], "approved", "ops.alice")
+    outbox = tmp_path / "outbox"
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["export", "--date", "2014-01-03", "--outbox", str(outbox)])
+    assert result.exit_code == 0, result.output
+    assert "exported 1 proposals (2 orders, 1 files)" in result.output
+    assert [p.name for p in files_in(outbox)] == [f"orders_F2_{ids['F2']}.csv"]
+    assert exported(engine)["run_id"][0].startswith("cli-export-")
+
+    monkeypatch.setenv("REBALANCE_OUTBOX_DIR", str(outbox))   # the default outbox
+    again = runner.invoke(app, ["export"])
+    assert again.exit_code == 0, again.output
+    assert "exported 0 proposals" in again.output and "1 already exported" in again.output
