@@ -87,8 +87,23 @@ def current_version(engine: Engine) -> int:
         return conn.execute(sa.text("SELECT coalesce(max(version), 0) FROM rebalance.schema_migration")).scalar()
 
 
+def _applied_checksums(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.schema_migration')")).scalar() is None:
+            return {}
+        return dict(conn.execute(sa.text("SELECT version, checksum FROM rebalance.schema_migration")).all())
+
+
 def migrate(engine: Engine, target: int | None = None) -> list[int]:
-    """Apply the migrations not yet applied (up to ``target``), in one transaction; return them."""
+    """Apply the migrations not yet applied (up to ``target``), in one transaction; return them.
+
+    An up-to-date warehouse is only read (no lock, no DDL), so the pipeline may log in as a
+    ``rebalance_writer`` and the review view as a ``rebalance_reader``; applying migrations
+    needs the schema owner (``rebalance warehouse migrate``).
+    """
+    wanted = {m.version: m.checksum for m in available_migrations() if target is None or m.version <= target}
+    if wanted and all(_applied_checksums(engine).get(v) == c for v, c in wanted.items()):
+        return []
     applied_now = []
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),

@@ -354,3 +354,32 @@ def test_the_report_and_its_command_need_only_the_reader_role(engine, landing, t
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "drift_report_2014-01-03.html").exists()
     warehouse.get_engine(url).dispose()
+
+
+def test_the_pipeline_runs_as_a_writer_login_and_the_view_reads_as_a_reader(engine, landing, tmp_path):
+    """With the schema migrated by its owner, a night, a decision and the export need only
+    rebalance_writer; the review queries need only rebalance_reader, which cannot decide."""
+    from rebalance_pipeline import export
+    from rebalance_pipeline.review import queries
+
+    def as_role(role: str):
+        return sa.create_engine(engine.url, connect_args={"options": f"-c role={role}"})
+
+    small_landing(landing, FIRST)
+    writer = as_role("rebalance_writer")
+    assert warehouse.migrate(writer) == []            # up to date: nothing to do, no DDL
+    report = steps.run_nightly(FIRST, landing, writer)
+    assert report.new_proposals == 1
+    with writer.connect() as conn:
+        assert conn.execute(sa.text("SELECT current_user")).scalar() == "rebalance_writer"
+        proposal_id = conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal")).scalar_one()
+    warehouse.decide(writer, proposal_id, "approved", by="ops")
+    assert export.export_approved_orders(writer, tmp_path / "outbox").proposals == 1
+
+    reader = as_role("rebalance_reader")
+    page = queries.list_funds(reader, queries.FundFilter(as_of=FIRST))
+    assert page.total == 3 and queries.proposal_detail(reader, proposal_id).reviews["decided_by"].tolist() == ["ops"]
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+        warehouse.decide(reader, proposal_id, "rejected", by="intruder")
+    writer.dispose()
+    reader.dispose()
