@@ -64,7 +64,7 @@ ui: venv
 	@echo "   Ctrl-C stops Airflow; 'make stop' stops the embedded warehouse."
 	@AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops:user,viewer:viewer,admin:admin" \
 		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(UI_PASSWORDS) \
-		AIRFLOW__API__PORT=$(UI_PORT) AIRFLOW__API__BASE_URL=http://127.0.0.1:$(UI_PORT) \
+		AIRFLOW__API__PORT=$(UI_PORT) AIRFLOW__API__BASE_URL=http://127.0.0.1:$(UI_PORT) AIRFLOW__CORE__PARALLELISM=4 \
 		REBALANCE_LANDING_DIR=$(DEMO_LANDING) PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 ## test: the whole suite against real PostgreSQL, real Airflow and real GX

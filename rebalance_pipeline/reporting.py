@@ -277,12 +277,18 @@ def _chart_trend(trend: pd.DataFrame, history_days: int) -> str:
         _no_data(top, "no history")
         bottom.set_axis_off()
         return _png(fig)
-    frame = trend.assign(as_of_date=pd.to_datetime(trend["as_of_date"]),
+    # Business dates side by side (no gaps for weekends and holidays), as ops reads a trend.
+    dates = sorted(pd.to_datetime(trend["as_of_date"]).dt.date.unique())
+    position = {d: i for i, d in enumerate(dates)}
+    frame = trend.assign(x=pd.to_datetime(trend["as_of_date"]).dt.date.map(position),
                          turnover_value=_float(trend["turnover_value"]), est_cost=_float(trend["est_cost"]))
     for currency, rows in frame.groupby(frame["base_currency"].fillna("?")):
         label = _label(currency, 8)
-        top.plot(rows["as_of_date"], rows["turnover_value"], marker="o", markersize=3, label=label)
-        bottom.plot(rows["as_of_date"], rows["est_cost"], marker="o", markersize=3, label=label)
+        top.plot(rows["x"], rows["turnover_value"], marker="o", markersize=3, label=label)
+        bottom.plot(rows["x"], rows["est_cost"], marker="o", markersize=3, label=label)
+    ticks = list(range(0, len(dates), max(1, -(-len(dates) // 10))))
+    bottom.set_xticks(ticks, [dates[i].isoformat() for i in ticks])
+    bottom.set_xlim(-0.5, len(dates) - 0.5)
     top.set_ylabel("turnover\n(Σ turnover × NAV)", fontsize=8)
     bottom.set_ylabel("estimated cost", fontsize=8)
     from matplotlib.ticker import FuncFormatter
