@@ -45,7 +45,9 @@ demo: venv
 		> $(REBALANCE_HOME)/demo-dag.log 2>&1 || (tail -50 $(REBALANCE_HOME)/demo-dag.log; exit 1)
 	@grep -o "published PublishReport[^]]*)" $(REBALANCE_HOME)/demo-dag.log | tail -1 || true
 	@$(BIN)/rebalance report --date $(DEMO_LATEST)
-	@echo "Next: rebalance proposals --status pending_review; rebalance approve <id> --by <you>"
+	@echo "== drift report (HTML with charts): $$($(BIN)/rebalance report-html --date $(DEMO_LATEST))"
+	@echo "Next: 'make ui' to review and approve in the Airflow UI (menu Rebalance), or"
+	@echo "      rebalance proposals --status pending_review; rebalance approve <id> --by <you>; rebalance export"
 
 ## ui: Airflow (api-server, scheduler, dag-processor) with the Rebalance view on the demo warehouse
 UI_PORT ?= 8080
