@@ -69,7 +69,7 @@ def test_signed_out_users_are_sent_to_the_airflow_login(review_server, night):
     with browser(review_server, None) as client:
         page = client.get("/rebalance/")
         assert page.status_code == 303
-        assert page.headers["location"].startswith("/api/v2/auth/login?next=")
+        assert page.headers["location"] == "/api/v2/auth/login?next=%2Frebalance%2F"   # relative: no Host echo
         assert client.get("/rebalance/api/funds").status_code == 401
         assert client.post(f"/rebalance/proposals/{night['pending']}/decision",
                            data={"decision": "approved"}).status_code in (303, 401)
@@ -116,6 +116,9 @@ def test_the_fund_page_draws_its_drift_and_the_proposal_page_its_trades(review_s
 
 
 def test_a_viewer_may_look_but_not_decide(review_server, night):
+    with browser(review_server, "viewer") as client:
+        form = client.post(f"/rebalance/proposals/{night['pending']}/decision", data={"decision": "approved"})
+        assert form.status_code == 403 and "may look at proposals but not decide them" in form.text
     with api(review_server, "viewer") as client:
         refused = client.post(f"/rebalance/api/proposals/{night['pending']}/decision", json={"decision": "approved"})
         assert refused.status_code == 403
@@ -135,6 +138,10 @@ def test_a_form_without_a_valid_csrf_token_is_refused(review_server, night):
         cross_site = client.post(url, data={"decision": "approved", "csrf_token": good_token},
                                  headers={"Sec-Fetch-Site": "cross-site"})
         assert cross_site.status_code == 403
+        # A blank bearer header leaves the cookie in charge, so the token is still required.
+        assert client.post(url, data={"decision": "approved"},
+                           headers={"Authorization": "Bearer \u00a0".encode("latin-1")}).status_code == 403
+        assert client.post(url, data={"decision": "maybe", "csrf_token": good_token}).status_code == 422
         # The JSON API with the session cookie needs the token too (in a header).
         assert client.post(f"/rebalance/api/proposals/{night['pending']}/decision",
                            json={"decision": "approved"}).status_code == 403
@@ -211,8 +218,11 @@ def test_a_bulk_decision_decides_each_selected_proposal_once(review_server, nigh
                            ).status_code == 403                           # no CSRF token
         done = client.post("/rebalance/decisions", data={"decision": "approved", "proposal_id": chosen,
                                                          "note": "morning batch", "csrf_token": token})
-        assert done.status_code == 200 and "1 of 3 proposals approved" in done.text
-        assert "superseded by a later proposal" in done.text and "no proposal NOPE" in done.text
+        assert done.status_code == 303 and done.headers["location"].startswith("/rebalance/decisions?")
+        result = client.get(done.headers["location"])         # Post/Redirect/Get: a reload decides nothing
+        assert result.status_code == 200 and "1 of 3 proposals approved" in result.text
+        assert "superseded" in result.text and "no such proposal" in result.text
+        assert client.get(done.headers["location"]).status_code == 200
     with browser(review_server, "viewer") as client:
         assert 'name="proposal_id"' not in client.get("/rebalance/").text
     with api(review_server, "ops") as client:

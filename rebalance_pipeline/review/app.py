@@ -19,14 +19,15 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.configuration import conf
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -85,6 +86,11 @@ def _secret_key() -> str:
     return conf.get("api", "secret_key")
 
 
+def _airflow_path() -> str:
+    """The path Airflow is served under ('' at the root), from ``[api] base_url``."""
+    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
 def _may_decide(user) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -92,7 +98,13 @@ def _may_decide(user) -> bool:
 
 
 def _uses_bearer_token(request: Request) -> bool:
-    return request.headers.get("authorization", "").lower().startswith("bearer ")
+    """Whether Airflow authenticates this request by its Authorization header, not the cookie.
+
+    Same parsing as the HTTPBearer scheme behind Airflow's ``get_user``: a header it would
+    ignore (``Bearer`` with blank credentials) means the cookie decides, and so CSRF applies.
+    """
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    return scheme.lower() == "bearer" and bool(credentials)
 
 
 def _check_csrf(request: Request, user, token: str | None) -> None:
@@ -130,11 +142,19 @@ def _percent(value, digits: int = 2) -> str:
 
 
 def _blank(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
 TEMPLATES.env.filters.update(number=_number, percent=_percent)
 TEMPLATES.env.tests["blank"] = _blank
+
+
+def _path_for(request: Request):
+    """``url_for`` for templates, giving paths: links stay on the scheme and host the browser
+    used (behind a TLS-terminating proxy too), as the CSP's form-action 'self' expects."""
+    def path_for(name: str, /, **params) -> str:
+        return request.url_for(name, **params).path
+    return path_for
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -168,14 +188,20 @@ def create_app() -> FastAPI:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
         if exc.status_code == 401:
             # Not signed in: Airflow's login page brings the user back here afterwards.
-            return RedirectResponse(f"/api/v2/auth/login?{urlencode({'next': str(request.url)})}", status_code=303)
-        return TEMPLATES.TemplateResponse(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{_airflow_path()}/api/v2/auth/login?{urlencode({'next': here})}",
+                                    status_code=303)
+        detail = exc.detail
+        if exc.status_code == 403 and detail == "Forbidden":
+            detail = (f"Your Airflow role may look at proposals but not decide them: deciding needs edit "
+                      f"permission on the {REVIEW_DAG_ID} DAG (role User or above).")
+        return TEMPLATES.TemplateResponse(request, "error.html", {"status": exc.status_code, "detail": detail},
                                           status_code=exc.status_code)
 
     def render(request: Request, user, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
         may_decide = _may_decide(user)
         return TEMPLATES.TemplateResponse(request, template, {
-            **context, "user_name": user.get_name(), "may_decide": may_decide,
+            **context, "user_name": user.get_name(), "may_decide": may_decide, "url_for": _path_for(request),
             "csrf_token": csrf.issue(_secret_key(), str(user.get_id())) if may_decide else None,
         }, status_code=status_code)
 
@@ -188,7 +214,7 @@ def create_app() -> FastAPI:
     @app.get("/", response_class=HTMLResponse, dependencies=[CAN_VIEW], name="funds_page")
     def funds_page(request: Request, user: GetUserDep, date: str | None = None, status: str | None = None,
                    proposal_status: str | None = None, q: str | None = None, sort: str = "max_abs_drift",
-                   order: str = "desc", page: int = 1):
+                   order: str = "desc", page: Annotated[int, Query(ge=1, le=100_000)] = 1):
         dates = queries.business_dates(store.engine)
         as_of = _parse_date(date, dates[0] if dates else None)
         context = {"dates": dates, "as_of": as_of, "status": status or "", "proposal_status": proposal_status or "",
@@ -208,7 +234,7 @@ def create_app() -> FastAPI:
         def link(**changes) -> str:
             params = {"date": as_of.isoformat() if as_of else None, "status": status, "proposal_status": proposal_status,
                       "q": q, "sort": sort, "order": order, **changes}
-            return f"{request.url_for('funds_page')}?{urlencode({k: v for k, v in params.items() if v})}"
+            return f"{request.url_for('funds_page').path}?{urlencode({k: v for k, v in params.items() if v})}"
 
         def sort_link(key: str) -> str:
             return link(sort=key, order="asc" if (sort == key and order != "asc") else "desc", page=None)
@@ -243,9 +269,10 @@ def create_app() -> FastAPI:
                     decision: Annotated[str, Form()], csrf_token: Annotated[str | None, Form()] = None,
                     note: Annotated[str | None, Form(max_length=2000)] = None):
         _check_csrf(request, user, csrf_token)
-        _decide(store, user, proposal_id, Decision(decision=decision, note=note or None), channel="ui")
-        url = request.url_for("proposal_page", proposal_id=proposal_id)
-        return RedirectResponse(f"{url}?{urlencode({'done': decision})}", status_code=303)
+        body = _form_decision(Decision, decision=decision, note=note or None)
+        _decide(store, user, proposal_id, body, channel="ui")
+        url = request.url_for("proposal_page", proposal_id=proposal_id).path
+        return RedirectResponse(f"{url}?{urlencode({'done': body.decision})}", status_code=303)
 
     @app.post("/decisions", response_class=HTMLResponse, dependencies=[CAN_DECIDE], name="decide_many_form")
     def decide_many_form(request: Request, user: GetUserDep, decision: Annotated[str, Form()],
@@ -255,19 +282,28 @@ def create_app() -> FastAPI:
         _check_csrf(request, user, csrf_token)
         if not proposal_id:
             raise HTTPException(422, "select at least one proposal")
-        try:
-            body = BulkDecision(decision=decision, note=note or None, proposal_ids=list(proposal_id))
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+        body = _form_decision(BulkDecision, decision=decision, note=note or None, proposal_ids=list(proposal_id))
         results = _decide_many(store, user, body, channel="ui")
-        return render(request, user, "decisions.html", {"decision": decision, "results": results,
-                                                        "decided": sum(r["ok"] for r in results)})
+        # Post/Redirect/Get: reloading the result page shows where the proposals stand now and
+        # decides nothing again.
+        query = urlencode([("decision", body.decision), ("decided", sum(r["ok"] for r in results))]
+                          + [("id", r["proposal_id"]) for r in results], doseq=True)
+        return RedirectResponse(f"{request.url_for('decisions_page').path}?{query}", status_code=303)
+
+    @app.get("/decisions", response_class=HTMLResponse, dependencies=[CAN_VIEW], name="decisions_page")
+    def decisions_page(request: Request, user: GetUserDep, decision: str = "", decided: int = 0,
+                       id: Annotated[list[str] | None, Query(max_length=MAX_BULK)] = None):  # noqa: A002
+        states = queries.proposal_states(store.engine, list(dict.fromkeys(id or []))[:MAX_BULK])
+        return render(request, user, "decisions.html", {
+            "decision": decision if decision in DONE_MESSAGES else "", "decided": max(decided, 0),
+            "results": _records(states)})
 
     # -------------------------------------------------------------- JSON API
     @app.get("/api/funds", dependencies=[CAN_VIEW])
     def api_funds(date: str | None = None, status: str | None = None, proposal_status: str | None = None,
                   q: str | None = None, sort: str = "max_abs_drift", order: str = "desc",
-                  limit: int = 200, offset: int = 0):
+                  limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
         dates = queries.business_dates(store.engine, limit=1)
         as_of = _parse_date(date, dates[0] if dates else None)
         if as_of is None:
@@ -306,6 +342,15 @@ def create_app() -> FastAPI:
                 "results": results}
 
     return app
+
+
+def _form_decision(model, **fields):
+    """A form's fields as a Decision (422 with the reason when they are not one)."""
+    try:
+        return model(**fields)
+    except ValueError as exc:
+        raise HTTPException(422, "; ".join(e["msg"] for e in getattr(exc, "errors", lambda: [])()) or str(exc)) \
+            from None
 
 
 def _decide_many(store: _Warehouse, user, body: BulkDecision, channel: str) -> list[dict]:

@@ -156,3 +156,14 @@ def proposal_detail(engine: Engine, proposal_id: str) -> ProposalDetail | None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def proposal_states(engine: Engine, proposal_ids: list[str]) -> pd.DataFrame:
+    """Where the given proposals stand now, in the given order (unknown ids included, status NULL)."""
+    if not proposal_ids:
+        return pd.DataFrame(columns=["proposal_id", "fund_id", "as_of_date", "status", "reviewed_by", "reviewed_at"])
+    with engine.connect() as conn:
+        return read_frame(conn,
+                          "SELECT i.proposal_id, p.fund_id, p.as_of_date, p.status, p.reviewed_by, p.reviewed_at "
+                          "FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS i (proposal_id, n) "
+                          "LEFT JOIN rebalance.proposal p USING (proposal_id) ORDER BY i.n", {"ids": proposal_ids})
