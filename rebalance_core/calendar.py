@@ -55,3 +55,13 @@ def is_period_start(as_of: dt.date, frequency: str, calendar: str = DEFAULT_CALE
 def period_starts(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dict[str, bool]:
     """For each frequency, whether ``as_of`` starts a period (one calendar lookup each)."""
     return {f: is_period_start(as_of, f, calendar) for f in ("daily", *_PERIOD_CODES)}
+
+
+def session_close(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """When the market closed on ``as_of`` (UTC; early closes included); on a non-trading day
+    its end. Positions of that date reflect the orders sent before this moment."""
+    cal = _calendar(calendar)
+    day = pd.Timestamp(as_of)
+    if cal.is_session(day):
+        return cal.session_close(day)
+    return (day + pd.Timedelta(days=1)).tz_localize("UTC")

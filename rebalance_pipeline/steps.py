@@ -109,6 +109,12 @@ def drift(run: NightlyRun) -> dict:
                               "blocked_reason": "NAV cannot be computed (a holding has no usable price or fx rate, "
                                                 "or the fund is worth nothing)"})
         run.workspace.put("blocked", pd.concat([blocked, extra], ignore_index=True))
+    # Approved orders the market has not seen by tonight's close are not in tonight's
+    # positions: a new proposal would trade the same drift again. Such funds wait.
+    waiting = _awaiting_execution(run)
+    waiting = waiting[~waiting["fund_id"].isin(run.workspace.get("blocked")["fund_id"])]
+    if len(waiting):
+        run.workspace.put("blocked", pd.concat([run.workspace.get("blocked"), waiting], ignore_index=True))
     run.workspace.put("drift", drift_rows)
     run.workspace.put("summary", summary)
     return {"funds": len(summary), "rows": len(drift_rows), "breached_funds": int(summary["breached"].sum())}
@@ -175,6 +181,26 @@ def run_nightly(as_of: dt.date, landing_dir: Path, engine: Engine, run_id: str |
 
 
 # --------------------------------------------------------------------- helpers
+def _awaiting_execution(run: NightlyRun) -> pd.DataFrame:
+    """Funds with an approved proposal of an earlier date whose orders were not exported
+    before this date's close (so tonight's positions cannot reflect them), with the reason."""
+    import sqlalchemy as sa
+
+    from rebalance_core.calendar import session_close
+
+    with run.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT DISTINCT ON (p.fund_id) p.fund_id, p.proposal_id, p.as_of_date, e.exported_at "
+            "FROM rebalance.proposal p LEFT JOIN rebalance.order_export e USING (proposal_id) "
+            "WHERE p.status = 'approved' AND p.as_of_date < :d AND (e.exported_at IS NULL OR e.exported_at >= :close) "
+            "ORDER BY p.fund_id, p.as_of_date DESC"),
+            {"d": run.as_of, "close": session_close(run.as_of).to_pydatetime()}).all()
+    reasons = [f"awaiting execution: approved proposal {r.proposal_id} ({r.as_of_date}) "
+               + ("has not been exported" if r.exported_at is None else "was exported after this date's close")
+               + "; no new proposal until the positions reflect its orders" for r in rows]
+    return pd.DataFrame({"fund_id": [r.fund_id for r in rows], "blocked_reason": reasons})
+
+
 def _recent_loss_sales(run: NightlyRun) -> pd.DataFrame:
     """Approved sells at a loss in the 30 days before the date (for wash-sale flags)."""
     import sqlalchemy as sa

@@ -215,7 +215,7 @@ def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str |
     if not by or not by.strip():
         raise ReviewError("a decision needs the reviewer's name")
     with engine.begin() as conn:
-        found = conn.execute(sa.text("SELECT as_of_date FROM rebalance.proposal WHERE proposal_id = :id"),
+        found = conn.execute(sa.text("SELECT as_of_date, fund_id FROM rebalance.proposal WHERE proposal_id = :id"),
                              {"id": proposal_id}).first()
         if found is None:
             raise ReviewError(f"no proposal {proposal_id}")
@@ -231,6 +231,17 @@ def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str |
         if row.status != PENDING:
             raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
                               f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")
+        if decision == APPROVED:
+            # A rerun of a reviewed date adds a fresh proposal beside the approved one; approving
+            # both would send the same drift to the market twice.
+            twin = conn.execute(sa.text(
+                "SELECT proposal_id, as_of_date FROM rebalance.proposal WHERE fund_id = :f AND status = :approved "
+                "AND as_of_date >= :d AND proposal_id <> :id ORDER BY as_of_date DESC LIMIT 1"),
+                {"f": found.fund_id, "approved": APPROVED, "d": found.as_of_date, "id": proposal_id}).first()
+            if twin is not None:
+                raise ReviewError(f"fund {found.fund_id} already has approved proposal {twin.proposal_id} for "
+                                  f"{twin.as_of_date}; approving {proposal_id} too would trade the same drift twice "
+                                  "(reject one of them)")
         state = conn.execute(sa.text(
             "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
             "WHERE proposal_id = :id RETURNING proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at"),

@@ -252,6 +252,57 @@ def test_a_rerun_with_new_data_adds_a_fresh_proposal_beside_the_reviewed_one(eng
     assert q(engine, "SELECT * FROM rebalance.proposal_trade WHERE proposal_id = :p", p=pid).equals(trades_before)
 
 
+def test_a_second_approval_for_the_same_fund_and_date_is_refused(engine, landing):
+    folder = small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    first = summary(engine).loc["F1", "proposal_id"]
+    decide(engine, first, "approved", "ops.amy")
+    _edit(folder, "positions.csv", lambda f: f.assign(quantity=f["quantity"].where(
+        ~((f["fund_id"] == "F1") & (f["security_id"] == "EQ")), "750")))
+    steps.run_nightly(AS_OF, landing, engine)            # a corrected file: a fresh proposal beside it
+    fresh = summary(engine).loc["F1", "proposal_id"]
+    assert fresh != first
+    with pytest.raises(ReviewError, match=f"already has approved proposal {first}.*twice"):
+        decide(engine, fresh, "approved", "ops.bob")
+    assert decide(engine, fresh, "rejected", "ops.bob")["status"] == "rejected"   # rejecting is fine
+
+
+def _export_at(engine, proposal_id: str, when: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, exported_at)"
+            " SELECT proposal_id, fund_id, as_of_date, 'x.csv', trade_count, CAST(:t AS timestamptz)"
+            " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
+
+
+def test_a_fund_waits_while_its_approved_orders_are_not_in_the_market(engine, landing):
+    """Positions of the next date cannot reflect orders not exported before its close: the fund
+    gets no second proposal for the same drift until they could."""
+    small_landing(landing, AS_OF)
+    small_landing(landing, NEXT, with_reference=False)
+    steps.run_nightly(AS_OF, landing, engine)
+    approved = summary(engine).loc["F1", "proposal_id"]
+    decide(engine, approved, "approved", "ops.amy")
+
+    steps.run_nightly(NEXT, landing, engine)             # not exported at all
+    held = summary(engine, NEXT).loc["F1"]
+    assert held["status"] == "blocked" and held["proposal_id"] is None
+    assert f"approved proposal {approved} (2014-01-03) has not been exported" in held["blocked_reason"]
+    assert summary(engine, NEXT).loc["F2", "status"] == "in_band"     # other funds go on as usual
+
+    _export_at(engine, approved, "2014-01-06 17:00 America/New_York")  # after NEXT's 16:00 close
+    steps.run_nightly(NEXT, landing, engine)
+    assert "was exported after this date's close" in summary(engine, NEXT).loc["F1", "blocked_reason"]
+
+    with engine.begin() as conn:   # (test set-up only: the ledger row is replaced by an earlier one)
+        conn.execute(sa.text("ALTER TABLE rebalance.order_export DISABLE TRIGGER USER"))
+        conn.execute(sa.text("DELETE FROM rebalance.order_export"))
+        conn.execute(sa.text("ALTER TABLE rebalance.order_export ENABLE TRIGGER USER"))
+    _export_at(engine, approved, "2014-01-06 10:00 America/New_York")  # in the market that day
+    steps.run_nightly(NEXT, landing, engine)
+    assert summary(engine, NEXT).loc["F1", "status"] == "proposed"
+
+
 def test_decisions_are_taken_once_and_audited(engine, landing):
     small_landing(landing)
     steps.run_nightly(AS_OF, landing, engine)
