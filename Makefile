@@ -64,10 +64,19 @@ ui: venv
 	@echo "   users (role): ops (User: may approve), viewer (Viewer: look only), admin (Admin); passwords in $(UI_PASSWORDS):"
 	@cat $(UI_PASSWORDS); echo
 	@echo "   Ctrl-C stops Airflow; 'make stop' stops the embedded warehouse."
-	@AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops:user,viewer:viewer,admin:admin" \
+	@echo "   logs of the scheduler and dag-processor: $(REBALANCE_HOME)/ui-*.log"
+	@# The components run in the background so that Ctrl-C (trapped here) stops them all with
+	@# SIGTERM (airflow standalone does not stop on Ctrl-C). Local only: bound to 127.0.0.1.
+	@export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops:user,viewer:viewer,admin:admin" \
 		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(UI_PASSWORDS) \
-		AIRFLOW__API__PORT=$(UI_PORT) AIRFLOW__API__BASE_URL=http://127.0.0.1:$(UI_PORT) AIRFLOW__CORE__PARALLELISM=4 \
-		REBALANCE_LANDING_DIR=$(DEMO_LANDING) PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
+		AIRFLOW__API__BASE_URL=http://127.0.0.1:$(UI_PORT) AIRFLOW__CORE__EXECUTOR=LocalExecutor \
+		AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(UI_PORT)/execution/ \
+		AIRFLOW__CORE__PARALLELISM=4 REBALANCE_LANDING_DIR=$(DEMO_LANDING); \
+	trap 'kill -TERM $$api $$scheduler $$processor 2>/dev/null; sleep 5; pkill -KILL -P $$scheduler 2>/dev/null; kill -KILL $$scheduler $$processor 2>/dev/null; wait' INT TERM; \
+	$(BIN)/airflow scheduler > $(REBALANCE_HOME)/ui-scheduler.log 2>&1 & scheduler=$$!; \
+	$(BIN)/airflow dag-processor > $(REBALANCE_HOME)/ui-dag-processor.log 2>&1 & processor=$$!; \
+	$(BIN)/airflow api-server --host 127.0.0.1 --port $(UI_PORT) & api=$$!; \
+	wait $$api
 
 ## test: the whole suite against real PostgreSQL, real Airflow and real GX
 test: venv

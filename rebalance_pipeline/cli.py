@@ -149,14 +149,26 @@ def proposals(
 
 @app.command()
 def show(proposal_id: str) -> None:
-    """A proposal's trades with weights before and after."""
-    from rebalance_pipeline import reports
+    """A proposal: where it stands, its trades with weights before and after, its audit trail."""
+    from rebalance_pipeline.review import queries
 
-    trades = reports.proposal_trades(_engine(), proposal_id)
-    if trades.empty:
-        err.print(f"no trades for {proposal_id}")
+    detail = queries.proposal_detail(_engine(), proposal_id)
+    if detail is None:
+        err.print(f"no proposal {proposal_id} (ids: rebalance proposals)")
         raise typer.Exit(1)
-    _table(f"Trades of {proposal_id}", trades)
+    p = detail.proposal
+    console.print(f"[bold]{proposal_id}[/bold]  fund {p['fund_id']}  {p['as_of_date']}  [bold]{p['status']}[/bold]"
+                  f"  trigger {p['trigger']}  turnover {float(p['turnover']):.2%}  est. cost {float(p['est_cost']):,.2f}"
+                  f"  cash {float(p['cash_before'] or 0):,.2f} -> {float(p['cash_after'] or 0):,.2f}"
+                  + (f"  {p['status']} by {p['reviewed_by']} at {p['reviewed_at']:%Y-%m-%d %H:%M %Z}"
+                     if p["reviewed_by"] else ""))
+    if detail.trades.empty:
+        console.print("no trades")
+    else:
+        _table(f"Trades of {proposal_id}", detail.trades.drop(columns=["est_realized_gain_short",
+                                                                        "est_realized_gain_long"]))
+    if not detail.reviews.empty:
+        _table("Audit trail", detail.reviews)
 
 
 @app.command("export")
@@ -167,7 +179,11 @@ def export_orders(
     outbox: Annotated[Path | None, typer.Option(
         help="folder for the order files (default: $REBALANCE_OUTBOX_DIR, else $REBALANCE_HOME/outbox)")] = None,
 ) -> None:
-    """Write the orders of approved proposals not yet exported, one CSV per proposal, exactly once."""
+    """Write the orders of approved proposals not yet exported, one CSV per proposal, exactly once.
+
+    Exits 1 if an approved proposal was refused (e.g. an id that cannot be part of a file name):
+    it is listed and not recorded, the others are exported; it goes out once it is fixed.
+    """
     from rebalance_pipeline import settings
     from rebalance_pipeline.export import export_approved_orders
 
@@ -177,6 +193,12 @@ def export_orders(
     if report.files:
         _table("Order files written", pd.DataFrame({"file": [str(f) for f in report.files]}))
     console.print(report.summary(), soft_wrap=True)
+    if report.refused:
+        _table("Approved proposals refused (not exported)",
+               pd.DataFrame(report.refused, columns=["proposal_id", "reason"]))
+        err.print(f"[bold red]{len(report.refused)} approved proposals were not exported[/bold red] "
+                  "(fix them and export again)")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -268,7 +290,10 @@ def _print_report(engine, as_of: dt.date) -> None:
 def _table(title: str, frame: pd.DataFrame) -> None:
     table = Table(title=title, title_justify="left")
     for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
+        # Ids are copied into other commands: never wrapped.
+        is_id = str(column).endswith("_id")
+        table.add_column(str(column), overflow="ellipsis" if is_id else "fold", no_wrap=is_id,
+                         min_width=max((len(str(v)) for v in frame[column]), default=0) if is_id else None)
     for row in frame.itertuples(index=False):
         table.add_row(*(_fmt(v) for v in row))
     console.print(table)
