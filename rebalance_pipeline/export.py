@@ -6,22 +6,37 @@ date) at ``<outbox>/<as_of_date>/orders_<fund_id>_<proposal_id>.csv``, and a row
 proposals without such a row, so running it again, from the CLI or the nightly DAG, sends
 nothing twice.
 
-How "exactly once" holds when something fails:
+How "exactly once" holds when something fails (staged delivery):
 
-- everything happens in ONE transaction holding a transaction-level advisory lock of its own
-  (two exporters never run at once) with the chosen proposals locked ``FOR UPDATE``;
-- files are written atomically: a temporary file in the same folder (a dot file, which an
-  OMS pickup should ignore), fsync, ``os.replace``, fsync of the folder; a reader sees the
-  whole file or none;
-- the ``order_export`` rows are inserted after the files and committed last. If anything
-  fails before the commit, no row is recorded and the next export writes the files again;
-  file names and contents depend only on the approved proposal and its trades (which never
-  change once approved), so the retry replaces a file with an identical one and there is
-  still exactly one file per proposal. Once the commit succeeds the proposal is never
-  exported again.
+- everything up to the commit happens in ONE transaction holding a transaction-level advisory
+  lock of its own (two exporters never prepare at once) with the chosen proposals locked
+  ``FOR UPDATE``;
+- each file is first written atomically into the staging folder
+  ``<outbox>/.staging/<same relative path>`` (a dot folder, which an OMS pickup ignores): a
+  dot-named temporary file, fsync, ``os.replace``, fsync of the folder;
+- the ``order_export`` rows are inserted and COMMITTED; only then is each staged file moved
+  into place in the outbox (``os.replace`` on the same file system, then fsync of both
+  folders). So a file appears in the outbox only after its ledger row is committed, and the
+  move is atomic: the OMS sees the whole file or none;
+- if anything fails before the commit, nothing is recorded and no file reaches the outbox
+  (the attempt removes what it staged; a crash may leave staged files behind);
+- every export starts, under the same lock and inside its transaction, by reconciling the
+  staging folder: a staged file whose relative path is recorded in ``order_export.file_name``
+  was committed by an earlier export whose delivery was interrupted, and is delivered now
+  (``recovered``); a staged file without a record is what an attempt that never committed
+  left behind, and is deleted (``discarded``). So every committed row's file reaches the
+  outbox exactly once: a staged file is moved, never copied, and only one move can succeed.
+
+File names and contents depend only on the approved proposal and its trades (decided
+proposals never change; migration V006 enforces it), so a retry stages the same file again.
 
 A proposal approved with zero trades writes no file but is still recorded as exported, with
 ``order_count`` 0 and no ``file_name``.
+
+A proposal that cannot be exported as it is (a fund or proposal id that cannot be part of a
+file name, a quantity that is not a number) is refused: it is skipped with a warning, not
+recorded (so it is exported by the first export after it is fixed), listed in
+``ExportReport.refused``, and the other proposals are exported as usual.
 
 File format (UTF-8, header row, comma separated, RFC 4180 quoting and CRLF line ends), one
 line per trade, sells before buys (cash is raised first), then by security id:
@@ -64,8 +79,13 @@ ORDER_COLUMNS = ("account", "security", "side", "quantity", "order_type", "limit
 ORDER_TYPE = "MARKET"
 TIME_IN_FORCE = "DAY"
 SELL = "SELL"
-# Fund and proposal ids become part of a file name: nothing that could leave the folder.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Files wait here, under the outbox (same file system: moving them out is atomic), until their
+# ledger rows are committed. A dot folder: OMS pickups ignore it.
+STAGING = ".staging"
+# Fund and proposal ids become part of a file name: nothing that could leave the folder
+# (matched with fullmatch: "$" would accept a trailing newline).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MAX_FILE_NAME = 255   # bytes, the usual limit of a file system; safe names are ASCII
 
 _LOCK_EXPORTER = "SELECT pg_advisory_xact_lock(:ns, :key)"
 _COUNT_ALREADY_EXPORTED = (
@@ -82,15 +102,17 @@ _SELECT_TRADES = (
 _INSERT_EXPORT = (
     "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id) "
     "VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id)")
+_SELECT_RECORDED_FILES = "SELECT file_name FROM rebalance.order_export WHERE file_name = ANY(:names)"
 
 
 class ExportError(Exception):
-    """An approved proposal that cannot be exported as it is (nothing is recorded)."""
+    """An approved proposal that cannot be exported as it is (it is refused, nothing is recorded)."""
 
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What one export did: files written, proposals and orders newly exported."""
+    """What one export did: files delivered, proposals and orders newly exported, staged files
+    of earlier exports recovered (delivered now) or discarded, proposals refused."""
 
     outbox: Path
     up_to: dt.date | None
@@ -98,60 +120,101 @@ class ExportReport:
     proposals: int
     orders: int
     skipped_already_exported: int
+    recovered: int = 0          # staged files of committed exports whose delivery was interrupted
+    discarded: int = 0          # staged files of attempts that never committed
+    refused: tuple[tuple[str, str], ...] = ()   # (proposal_id, reason): skipped, not recorded
 
     def summary(self) -> str:
         scope = f"approved up to {self.up_to}" if self.up_to else "all approved"
-        return (f"exported {self.proposals} proposals ({self.orders} orders, {len(self.files)} files) to "
+        text = (f"exported {self.proposals} proposals ({self.orders} orders, {len(self.files)} files) to "
                 f"{self.outbox}; {self.skipped_already_exported} already exported ({scope})")
+        if self.recovered:
+            text += f"; delivered {self.recovered} staged files of an earlier export"
+        if self.discarded:
+            text += f"; discarded {self.discarded} staged files that were never recorded"
+        if self.refused:
+            text += f"; REFUSED {len(self.refused)} proposals (not exported: {', '.join(p for p, _ in self.refused)})"
+        return text
 
 
 def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None = None,
                            run_id: str | None = None) -> ExportReport:
-    """Write one order file per approved, not yet exported proposal and record it, exactly once.
+    """Deliver one order file per approved, not yet exported proposal and record it, exactly once.
 
     ``up_to`` limits the export to proposals of that business date and earlier (the nightly
     DAG passes its business date); ``run_id`` is recorded with each export. A proposal
     approved with zero trades writes no file but is recorded as exported (``order_count`` 0).
-    See the module docstring for why a failure at any point never leaves a proposal exported
-    twice or a file without its orders.
+    A proposal that cannot be exported as it is is refused (``report.refused``) and the others
+    are exported. See the module docstring for why a failure at any point never leaves a
+    proposal exported twice, nor a file in the outbox without its committed record.
     """
     outbox = Path(outbox)
     window = {"approved": APPROVED, "up_to": up_to}
+    staged: list[Path] = []            # relative paths staged by this export
+    refused: list[tuple[str, str]] = []
+    exports: list[dict] = []
     with engine.begin() as conn:
         conn.execute(sa.text(_LOCK_EXPORTER), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
+        recovered, discarded = _reconcile_staging(conn, outbox)
         already_exported = conn.execute(sa.text(_COUNT_ALREADY_EXPORTED), window).scalar_one()
         proposals = conn.execute(sa.text(_SELECT_PROPOSALS_TO_EXPORT), window).mappings().all()
         trades_by_proposal = _trades_by_proposal(conn, [p["proposal_id"] for p in proposals])
-
-        files: list[Path] = []
-        exports: list[dict] = []
-        for proposal in proposals:
-            orders = order_rows(proposal["proposal_id"], proposal["fund_id"], proposal["as_of_date"],
-                                trades_by_proposal.get(proposal["proposal_id"], []))
-            file_name = None
-            if orders:
-                relative = order_file_name(proposal["fund_id"], proposal["proposal_id"], proposal["as_of_date"])
-                write_atomically(outbox / relative, orders_csv(orders))
-                files.append(outbox / relative)
-                file_name = relative.as_posix()
-            exports.append({"proposal_id": proposal["proposal_id"], "fund_id": proposal["fund_id"],
-                            "as_of_date": proposal["as_of_date"], "file_name": file_name,
-                            "order_count": len(orders), "run_id": run_id})
-        if exports:
-            _record_exports(conn, exports)
-    report = ExportReport(outbox=outbox, up_to=up_to, files=tuple(files), proposals=len(exports),
-                          orders=sum(e["order_count"] for e in exports), skipped_already_exported=already_exported)
-    log.info("%s", report.summary())
+        try:
+            for proposal in proposals:
+                proposal_id = proposal["proposal_id"]
+                try:
+                    orders = order_rows(proposal_id, proposal["fund_id"], proposal["as_of_date"],
+                                        trades_by_proposal.get(proposal_id, []))
+                    relative = (order_file_name(proposal["fund_id"], proposal_id, proposal["as_of_date"])
+                                if orders else None)
+                except ExportError as exc:
+                    log.warning("approved proposal %s refused, not exported: %s", proposal_id, exc)
+                    refused.append((proposal_id, str(exc)))
+                    continue
+                if relative is not None:
+                    write_atomically(outbox / STAGING / relative, orders_csv(orders))
+                    staged.append(relative)
+                exports.append({"proposal_id": proposal_id, "fund_id": proposal["fund_id"],
+                                "as_of_date": proposal["as_of_date"],
+                                "file_name": relative.as_posix() if relative else None,
+                                "order_count": len(orders), "run_id": run_id})
+            if exports:
+                _record_exports(conn, exports)
+        except BaseException:
+            # Still under the lock and before the commit: nothing staged here is recorded.
+            # (A crash leaves them to the next export's reconciliation.)
+            for relative in staged:
+                with contextlib.suppress(OSError):
+                    (outbox / STAGING / relative).unlink()
+            raise
+    # Committed: the files may go out now. Should this fail or stop half way, the next export
+    # delivers what is still staged.
+    try:
+        for relative in staged:
+            _deliver(outbox, relative)
+    except BaseException:
+        log.error("order files of committed exports are still staged in %s; the next export delivers them",
+                  outbox / STAGING)
+        raise
+    report = ExportReport(outbox=outbox, up_to=up_to, files=tuple(outbox / r for r in staged),
+                          proposals=len(exports), orders=sum(e["order_count"] for e in exports),
+                          skipped_already_exported=already_exported, recovered=recovered, discarded=discarded,
+                          refused=tuple(refused))
+    (log.warning if refused else log.info)("%s", report.summary())
     return report
 
 
 def order_file_name(fund_id: str, proposal_id: str, as_of: dt.date) -> Path:
     """``<as_of_date>/orders_<fund_id>_<proposal_id>.csv``, relative to the outbox."""
     for what, value in (("fund id", fund_id), ("proposal id", proposal_id)):
-        if not _SAFE_NAME.match(value):
+        if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
             raise ExportError(f"{what} {value!r} cannot be part of a file name (letters, digits, '.', '_', '-'); "
-                              f"proposal {proposal_id} was not exported")
-    return Path(as_of.isoformat()) / f"orders_{fund_id}_{proposal_id}.csv"
+                              f"proposal {proposal_id!r} was not exported")
+    name = f"orders_{fund_id}_{proposal_id}.csv"
+    if len(name) > _MAX_FILE_NAME:
+        raise ExportError(f"file name {name[:40]}... is longer than {_MAX_FILE_NAME} characters; "
+                          f"proposal {proposal_id!r} was not exported")
+    return Path(as_of.isoformat()) / name
 
 
 def order_rows(proposal_id: str, fund_id: str, as_of: dt.date, trades: list) -> list[dict[str, str]]:
@@ -194,9 +257,7 @@ def plain_decimal(value) -> str:
 def write_atomically(path: Path, content: bytes) -> None:
     """Replace ``path`` with ``content`` so that a reader sees the old file, or the whole new one."""
     folder = path.parent
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        _fsync_folder(folder.parent)
+    _make_folder(folder)
     temporary = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -210,6 +271,73 @@ def write_atomically(path: Path, content: bytes) -> None:
             temporary.unlink()
         raise
     _fsync_folder(folder)
+
+
+def _deliver(outbox: Path, relative: Path) -> bool:
+    """Move the staged file of ``relative`` into place in the outbox; False if it is not staged.
+
+    Called only for files whose ledger row is committed. A staged file that is gone was moved
+    by a concurrent export's reconciliation (an export that starts right after this one
+    committed): moving is atomic and only one move can succeed, so the file goes out once.
+    """
+    source = outbox / STAGING / relative
+    target = outbox / relative
+    _make_folder(target.parent)
+    try:
+        os.replace(source, target)
+    except FileNotFoundError:
+        if not source.exists():
+            log.info("staged %s was already delivered by another export", relative.as_posix())
+            return False
+        raise
+    _fsync_folder(target.parent)
+    with contextlib.suppress(FileNotFoundError):   # a later export may have tidied it away already
+        _fsync_folder(source.parent)
+    return True
+
+
+def _reconcile_staging(conn: Connection, outbox: Path) -> tuple[int, int]:
+    """Deliver the staged files that are recorded, delete the others; (delivered, deleted).
+
+    Runs under the exporter's lock, so no other export is staging or recording meanwhile:
+    a staged file either belongs to a committed export (its row is visible now) or to an
+    attempt that will never commit.
+    """
+    staging = outbox / STAGING
+    if not staging.is_dir():
+        return 0, 0
+    staged = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
+    recorded: set[str] = set()
+    if staged:
+        recorded = set(conn.execute(sa.text(_SELECT_RECORDED_FILES),
+                                    {"names": [p.as_posix() for p in staged]}).scalars())
+    delivered = deleted = 0
+    for relative in staged:
+        if relative.as_posix() in recorded:
+            log.warning("delivering %s: recorded by an earlier export whose delivery was interrupted",
+                        relative.as_posix())
+            if _deliver(outbox, relative):
+                delivered += 1
+        else:
+            log.warning("discarding staged %s: an earlier export staged it but never recorded it",
+                        relative.as_posix())
+            (staging / relative).unlink(missing_ok=True)
+            deleted += 1
+    # Empty date folders of the staging area go too (safe here: nobody else stages meanwhile).
+    for folder in sorted((p for p in staging.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return delivered, deleted
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if missing, durably."""
+    if folder.is_dir():
+        return
+    missing = [folder, *(p for p in folder.parents if not p.exists())]
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        _fsync_folder(created.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
