@@ -133,7 +133,8 @@ def rebalance_nightly():
                                                run_id=run_info["run_id"])
         return {"as_of_date": run_info["as_of_date"], "outbox": str(report.outbox), "files": len(report.files),
                 "proposals": report.proposals, "orders": report.orders,
-                "skipped_already_exported": report.skipped_already_exported}
+                "skipped_already_exported": report.skipped_already_exported, "recovered": report.recovered,
+                "discarded": report.discarded, "refused": [list(r) for r in report.refused]}
 
     run_info = resolve_business_date()
     publish(propose(drift(validate(ingest(run_info))))) >> export_approved_orders(run_info)

@@ -1,8 +1,9 @@
 """The ``rebalance`` command: the nightly run, reviews and reports without the scheduler.
 
 Built on Typer (type-hinted commands, generated --help) with Rich tables for output.
-Exit codes: 0 done; 1 a decision that cannot be taken; 2 the night cannot run (a
-structural fault in the landing folder: the message names file, row and column).
+Exit codes: 0 done; 1 a decision that cannot be taken, an unknown proposal, or an export that
+refused a proposal (listed; the others went out); 2 the night cannot run (a structural fault
+in the landing folder: the message names file, row and column).
 """
 
 from __future__ import annotations
