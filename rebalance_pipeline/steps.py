@@ -112,7 +112,8 @@ def drift(run: NightlyRun) -> dict:
     # Approved orders the market has not seen by tonight's close are not in tonight's
     # positions: a new proposal would trade the same drift again. Such funds wait.
     waiting = _awaiting_execution(run)
-    waiting = waiting[~waiting["fund_id"].isin(run.workspace.get("blocked")["fund_id"])]
+    waiting = waiting[waiting["fund_id"].isin(summary["fund_id"])
+                      & ~waiting["fund_id"].isin(run.workspace.get("blocked")["fund_id"])]
     if len(waiting):
         run.workspace.put("blocked", pd.concat([run.workspace.get("blocked"), waiting], ignore_index=True))
     run.workspace.put("drift", drift_rows)
