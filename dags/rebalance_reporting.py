@@ -1,14 +1,16 @@
-"""rebalance_reporting: the HTML drift report of a night, once its proposals are published.
+"""rebalance_reporting: the HTML drift report of each night, once its proposals are published.
 
 Scheduled on the ``rebalance_proposals`` Asset that ``rebalance_nightly``'s publish task
-updates (its event's extra carries the night's ``as_of_date``). resolve_report_date ->
-build_drift_report; tasks hand each other only the date and the report's path (XCom).
+updates (its event's extra carries the night's ``as_of_date``). resolve_report_dates ->
+build_drift_report, mapped (dynamic task mapping) over the dates: a run that consumed
+several publish events reports on every night among them. Tasks hand each other only the
+dates and the reports' paths (XCom).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 
@@ -20,17 +22,20 @@ PROPOSALS_ASSET = Asset(name="rebalance_proposals", uri="rebalance://warehouse/r
 DOC = """
 ### Rebalance reporting
 
-Writes the drift report of one business date, a self-contained HTML page (charts embedded,
-no external URLs), to `$REBALANCE_REPORTS_DIR/drift_report_<YYYY-MM-DD>.html` (default
+Writes the drift report of each business date it resolves, a self-contained HTML page (charts
+embedded, no external URLs), to `$REBALANCE_REPORTS_DIR/drift_report_<YYYY-MM-DD>.html` (default
 `$REBALANCE_HOME/reports`). Runs whenever `rebalance_nightly` publishes a night (Asset
 `rebalance_proposals`).
 
-* **Business date**: the `as_of_date` param if given, else the `as_of_date` of the
-  triggering asset event (the night just published), else the latest date in the warehouse
-  on or before the run's logical date: `airflow dags test rebalance_reporting 2014-01-03`
-  reports on 2014-01-03, or the last night before it.
+* **Business dates**: the `as_of_date` param if given (just that date), else every
+  distinct `as_of_date` of the triggering asset events (the nights just published: a run
+  that consumed several events, after a catch-up or a backfill of the nightly or while
+  `max_active_runs=1` held the previous run, writes one report per night), else the latest
+  date in the warehouse on or before the run's logical date: `airflow dags test
+  rebalance_reporting 2014-01-03` reports on 2014-01-03, or the last night before it.
+* **One mapped `build_drift_report` per date** (dynamic task mapping, map index = the date).
 * **Reads** the reporting views of the warehouse (`rebalance.fund_drift_history`,
-  `proposal_history`, `approval_latency_daily`): a `rebalance_reader` login is enough.
+  `proposal_history`, `approval_latency`): a `rebalance_reader` login is enough.
 * Same command without Airflow: `rebalance report-html --date YYYY-MM-DD`.
 """
 
@@ -53,8 +58,9 @@ no external URLs), to `$REBALANCE_REPORTS_DIR/drift_report_<YYYY-MM-DD>.html` (d
 )
 def rebalance_reporting():
     @task(retries=0)
-    def resolve_report_date(params=None, logical_date=None, dag_run=None, triggering_asset_events=None) -> str:
-        """Fix the business date once: param, else the asset event's date, else the warehouse's latest."""
+    def resolve_report_dates(params=None, logical_date=None, dag_run=None,
+                             triggering_asset_events=None) -> list[str]:
+        """Fix the business dates once: param, else the asset events' dates, else the warehouse's latest."""
         from rebalance_pipeline import reporting, warehouse
 
         engine = warehouse.get_engine()
@@ -63,23 +69,24 @@ def rebalance_reporting():
             events = list(triggering_asset_events[PROPOSALS_ASSET]) if triggering_asset_events else []
         except KeyError:
             events = []
-        extras = [event.extra for event in sorted(events, key=lambda event: event.timestamp)]
-        as_of = reporting.resolve_report_date(engine, (params or {}).get("as_of_date"), extras, logical_date,
-                                              getattr(dag_run, "run_after", None))
-        return as_of.isoformat()
+        dates = reporting.resolve_report_dates(engine, (params or {}).get("as_of_date"),
+                                               [event.extra for event in events], logical_date,
+                                               getattr(dag_run, "run_after", None))
+        return [day.isoformat() for day in dates]
 
-    @task
+    @task(map_index_template="{{ report_date }}")
     def build_drift_report(as_of_date: str, params=None) -> str:
-        """Write the HTML report of the date; return its path."""
+        """Write the HTML report of one date; return its path."""
         import datetime as dt
 
         from rebalance_pipeline import reporting, settings, warehouse
 
+        get_current_context()["report_date"] = as_of_date  # names the mapped task instance
         path = reporting.build_drift_report(warehouse.get_engine(), dt.date.fromisoformat(as_of_date),
                                             settings.reports_dir(), int((params or {}).get("history_days") or 60))
         return str(path)
 
-    build_drift_report(resolve_report_date())
+    build_drift_report.expand(as_of_date=resolve_report_dates())
 
 
 rebalance_reporting()

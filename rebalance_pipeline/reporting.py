@@ -2,22 +2,27 @@
 
 ``build_drift_report(engine, as_of, out_dir)`` writes ``out_dir/drift_report_<as_of>.html``:
 
-- headline numbers: funds, NAV (per base currency: NAVs in different currencies are never
-  added up), funds proposed / in band / blocked, proposals pending / approved / rejected and
-  the day's approval latency;
+- headline numbers of the night: funds, NAV (per base currency: NAVs in different
+  currencies are never added up), funds proposed / breached but waiting for their calendar
+  date / in band / blocked, and the night's proposals still to review;
+- the review work of the date: decisions *taken on* the business date (``decided_at`` in
+  America/New_York; the night's own proposals are only reviewed the next morning) and over
+  the trailing window of ``history_days`` business dates: approved, rejected, median and
+  90th percentile hours from a proposal's publication to its decision, and the backlog
+  (proposals of earlier dates still undecided at the end of the date);
 - charts (matplotlib, Agg, no pyplot state), embedded as base64 PNGs: funds by drift (the
-  20 largest max absolute drifts, with the band of the holding that drifts most), proposals
-  by status, and the turnover and estimated cost of the last ``history_days`` business
-  dates in the warehouse;
+  20 largest max absolute drifts; each bar is the holding furthest out of its band, with
+  that holding's band as a tick), the night's proposals by status, and the traded value
+  and estimated cost of the last ``history_days`` business dates in the warehouse;
 - tables: top drifting funds, blocked funds with their reason, failed validation checks.
 
 It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
-``approval_latency_daily``); only the per-holding bands (``fund_drift``) and the checks
-(``validation_result``) come from tables, which no view summarises. The page needs nothing
-but itself: no scripts, no external URLs, a Content-Security-Policy that forbids both, and
-every value rendered by Jinja2 with autoescaping (a fund id is data, never markup).
+``approval_latency``); only the per-holding bands (``fund_drift``), the dates
+(``fund_summary``) and the checks (``validation_result``) come from tables. The page needs
+nothing but itself: no scripts, no external URLs, a Content-Security-Policy that forbids
+both, and every value rendered by Jinja2 with autoescaping (a fund id is data, never markup).
 
-``resolve_report_date`` is the business date rule of the ``rebalance_reporting`` DAG.
+``resolve_report_dates`` is the business date rule of the ``rebalance_reporting`` DAG.
 """
 
 from __future__ import annotations
@@ -31,18 +36,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.warehouse import read_frame
 
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
 TOP_FUNDS = 20
-FUND_STATUSES = ("proposed", "in_band", "blocked")
+# Decisions are dated where the operations team works (and the nightly is scheduled).
+DECISION_TIMEZONE = SCHEDULE_TIMEZONE
 PROPOSAL_STATUSES = ("pending_review", "approved", "rejected", "superseded")
-STATUS_COLOURS = {"proposed": "#d62728", "in_band": "#2ca02c", "blocked": "#7f7f7f",
-                  "pending_review": "#ff7f0e", "approved": "#2ca02c", "rejected": "#d62728",
+STATUS_COLOURS = {"pending_review": "#ff7f0e", "approved": "#2ca02c", "rejected": "#d62728",
                   "superseded": "#bcbcbc"}
+# A fund's state on the page: its status, with the in-band funds that breach told apart.
+FUND_STATES = ("proposed", "waiting", "breached", "in_band", "blocked")
+STATE_LABELS = {"proposed": "proposed", "waiting": "breached, waits for its calendar date",
+                "breached": "breached, no proposal", "in_band": "in band", "blocked": "blocked"}
+STATE_COLOURS = {"proposed": "#d62728", "waiting": "#ff7f0e", "breached": "#bcbd22", "in_band": "#2ca02c",
+                 "blocked": "#7f7f7f"}
+CALENDAR_POLICIES = ("calendar", "hybrid")
 
 
 def require_views(engine: Engine, migrate: bool = False) -> None:
@@ -72,41 +86,60 @@ def latest_date_on_or_before(engine: Engine, day: dt.date | None = None) -> dt.d
     return None if value is None or pd.isna(value) else value
 
 
-def resolve_report_date(engine: Engine, param: str | None, event_extras: Iterable[Mapping] = (),
-                        logical_date: dt.datetime | None = None, run_after: dt.datetime | None = None) -> dt.date:
-    """The business date a reporting run reports on, decided once.
+def resolve_report_dates(engine: Engine, param: str | None, event_extras: Iterable[Mapping | None] = (),
+                         logical_date: dt.datetime | None = None,
+                         run_after: dt.datetime | None = None) -> list[dt.date]:
+    """The business dates a reporting run reports on (one report each), decided once.
 
-    1. the ``as_of_date`` param, when a person gave one;
-    2. else the ``as_of_date`` of the triggering asset events' extra (the nightly DAG's
-       publish puts it there), the last event that carries one (events oldest first);
+    1. the ``as_of_date`` param, when a person gave one: just that date;
+    2. else every distinct ``as_of_date`` of the triggering asset events' extras (the
+       nightly DAG's publish puts it there), sorted: a run that consumed several events
+       (catch-up, a backfill of the nightly, events queued while ``max_active_runs=1``
+       held the previous run) reports on each night, a night published twice only once;
     3. else the latest date in the warehouse on or before the run's logical date (or
        run_after), taken as ``rebalance_pipeline.dates`` takes the nightly's.
     """
     from rebalance_pipeline.dates import resolve_as_of_date
 
     if param:
-        return dt.date.fromisoformat(str(param))
-    published = [extra.get("as_of_date") for extra in event_extras if extra and extra.get("as_of_date")]
+        return [dt.date.fromisoformat(str(param))]
+    published = {dt.date.fromisoformat(str(extra["as_of_date"])) for extra in event_extras
+                 if extra and extra.get("as_of_date")}
     if published:
-        return dt.date.fromisoformat(str(published[-1]))
+        return sorted(published)
     day = resolve_as_of_date(None, logical_date, run_after)
     latest = latest_date_on_or_before(engine, day)
     if latest is None:
         raise LookupError(f"no business date published on or before {day}")
-    return latest
+    return [latest]
 
 
 # ------------------------------------------------------------------ data
 @dataclass
 class ReportData:
     as_of: dt.date
-    funds: pd.DataFrame            # fund_drift_history rows of the date
+    funds: pd.DataFrame            # fund_drift_history rows of the date, with ``state`` (FUND_STATES)
     proposals: pd.DataFrame        # proposal_history rows of the date
-    latency: pd.DataFrame          # approval_latency_daily row of the date (0 or 1 row)
-    bands: pd.DataFrame            # fund_id, security_id, drift, band: the largest drift of each top fund
+    bands: pd.DataFrame            # per top fund, the holding furthest out of its band: security_id, drift, band
     trend: pd.DataFrame            # as_of_date, base_currency, turnover_value, est_cost, proposals
     failures: pd.DataFrame         # failed validation checks of the date
     history_days: int
+    decisions: pd.DataFrame        # index "day" / "window": decided, approved, rejected, median_hours, p90_hours
+    backlog: pd.Series             # pending, oldest: proposals of earlier dates undecided at the end of the date
+    window_start: dt.date          # first business date of the trailing window (of the trend too)
+
+
+def fund_states(funds: pd.DataFrame) -> pd.Series:
+    """Each fund's state: its status, except that an in-band fund with breaches is
+    ``waiting`` (a calendar or hybrid fund between its calendar dates: no trigger yet) or
+    ``breached`` (any other reason it has no proposal, e.g. every trade below its minimum)."""
+    status = funds["status"].astype(object)
+    breached = (funds["breached"].astype("boolean").fillna(False).astype(bool)
+                | (pd.to_numeric(funds["breach_count"], errors="coerce").fillna(0) > 0))
+    untriggered = funds["trigger"].isna() & funds["policy"].isin(CALENDAR_POLICIES)
+    in_band_breached = (status == "in_band") & breached
+    state = np.select([in_band_breached & untriggered, in_band_breached], ["waiting", "breached"], default=status)
+    return pd.Series(state, index=funds.index, dtype=object)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
@@ -122,17 +155,20 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
             raise LookupError(f"nothing published for {as_of}")
         proposals = read_frame(conn, "SELECT * FROM rebalance.proposal_history WHERE as_of_date = :d "
                                      "ORDER BY proposal_id", {"d": as_of})
-        latency = read_frame(conn, "SELECT * FROM rebalance.approval_latency_daily WHERE as_of_date = :d",
-                             {"d": as_of})
         top_ids = [str(f) for f in funds["fund_id"].head(TOP_FUNDS)]
-        # The band a fund's largest drift was judged against (half-width on the side it drifted to).
+        # Per fund, the holding furthest out of its band (|drift| / band half-width on the
+        # side it drifted to; a breach first, as the nightly judged it), with that band: the
+        # bar and the tick of the drift chart describe the same holding.
         bands = read_frame(conn,
-                           "SELECT DISTINCT ON (fund_id) fund_id, security_id, drift, "
-                           " CASE WHEN drift >= 0 THEN band_upper - target_weight "
-                           "      ELSE target_weight - band_lower END AS band "
-                           "FROM rebalance.fund_drift WHERE as_of_date = :d AND fund_id = ANY(:ids) "
-                           " AND security_id <> 'CASH' "
-                           "ORDER BY fund_id, abs(drift) DESC NULLS LAST, security_id",
+                           "SELECT DISTINCT ON (fund_id) fund_id, security_id, drift, band, breached "
+                           "FROM (SELECT fund_id, security_id, drift, coalesce(breached, false) AS breached, "
+                           "       CASE WHEN drift >= 0 THEN band_upper - target_weight "
+                           "            ELSE target_weight - band_lower END AS band "
+                           "      FROM rebalance.fund_drift WHERE as_of_date = :d AND fund_id = ANY(:ids) "
+                           "       AND security_id <> 'CASH' AND drift IS NOT NULL) holding "
+                           "ORDER BY fund_id, breached DESC, "
+                           " CASE WHEN band > 0 THEN abs(drift) / band WHEN band = 0 AND drift <> 0 THEN 1e12 "
+                           "      ELSE 0 END DESC, abs(drift) DESC, security_id",
                            {"d": as_of, "ids": top_ids})
         # The night's own proposal per fund (fund_drift_history.proposal_id): a rerun's extra
         # proposals beside a reviewed one are not counted twice.
@@ -145,8 +181,60 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
                            "FROM rebalance.fund_drift_history h JOIN dates USING (as_of_date) "
                            "GROUP BY h.as_of_date, h.base_currency ORDER BY h.as_of_date, h.base_currency",
                            {"d": as_of, "n": history_days})
-    return ReportData(as_of=as_of, funds=funds, proposals=proposals, latency=latency, bands=bands, trend=trend,
-                      failures=validation_failures(engine, as_of), history_days=history_days)
+        window_start = min(pd.to_datetime(trend["as_of_date"]).dt.date, default=as_of)
+        decisions = load_decisions(conn, as_of, window_start)
+        backlog = load_backlog(conn, as_of)
+    funds = funds.assign(state=fund_states(funds))
+    return ReportData(as_of=as_of, funds=funds, proposals=proposals, bands=bands, trend=trend,
+                      failures=validation_failures(engine, as_of), history_days=history_days,
+                      decisions=decisions, backlog=backlog, window_start=window_start)
+
+
+def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.DataFrame:
+    """Decisions taken on ``as_of`` (row ``day``) and from ``window_start`` to ``as_of``
+    (row ``window``), whatever the date of the proposal decided: a decision's date is its
+    ``decided_at`` in ``timezone``. Hours run from the proposal's ``created_at`` (its
+    publication) to its first decision (``approval_latency``)."""
+    frame = read_frame(conn,
+                       "WITH taken AS ("
+                       " SELECT decision, latency_hours, (decided_at AT TIME ZONE :tz)::date AS day "
+                       " FROM rebalance.approval_latency "
+                       " WHERE as_of_date <= :d "
+                       "  AND decided_at >= CAST(:start AS timestamp) AT TIME ZONE :tz "
+                       "  AND decided_at < CAST(:end AS timestamp) AT TIME ZONE :tz), "
+                       "scoped AS (SELECT 'day' AS scope, * FROM taken WHERE day = :d "
+                       "           UNION ALL SELECT 'window', * FROM taken) "
+                       "SELECT s.scope, count(t.day) AS decided, "
+                       " count(*) FILTER (WHERE t.decision = 'approved') AS approved, "
+                       " count(*) FILTER (WHERE t.decision = 'rejected') AS rejected, "
+                       " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_hours) AS median_hours, "
+                       " percentile_cont(0.9) WITHIN GROUP (ORDER BY t.latency_hours) AS p90_hours "
+                       "FROM (VALUES ('day'), ('window')) s (scope) LEFT JOIN scoped t USING (scope) "
+                       "GROUP BY s.scope",
+                       {"d": as_of, "start": window_start, "end": as_of + dt.timedelta(days=1), "tz": timezone})
+    return frame.set_index("scope").reindex(["day", "window"])
+
+
+def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.Series:
+    """Proposals of dates before ``as_of`` that were still waiting for a decision at the end
+    of ``as_of`` (in ``timezone``): ``pending`` and the ``oldest`` of their dates.
+
+    Undecided then means: decided later, or not at all and still pending, or superseded
+    only by a night after ``as_of`` (publish supersedes a fund's pending proposals when its
+    next night comes), so a report rebuilt later tells the same story.
+    """
+    frame = read_frame(conn,
+                       "SELECT count(*) AS pending, min(h.as_of_date) AS oldest "
+                       "FROM rebalance.proposal_history h "
+                       "WHERE h.as_of_date < :d AND CASE "
+                       " WHEN h.decided_at IS NOT NULL THEN (h.decided_at AT TIME ZONE :tz)::date > :d "
+                       " WHEN h.status = 'pending_review' THEN true "
+                       " WHEN h.status = 'superseded' THEN NOT EXISTS ("
+                       "  SELECT FROM rebalance.fund_summary s WHERE s.fund_id = h.fund_id "
+                       "   AND s.as_of_date > h.as_of_date AND s.as_of_date <= :d) "
+                       " ELSE false END",
+                       {"d": as_of, "tz": timezone})
+    return frame.iloc[0]
 
 
 # ------------------------------------------------------------------ the page
@@ -166,37 +254,49 @@ def build_drift_report(engine: Engine, as_of: dt.date, out_dir: Path, history_da
     return path
 
 
+def _decision_numbers(row: pd.Series) -> dict:
+    def hours(value):
+        return None if _blank(value) else float(value)
+
+    return {"decided": int(row["decided"]), "approved": int(row["approved"]), "rejected": int(row["rejected"]),
+            "median_hours": hours(row["median_hours"]), "p90_hours": hours(row["p90_hours"])}
+
+
 def render_report(data: ReportData) -> str:
     import jinja2
 
     funds = data.funds
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update(num=_num, pct=_pct, text=_text)
-    status = funds["status"].value_counts()
+    states = funds["state"].value_counts()
     proposal_status = data.proposals["status"].value_counts()
     nav = (funds.assign(nav=_float(funds["nav"])).groupby("base_currency", dropna=False)["nav"].sum()
            .sort_values(ascending=False))
-    latency = data.latency.iloc[0] if len(data.latency) else None
+    backlog_oldest = data.backlog["oldest"]
     headline = {
         "funds": len(funds),
         "nav": [(_text(currency) or "?", value) for currency, value in nav.items()],
-        "fund_status": {s: int(status.get(s, 0)) for s in FUND_STATUSES},
+        # "breached, no proposal" is rare: a card only when it happens.
+        "fund_state": {s: int(states.get(s, 0)) for s in FUND_STATES if s != "breached" or states.get(s, 0)},
         "proposal_status": {s: int(proposal_status.get(s, 0)) for s in PROPOSAL_STATUSES},
-        "decided": int(latency["decided"]) if latency is not None else 0,
-        "median_hours": float(latency["median_hours"]) if latency is not None else None,
+        "day": _decision_numbers(data.decisions.loc["day"]),
+        "window": _decision_numbers(data.decisions.loc["window"]),
+        "backlog": int(data.backlog["pending"]),
+        "backlog_oldest": None if _blank(backlog_oldest) else pd.Timestamp(backlog_oldest).date().isoformat(),
     }
     top = funds.head(TOP_FUNDS)
     blocked = funds[funds["status"] == "blocked"].sort_values("fund_id")
     charts = {
         "drift": _chart_drift(top, data.bands),
-        "proposals": _chart_proposals(headline["proposal_status"]),
+        "proposals": _chart_proposals(headline["proposal_status"], data.as_of),
         "trend": _chart_trend(data.trend, data.history_days),
     }
     return env.from_string(TEMPLATE).render(
         as_of=data.as_of.isoformat(), generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
-        failures=_records(data.failures), history_days=data.history_days,
-        trend_dates=data.trend["as_of_date"].nunique())
+        failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
+        trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
+        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS)
 
 
 # ------------------------------------------------------------------ charts
@@ -227,37 +327,64 @@ def _no_data(ax, message: str) -> None:
     ax.set_axis_off()
 
 
+def drift_bars(top: pd.DataFrame, bands: pd.DataFrame) -> pd.DataFrame:
+    """What the drift chart draws per fund, in ``top``'s order (fractions of NAV): ``bar``,
+    the |drift| of the holding furthest out of its band (``security_id``); ``band``, that
+    same holding's band; ``max_drift``, the fund's max |drift| (another holding's where it
+    is larger); ``state``. A fund with no per-holding rows gets its max drift as its bar."""
+    rows = top[["fund_id", "state", "max_abs_drift"]].merge(
+        bands[["fund_id", "security_id", "drift", "band"]], on="fund_id", how="left")
+    max_drift = _float(rows["max_abs_drift"])
+    return pd.DataFrame({"fund_id": rows["fund_id"], "security_id": rows["security_id"], "state": rows["state"],
+                         "bar": _float(rows["drift"]).abs().fillna(max_drift), "band": _float(rows["band"]),
+                         "max_drift": max_drift})
+
+
 def _chart_drift(top: pd.DataFrame, bands: pd.DataFrame) -> str:
+    """Top funds (largest max drift at the top). Bar: the drift of the fund's holding furthest
+    out of its band; tick: that same holding's band, so a bar past its tick is a breach; a
+    hollow diamond: the fund's max drift where another holding drifts more. Colour: the
+    fund's state."""
     fig = _figure(8, max(2.5, 0.32 * len(top) + 1.2))
     ax = fig.add_subplot()
     if top.empty or _float(top["max_abs_drift"]).isna().all():
         _no_data(ax, "no fund with a drift on this date")
         return _png(fig)
-    rows = top.iloc[::-1]  # largest at the top
-    drift = _float(rows["max_abs_drift"]).fillna(0.0).to_numpy() * 100
-    y = range(len(rows))
-    ax.barh(list(y), drift, color=[STATUS_COLOURS.get(s, "#1f77b4") for s in rows["status"]])
-    ax.set_yticks(list(y), [_label(f) for f in rows["fund_id"]], fontsize=8)
-    band = rows[["fund_id"]].merge(bands, on="fund_id", how="left")
-    band_pct = _float(band["band"]).to_numpy() * 100
-    known = band_pct[~pd.isna(band_pct)]
+    rows = drift_bars(top, bands).iloc[::-1]  # largest at the top
+    drift = rows["bar"].fillna(0.0).to_numpy() * 100
+    max_drift = rows["max_drift"].fillna(0.0).to_numpy() * 100
+    y = np.arange(len(rows))
+    ax.barh(y, drift, color=[STATE_COLOURS.get(s, "#1f77b4") for s in rows["state"]])
+    labels = [_label(f, 24) + (f" · {_label(s, 12)}" if not _blank(s) else "")
+              for f, s in zip(rows["fund_id"], rows["security_id"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=8)
+    band_pct = _float(rows["band"]).to_numpy() * 100
+    known = band_pct[~np.isnan(band_pct)]
+    handles = []
     if len(known) and (known.max() - known.min()) < 1e-9:
-        ax.axvline(known[0], color="black", linestyle="--", linewidth=1, label=f"band ±{known[0]:.2f} %")
+        handles.append(ax.axvline(known[0], color="black", linestyle="--", linewidth=1,
+                                  label=f"band ±{known[0]:.2f}% (the same for every bar)"))
     elif len(known):
-        ax.scatter(band_pct, list(y), marker="|", s=200, color="black", zorder=3,
-                   label="band of the holding that drifts most")
+        handles.append(ax.scatter(band_pct, y, marker="|", s=200, color="black", zorder=3,
+                                  label="band of the holding in the bar"))
+    other = max_drift - drift > 1e-9
+    if other.any():
+        handles.append(ax.scatter(max_drift[other], y[other], marker="D", s=22, facecolors="none",
+                                  edgecolors="black", linewidths=0.8, zorder=3,
+                                  label="max drift (of another holding)"))
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=STATUS_COLOURS[s], label=s.replace("_", " ")) for s in FUND_STATUSES
-               if s in set(rows["status"])]
-    ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=8, loc="lower right")
-    ax.set_xlabel("max absolute drift of a holding (percentage points)")
-    ax.set_title(f"Funds by drift (top {len(rows)})", fontsize=10)
+    present = set(rows["state"])
+    handles += [Patch(color=STATE_COLOURS[s], label=STATE_LABELS[s]) for s in FUND_STATES if s in present]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_xlabel("drift of the holding furthest out of its band (percentage points of NAV)")
+    ax.set_title(f"Funds by drift (top {len(rows)} by max drift)", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    ax.set_xlim(left=0)
     return _png(fig)
 
 
-def _chart_proposals(counts: Mapping[str, int]) -> str:
+def _chart_proposals(counts: Mapping[str, int], as_of: dt.date) -> str:
     fig = _figure(6, 2.8)
     ax = fig.add_subplot()
     labels = list(counts)
@@ -265,7 +392,7 @@ def _chart_proposals(counts: Mapping[str, int]) -> str:
     bars = ax.bar([s.replace("_", " ") for s in labels], values, color=[STATUS_COLOURS[s] for s in labels])
     ax.bar_label(bars, fontsize=8)
     ax.set_ylabel("proposals")
-    ax.set_title("Proposals by status", fontsize=10)
+    ax.set_title(f"Proposals of {as_of.isoformat()} by status", fontsize=10)
     ax.set_ylim(0, max(values + [1]) * 1.15)
     return _png(fig)
 
@@ -289,18 +416,26 @@ def _chart_trend(trend: pd.DataFrame, history_days: int) -> str:
     ticks = list(range(0, len(dates), max(1, -(-len(dates) // 10))))
     bottom.set_xticks(ticks, [dates[i].isoformat() for i in ticks])
     bottom.set_xlim(-0.5, len(dates) - 0.5)
-    top.set_ylabel("turnover\n(Σ turnover × NAV)", fontsize=8)
-    bottom.set_ylabel("estimated cost", fontsize=8)
+    top.set_ylabel("traded value\n(one-way, base ccy)", fontsize=8)
+    bottom.set_ylabel("estimated cost\n(base ccy)", fontsize=8)
     from matplotlib.ticker import FuncFormatter
 
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _money(value)))
         ax.legend(fontsize=7, title="base currency", title_fontsize=7)
-    top.set_title(f"Turnover and estimated cost per business date (last {history_days} in the warehouse)",
+    top.set_title(f"Traded value and estimated cost per business date (last {history_days} in the warehouse)",
                   fontsize=10)
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def _money(value: float) -> str:
+    """An axis amount, short: 12.5M, 830k, 950."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:,.3g}{suffix}"
+    return f"{value:,.0f}"
 
 
 # ------------------------------------------------------------------ formatting
@@ -325,7 +460,7 @@ def _num(value, digits: int = 0) -> str:
 def _pct(value, digits: int = 2) -> str:
     if _blank(value):
         return ""
-    return f"{float(value) * 100:.{digits}f} %" if isinstance(value, numbers.Number) else str(value)
+    return f"{float(value) * 100:.{digits}f}%" if isinstance(value, numbers.Number) else str(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -339,19 +474,27 @@ TEMPLATE = """<!DOCTYPE html>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>Rebalance drift report {{ as_of }}</title>
 <style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 72em;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1300px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-.sub { color: #666; margin-top: 0; }
+h3 { font-size: 0.95em; margin: 1.2em 0 0.2em; }
+.sub { color: #666; margin-top: 0; font-size: 0.9em; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 1em; min-width: 9em; }
 .card .n { font-size: 1.5em; font-weight: 600; }
 .card .l { color: #555; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.85em; width: 100%; }
-th, td { border-bottom: 1px solid #eee; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid #eee; padding: 0.3em 0.45em; text-align: left; vertical-align: top; }
 td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id { white-space: nowrap; }
+td.name { min-width: 11em; }
+td.state { min-width: 11em; }
+.ccy { color: #666; font-size: 0.9em; white-space: nowrap; }
+.swatch { display: inline-block; width: 0.7em; height: 0.7em; border-radius: 2px; margin-right: 0.35em; }
 img { max-width: 100%; height: auto; }
+figure { margin: 0; }
+figcaption { max-width: 52em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .empty { color: #666; font-style: italic; }
 </style>
@@ -361,43 +504,79 @@ img { max-width: 100%; height: auto; }
 <p class="sub">Generated {{ generated }} from the warehouse (schema rebalance).</p>
 
 <h2>Headline</h2>
+<h3>The night of {{ as_of }}</h3>
 <div class="cards">
   <div class="card"><div class="n" id="funds">{{ headline.funds | num }}</div><div class="l">funds</div></div>
   {% for currency, value in headline.nav %}
   <div class="card"><div class="n">{{ value | num }}</div><div class="l">NAV {{ currency }}</div></div>
   {% endfor %}
-  {% for status, n in headline.fund_status.items() %}
-  <div class="card"><div class="n" id="funds-{{ status }}">{{ n | num }}</div>
-    <div class="l">{{ status | replace("_", " ") }}</div></div>
+  {% for state, n in headline.fund_state.items() %}
+  <div class="card"><div class="n" id="funds-{{ state }}">{{ n | num }}</div>
+    <div class="l"><span class="swatch" style="background: {{ state_colours[state] }}"></span>{{ state_labels[state] }}</div></div>
   {% endfor %}
-  {% for status in ("pending_review", "approved", "rejected") %}
-  <div class="card"><div class="n" id="proposals-{{ status }}">{{ headline.proposal_status[status] | num }}</div>
-    <div class="l">proposals {{ status | replace("_", " ") }}</div></div>
-  {% endfor %}
-  <div class="card"><div class="n">{{ headline.median_hours | num(1) if headline.median_hours is not none else "–" }}</div>
-    <div class="l">median hours to decision ({{ headline.decided }} decided)</div></div>
+  <div class="card"><div class="n" id="proposals-pending_review">{{ headline.proposal_status.pending_review | num }}</div>
+    <div class="l">proposals of the night pending review</div></div>
+</div>
+
+<h3>Decisions taken on {{ as_of }}</h3>
+<p class="sub">Approvals and rejections recorded on {{ as_of }} ({{ timezone }} time), of proposals of any date, as
+  far as recorded when this page was generated (the night's own proposals are reviewed the next morning). Hours run
+  from a proposal's publication to its decision.</p>
+<div class="cards">
+  <div class="card"><div class="n" id="day-approved">{{ headline.day.approved | num }}</div><div class="l">approved</div></div>
+  <div class="card"><div class="n" id="day-rejected">{{ headline.day.rejected | num }}</div><div class="l">rejected</div></div>
+  <div class="card"><div class="n" id="day-median-hours">{{ headline.day.median_hours | num(1) if headline.day.median_hours is not none else "–" }}</div>
+    <div class="l">median hours to decision</div></div>
+  <div class="card"><div class="n" id="day-p90-hours">{{ headline.day.p90_hours | num(1) if headline.day.p90_hours is not none else "–" }}</div>
+    <div class="l">90th percentile hours</div></div>
+  <div class="card"><div class="n" id="backlog">{{ headline.backlog | num }}</div>
+    <div class="l">backlog: proposals of earlier dates undecided at the end of {{ as_of }}{% if headline.backlog_oldest %} (oldest {{ headline.backlog_oldest }}){% endif %}</div></div>
+</div>
+
+<h3>Decisions taken over the last {{ trend_dates }} business date(s), {{ window_start }} to {{ as_of }}</h3>
+<div class="cards">
+  <div class="card"><div class="n" id="window-approved">{{ headline.window.approved | num }}</div><div class="l">approved</div></div>
+  <div class="card"><div class="n" id="window-rejected">{{ headline.window.rejected | num }}</div><div class="l">rejected</div></div>
+  <div class="card"><div class="n" id="window-median-hours">{{ headline.window.median_hours | num(1) if headline.window.median_hours is not none else "–" }}</div>
+    <div class="l">median hours to decision</div></div>
+  <div class="card"><div class="n" id="window-p90-hours">{{ headline.window.p90_hours | num(1) if headline.window.p90_hours is not none else "–" }}</div>
+    <div class="l">90th percentile hours</div></div>
 </div>
 
 <h2>Charts</h2>
 <div class="charts">
-  <figure><img alt="Funds by drift" src="data:image/png;base64,{{ charts.drift }}"></figure>
-  <figure><img alt="Proposals by status" src="data:image/png;base64,{{ charts.proposals }}"></figure>
+  <figure><img alt="Funds by drift" src="data:image/png;base64,{{ charts.drift }}">
+    <figcaption class="sub">The {{ top_funds }} funds with the largest drift of a holding (max drift, as in the table
+      below), largest at the top. Each bar is the drift of the fund's holding that is furthest outside, or closest
+      to, its own band (its drift as a share of its band's half-width is the largest; that holding is named after
+      the fund), and the tick is that same holding's band: a bar past its tick is a breach. Bar and tick are never
+      taken from two different holdings, since a fund can breach on a holding with a tight band while another one
+      drifts more inside a wider band; that larger max drift is the hollow diamond. No tick: that holding has no
+      band. A proposed fund whose bar stops
+      short of its tick was proposed by its calendar date or a cash flow (its trigger is in the table). Orange:
+      breached, but the fund's policy (calendar or hybrid) trades only on its calendar dates, so no proposal
+      yet.</figcaption></figure>
+  <figure><img alt="Proposals by status" src="data:image/png;base64,{{ charts.proposals }}">
+    <figcaption class="sub">The proposals of the night of {{ as_of }}, where they stand now.</figcaption></figure>
   <figure><img alt="Turnover and cost trend" src="data:image/png;base64,{{ charts.trend }}">
-    <figcaption class="sub">{{ trend_dates }} business date(s); turnover is one-way (half the traded notional),
-      in each fund's base currency.</figcaption></figure>
+    <figcaption class="sub">{{ trend_dates }} business date(s). Traded value: what each night's proposals trade, one
+      way, i.e. half of buys plus sells (turnover × NAV), in money of each fund's base currency; estimated cost:
+      their commissions, half spreads and market impact. One line per base currency: amounts in different currencies are never
+      added up.</figcaption></figure>
 </div>
 
 <h2>Top drifting funds</h2>
 {% if top %}
 <table>
-<thead><tr><th>fund</th><th>name</th><th>policy</th><th class="r">NAV</th><th>ccy</th><th class="r">max drift</th>
-<th class="r">breaches</th><th>status</th><th>trigger</th><th>proposal</th><th>proposal status</th>
+<thead><tr><th>fund</th><th>name</th><th>policy</th><th class="r">NAV</th><th class="r">max drift</th>
+<th class="r">breaches</th><th>state (trigger)</th><th>proposal</th><th>proposal status</th>
 <th class="r">turnover</th><th class="r">est. cost</th></tr></thead>
 <tbody>
 {% for f in top %}
-<tr><td>{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.policy | text }}</td><td class="r">{{ f.nav | num }}</td>
-<td>{{ f.base_currency | text }}</td><td class="r">{{ f.max_abs_drift | pct }}</td><td class="r">{{ f.breach_count | num }}</td>
-<td>{{ f.status }}</td><td>{{ f.trigger | text }}</td><td>{{ f.proposal_id | text }}</td><td>{{ f.proposal_status | text }}</td>
+<tr><td class="id">{{ f.fund_id }}</td><td class="name">{{ f.name | text }}</td><td>{{ f.policy | text }}</td><td class="r">{{ f.nav | num }} <span class="ccy">{{ f.base_currency | text }}</span></td>
+<td class="r">{{ f.max_abs_drift | pct }}</td><td class="r">{{ f.breach_count | num }}</td>
+<td class="state"><span class="swatch" style="background: {{ state_colours[f.state] }}"></span>{{ state_labels[f.state] }}{% if f.trigger %} <span class="ccy">({{ f.trigger }})</span>{% endif %}</td>
+<td class="id">{{ f.proposal_id | text }}</td><td>{{ f.proposal_status | text | replace("_", " ") }}</td>
 <td class="r">{{ f.turnover | pct }}</td><td class="r">{{ f.est_cost | num(2) }}</td></tr>
 {% endfor %}
 </tbody>
@@ -410,7 +589,7 @@ img { max-width: 100%; height: auto; }
 <thead><tr><th>fund</th><th>name</th><th>reason</th></tr></thead>
 <tbody>
 {% for f in blocked %}
-<tr><td>{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td></tr>
+<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td></tr>
 {% endfor %}
 </tbody>
 </table>

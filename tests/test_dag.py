@@ -162,6 +162,7 @@ print(json.dumps({
     "catchup": dag.catchup,
     "start_tz": str(dag.timezone),
     "tasks": [t.task_id for t in dag.topological_sort()],
+    "mapped": [t.task_id for t in dag.tasks if type(t).__name__.endswith("MappedOperator")],
     "params": sorted(dag.params.keys()),
     "doc": bool(dag.doc_md),
 }))
@@ -173,7 +174,8 @@ print(json.dumps({
     assert info["assets"] == [info["outlet"]] == [["rebalance_proposals", "rebalance://warehouse/rebalance/proposal"]]
     assert (info["max_active_runs"], info["catchup"], info["doc"]) == (1, False, True)
     assert info["start_tz"] == "America/New_York"
-    assert info["tasks"] == ["resolve_report_date", "build_drift_report"]
+    assert info["tasks"] == ["resolve_report_dates", "build_drift_report"]
+    assert info["mapped"] == ["build_drift_report"]   # one build per date (dynamic task mapping)
     assert info["params"] == ["as_of_date", "history_days"]
 
 
@@ -207,3 +209,71 @@ with create_session() as session:
     html = (reports / "drift_report_2014-01-03.html").read_text()
     assert "Rebalance drift report: 2014-01-03" in html and html.count("data:image/png;base64,") == 3
     assert 'id="funds">3<' in html and 'id="funds-proposed">1<' in html and 'id="proposals-pending_review">1<' in html
+    assert "<h3>Decisions taken on 2014-01-03</h3>" in html
+
+    # A second night published, and the first one again (a rerun): one run that consumed the
+    # three events, as the scheduler hands them to a run queued behind max_active_runs=1 or
+    # after a catch-up, writes one report per night, each by its own mapped task.
+    small_landing(landing, dt.date(2014, 1, 6), with_reference=False)
+    second = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(tmp_path / "outbox")}, landing, "2014-01-06")
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    for path in reports.iterdir():
+        path.unlink()
+    result = subprocess.run([sys.executable, "-c", CONSUMING_RUN], env={**airflow_env, "REBALANCE_REPORTS_DIR": str(reports)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert run["state"] == "success" and len(run["consumed"]) == 3
+    assert sorted(extra["as_of_date"] for extra in run["consumed"]) == ["2014-01-03", "2014-01-03", "2014-01-06"]
+    assert run["resolved"] == ["success"]
+    assert run["mapped"] == [[0, "2014-01-03", "success"], [1, "2014-01-06", "success"]]
+    assert sorted(p.name for p in reports.iterdir()) == ["drift_report_2014-01-03.html", "drift_report_2014-01-06.html"]
+    assert "Rebalance drift report: 2014-01-06" in (reports / "drift_report_2014-01-06.html").read_text()
+
+
+# `airflow dags test` never hands a run asset events; the scheduler links the events a run
+# consumed to it (DagRun.consumed_asset_events), which the tasks read as
+# triggering_asset_events. This does the same to the run `dag.test()` creates, then runs it.
+CONSUMING_RUN = """
+import json
+import airflow.models.dagrun as dagrun_module
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
+
+with create_session() as session:   # the two nights the test just published, and the first again
+    published = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                 .filter(AssetModel.name == "rebalance_proposals").order_by(AssetEvent.id.desc()).limit(2).all())
+    first = published[-1]
+    rerun = AssetEvent(asset_id=first.asset_id, extra=dict(first.extra), source_dag_id=first.source_dag_id,
+                       source_task_id=first.source_task_id, source_run_id="a-rerun")
+    session.add(rerun)
+    session.flush()
+    consumed_ids = [event.id for event in published] + [rerun.id]
+
+create = dagrun_module.get_or_create_dagrun
+
+
+def consuming(**kwargs):
+    run = create(**kwargs)
+    session = kwargs["session"]
+    run.consumed_asset_events.extend(session.query(AssetEvent).filter(AssetEvent.id.in_(consumed_ids)).all())
+    session.commit()
+    return run
+
+
+dagrun_module.get_or_create_dagrun = consuming
+run = DagBag().dags["rebalance_reporting"].test(logical_date=None)
+with create_session() as session:
+    tis = (session.query(TaskInstance).filter(TaskInstance.dag_id == "rebalance_reporting",
+                                              TaskInstance.run_id == run.run_id).all())
+    consumed = [event.extra for event in session.merge(run).consumed_asset_events]
+    print(json.dumps({
+        "state": str(run.state),
+        "consumed": consumed,
+        "resolved": [str(ti.state) for ti in tis if ti.task_id == "resolve_report_dates"],
+        "mapped": sorted([ti.map_index, ti.rendered_map_index, str(ti.state)] for ti in tis
+                         if ti.task_id == "build_drift_report"),
+    }))
+"""

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rebalance_pipeline import reporting, steps, warehouse
 from rebalance_pipeline.cli import app
-from rebalance_pipeline.warehouse import decide, read_frame
+from rebalance_pipeline.warehouse import read_frame
 
 FIRST = dt.date(2014, 1, 3)
 SECOND = dt.date(2014, 1, 6)
@@ -34,30 +34,56 @@ def pid(engine, fund_id: str, as_of: dt.date) -> str:
              f=fund_id, d=as_of)["proposal_id"].item()
 
 
-def age(engine, proposal_id: str, hours: float) -> None:
-    """Pretend the proposal was published ``hours`` ago (a decision's latency is then ~hours)."""
+def published_at(engine, proposal_id: str, when: str) -> None:
+    """Pretend the proposal was published at ``when`` (the nightly stamps now())."""
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE rebalance.proposal SET created_at = created_at - make_interval(secs => :s) "
-                             "WHERE proposal_id = :id"), {"s": hours * 3600, "id": proposal_id})
+        conn.execute(sa.text("UPDATE rebalance.proposal SET created_at = CAST(:t AS timestamptz) "
+                             "WHERE proposal_id = :id"), {"t": when, "id": proposal_id})
+
+
+def decide_at(engine, proposal_id: str, decision: str, by: str, when: str, note: str | None = None,
+              channel: str = "cli") -> None:
+    """A decision taken at ``when``, recorded as decide() records it (which stamps now()):
+    the proposal's status and one audit row, here with an explicit decided_at."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, "
+                             "reviewed_at = CAST(:t AS timestamptz), review_note = :note "
+                             "WHERE proposal_id = :id AND status = 'pending_review'"),
+                     {"s": decision, "by": by, "t": when, "note": note, "id": proposal_id})
+        conn.execute(sa.text("INSERT INTO rebalance.proposal_review (proposal_id, decision, decided_by, decided_at, "
+                             "note, channel) VALUES (:id, :s, :by, CAST(:t AS timestamptz), :note, :channel)"),
+                     {"id": proposal_id, "s": decision, "by": by, "t": when, "note": note, "channel": channel})
+
+
+def exported_at(engine, proposal_id: str, when: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, exported_at)"
+            " SELECT proposal_id, fund_id, as_of_date, 'x.csv', trade_count, CAST(:t AS timestamptz)"
+            " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
 
 
 def two_nights(engine, landing) -> dict[str, str]:
-    """2014-01-03: F1 proposed, approved 2 h later. 2014-01-06 (equities +30 %): F1 and F2
-    proposed, F2 rejected 5 h later, F1 pending; F3 in band on both nights."""
+    """2014-01-03 (Friday): F1 proposed at 18:30 New York, approved on Monday 2014-01-06 at
+    09:30 (63 h later) and exported at 09:35, before Monday's close. 2014-01-06 (equities
+    +30 %): F1 and F2 proposed at 18:40, F2 rejected at 23:40 New York (5 h; 04:40 UTC on
+    the 7th), F1 pending; F3 in band on both nights."""
     small_landing(landing, FIRST)
     steps.run_nightly(FIRST, landing, engine)
     first = pid(engine, "F1", FIRST)
-    age(engine, first, 2)
-    decide(engine, first, "approved", "ops.alice", "ok", channel="cli")
+    published_at(engine, first, "2014-01-03 18:30 America/New_York")
+    decide_at(engine, first, "approved", "ops.alice", "2014-01-06 09:30 America/New_York", "ok", channel="cli")
+    exported_at(engine, first, "2014-01-06 09:35 America/New_York")
 
     folder = small_landing(landing, SECOND, with_reference=False)
     write(folder, "prices.csv", [{"as_of_date": SECOND.isoformat(), "security_id": s, "close_price": p,
                                   "currency": "USD"} for s, p in (("EQ", 130.0), ("BD", 100.0), ("GLD", 50.0))])
     steps.run_nightly(SECOND, landing, engine)
-    f2 = pid(engine, "F2", SECOND)
-    age(engine, f2, 5)
-    decide(engine, f2, "rejected", "ops.bob", "too costly", channel="ui")
-    return {"F1_first": first, "F1_second": pid(engine, "F1", SECOND), "F2_second": f2}
+    f1, f2 = pid(engine, "F1", SECOND), pid(engine, "F2", SECOND)
+    for proposal_id in (f1, f2):
+        published_at(engine, proposal_id, "2014-01-06 18:40 America/New_York")
+    decide_at(engine, f2, "rejected", "ops.bob", "2014-01-06 23:40 America/New_York", "too costly", channel="ui")
+    return {"F1_first": first, "F1_second": f1, "F2_second": f2}
 
 
 # ------------------------------------------------------------------ views
@@ -96,7 +122,7 @@ def test_views_after_two_nights_and_decisions(engine, landing):
     assert h.loc[ids["F2_second"], ["status", "decision", "decided_by", "decision_channel"]].tolist() \
         == ["rejected", "rejected", "ops.bob", "ui"]
     assert h.loc[ids["F1_second"], "status"] == "pending_review" and pd.isna(h.loc[ids["F1_second"], "decided_by"])
-    assert not h["exported"].any() and h["exported_at"].isna().all()
+    assert h["exported"].to_dict() == {ids["F1_first"]: True, ids["F1_second"]: False, ids["F2_second"]: False}
     proposals = q(engine, "SELECT * FROM rebalance.proposal").set_index("proposal_id")
     columns = ["fund_id", "as_of_date", "status", "trigger", "turnover", "est_cost", "est_realized_gain", "created_at"]
     pd.testing.assert_frame_equal(h[columns].sort_index(), proposals[columns].sort_index(), check_names=False)
@@ -105,12 +131,12 @@ def test_views_after_two_nights_and_decisions(engine, landing):
     audit = q(engine, "SELECT DISTINCT ON (proposal_id) proposal_id, decided_at FROM rebalance.proposal_review "
                       "ORDER BY proposal_id, decided_at, review_id").set_index("proposal_id")
     assert list(latency.index) == [ids["F1_first"], ids["F2_second"]]
-    for proposal_id, hours in ((ids["F1_first"], 2), (ids["F2_second"], 5)):
+    for proposal_id, hours in ((ids["F1_first"], 63), (ids["F2_second"], 5)):
         row = latency.loc[proposal_id]
         assert row["latency"] == audit.at[proposal_id, "decided_at"] - proposals.at[proposal_id, "created_at"]
         assert row["decided_at"] - row["created_at"] == row["latency"]
         assert float(row["latency_hours"]) == pytest.approx(row["latency"].total_seconds() / 3600, abs=1e-4)
-        assert hours <= float(row["latency_hours"]) < hours + 0.5
+        assert float(row["latency_hours"]) == hours
     assert latency["decision"].tolist() == ["approved", "rejected"]
     assert latency["decided_by"].tolist() == ["ops.alice", "ops.bob"]
 
@@ -260,7 +286,7 @@ def _hostile_night(engine) -> None:
 
 
 def test_drift_report_is_self_contained_with_charts_headline_and_escaping(engine, landing, tmp_path):
-    two_nights(engine, landing)
+    ids = two_nights(engine, landing)
     _hostile_night(engine)
     path = reporting.build_drift_report(engine, SECOND, tmp_path / "reports")
     assert path == tmp_path / "reports" / "drift_report_2014-01-06.html"
@@ -280,15 +306,27 @@ def test_drift_report_is_self_contained_with_charts_headline_and_escaping(engine
         return re.search(rf'id="{key}">([^<]*)<', html).group(1)
 
     assert headline("funds") == "4"
-    assert (headline("funds-proposed"), headline("funds-in_band"), headline("funds-blocked")) == ("2", "1", "1")
-    assert (headline("proposals-pending_review"), headline("proposals-approved"), headline("proposals-rejected")) \
-        == ("1", "0", "1")
+    assert [headline(f"funds-{s}") for s in ("proposed", "waiting", "in_band", "blocked")] == ["2", "0", "1", "1"]
+    assert 'id="funds-breached"' not in html    # "breached, no proposal": a card only when it happens
+    assert headline("proposals-pending_review") == "1"   # F1's of the night; F2's was rejected already
+    # Decisions *taken* on Monday 2014-01-06 in New York: Friday's F1 approved after 63 h, the
+    # night's F2 rejected after 5 h at 23:40 (04:40 UTC on the 7th); nothing else waits.
+    assert "<h3>Decisions taken on 2014-01-06</h3>" in html and "America/New_York time" in html
+    assert [headline(f"day-{k}") for k in ("approved", "rejected", "median-hours", "p90-hours")] \
+        == ["1", "1", "34.0", "57.2"]
+    assert headline("backlog") == "0"
+    assert [headline(f"window-{k}") for k in ("approved", "rejected", "median-hours")] == ["1", "1", "34.0"]
+    assert "over the last 2 business date(s), 2014-01-03 to 2014-01-06" in html
     nav = 130 * 700 + 100 * 300 + 130 * 500 + 100 * 500 + 50 * 2000 + 1000
     assert f"{nav:,.0f}</div><div class=\"l\">NAV USD" in html
     assert "price_positive" in html and "prices.csv row 9" in html
     # The hostile fund drifts most: first row of the top table.
     top = html.split("<h2>Top drifting funds</h2>", 1)[1]
     assert top.index("&lt;script&gt;") < top.index(">F1<") and top.index(">F1<") < top.index(">F3<")
+    # Percentages as in the review view (no space); ids never wrap; a wide page.
+    assert re.search(r'<td class="r">\d+\.\d\d%</td>', top) and " %<" not in html
+    assert f'<td class="id">{ids["F1_second"]}</td>' in top and "max-width: 1300px" in html
+    assert "traded value" in html.lower() and "half of buys plus sells" in html
 
 
 def test_report_data_trend_counts_each_nights_own_proposals(engine, landing):
@@ -310,17 +348,169 @@ def test_report_data_trend_counts_each_nights_own_proposals(engine, landing):
         reporting.load_report_data(engine, dt.date(2014, 1, 4))
 
 
-def test_report_date_rule(engine, landing):
+def test_report_dates_rule(engine, landing, tmp_path):
     two_nights(engine, landing)
     midnight = dt.datetime(2014, 1, 5, tzinfo=dt.UTC)
-    assert reporting.resolve_report_date(engine, "2014-01-03", [{"as_of_date": "2014-01-06"}], midnight) == FIRST
-    assert reporting.resolve_report_date(engine, None, [{"as_of_date": "2014-01-03"}, {}, {"as_of_date": "2014-01-06"}],
-                                         midnight) == SECOND
-    assert reporting.resolve_report_date(engine, None, [{}], midnight) == FIRST  # latest on or before the 5th
-    assert reporting.resolve_report_date(engine, None, [], dt.datetime(2014, 1, 6, tzinfo=dt.UTC)) == SECOND
-    assert reporting.resolve_report_date(engine, None, [], None, dt.datetime(2014, 2, 1, 15, tzinfo=dt.UTC)) == SECOND
+    rule = reporting.resolve_report_dates
+    assert rule(engine, "2014-01-03", [{"as_of_date": "2014-01-06"}], midnight) == [FIRST]
+    assert rule(engine, None, [{"as_of_date": "2014-01-06"}], midnight) == [SECOND]
+    # Several publish events in one run (a catch-up, a backfill of the nightly, events queued
+    # while max_active_runs=1 held the previous run): every night once, sorted, whatever the
+    # order; a night published twice (a rerun) once; events with no date are ignored.
+    events = [{"as_of_date": "2014-01-06", "run_id": "a"}, {"as_of_date": "2014-01-03", "run_id": "b"}, {}, None,
+              {"as_of_date": "2014-01-06", "run_id": "rerun"}]
+    dates = rule(engine, None, events, midnight)
+    assert dates == [FIRST, SECOND]
+    written = [reporting.build_drift_report(engine, day, tmp_path / "r") for day in dates]  # the mapped task, per date
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [p.name for p in written] == [
+        "drift_report_2014-01-03.html", "drift_report_2014-01-06.html"]
+    assert rule(engine, None, [{}], midnight) == [FIRST]  # latest on or before the 5th
+    assert rule(engine, None, [], dt.datetime(2014, 1, 6, tzinfo=dt.UTC)) == [SECOND]
+    assert rule(engine, None, [], None, dt.datetime(2014, 2, 1, 15, tzinfo=dt.UTC)) == [SECOND]
     with pytest.raises(LookupError, match="on or before 2014-01-02"):
-        reporting.resolve_report_date(engine, None, [], dt.datetime(2014, 1, 2, tzinfo=dt.UTC))
+        rule(engine, None, [], dt.datetime(2014, 1, 2, tzinfo=dt.UTC))
+
+
+# ------------------------------------------------------------------ decisions and fund states
+def _summary(conn, day: str, fund_id: str, **values) -> None:
+    row = {"as_of_date": day, "fund_id": fund_id, "nav": 1000, "max_abs_drift": 0.01, "status": "in_band",
+           "run_id": "r", **values}
+    conn.execute(sa.text(f"INSERT INTO rebalance.fund_summary ({', '.join(row)}) "
+                         f"VALUES ({', '.join(':' + k for k in row)})"), row)
+
+
+def _proposal(conn, proposal_id: str, day: str, fund_id: str, created: str, status: str = "pending_review") -> None:
+    reviewed = status in ("approved", "rejected")
+    conn.execute(sa.text(
+        "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, nav, turnover, trade_count, run_id,"
+        " created_at, reviewed_by, reviewed_at) VALUES (:id, :d, :f, :s, 1000, 0.1, 1, 'r',"
+        " CAST(:c AS timestamptz), :by, CASE WHEN :reviewed THEN now() END)"),
+        {"id": proposal_id, "d": day, "f": fund_id, "s": status, "c": created, "by": "ops" if reviewed else None,
+         "reviewed": reviewed})
+
+
+def _review(conn, proposal_id: str, decision: str, when: str) -> None:
+    conn.execute(sa.text("INSERT INTO rebalance.proposal_review (proposal_id, decision, decided_by, decided_at) "
+                         "VALUES (:id, :s, 'ops', CAST(:t AS timestamptz))"), {"id": proposal_id, "s": decision, "t": when})
+
+
+def test_decisions_are_counted_on_the_new_york_date_they_were_taken(engine, tmp_path):
+    """Reports of 2014-01-03 and 2014-01-06 (business dates 01-02, 01-03, 01-06; a night of
+    01-07 exists too): decisions by the date they were taken in New York, whatever the date
+    of the proposal, and the backlog as it stood at the end of the report's date."""
+    ny = " America/New_York"
+    with engine.begin() as conn:
+        for fund_id in ("D", "F", "G"):
+            _summary(conn, "2014-01-02", fund_id)
+        for fund_id in ("A", "B", "C", "E", "G", "H"):
+            _summary(conn, "2014-01-03", fund_id)
+        for fund_id in ("A", "B", "C"):
+            _summary(conn, "2014-01-06", fund_id)
+        _summary(conn, "2014-01-07", "H")
+        friday = "2014-01-03 18:30" + ny
+        _proposal(conn, "P1", "2014-01-03", "A", friday, "approved")
+        _review(conn, "P1", "approved", "2014-01-06 09:00" + ny)            # 62.5 h, on the 6th
+        _proposal(conn, "P2", "2014-01-03", "B", friday, "rejected")
+        _review(conn, "P2", "rejected", "2014-01-06 10:30" + ny)            # 64 h, on the 6th
+        _proposal(conn, "P3", "2014-01-03", "C", friday, "approved")
+        _review(conn, "P3", "approved", "2014-01-06 23:30" + ny)            # 77 h: 04:30 UTC on the 7th, NY the 6th
+        _proposal(conn, "P4", "2014-01-02", "D", "2014-01-02 18:30" + ny, "approved")
+        _review(conn, "P4", "approved", "2014-01-03 08:30" + ny)            # 14 h, on the 3rd
+        _proposal(conn, "P5", "2014-01-03", "E", friday, "approved")
+        _review(conn, "P5", "approved", "2014-01-07 00:30" + ny)            # after the 6th: still pending then
+        _proposal(conn, "P6", "2014-01-02", "F", "2014-01-02 18:30" + ny)  # never decided: pending
+        _proposal(conn, "P7", "2014-01-02", "G", "2014-01-02 18:30" + ny, "superseded")  # by G's night of the 3rd
+        _proposal(conn, "P8", "2014-01-03", "H", friday, "superseded")     # only by H's night of the 7th
+        _proposal(conn, "P9", "2014-01-06", "A", "2014-01-06 18:30" + ny)  # the night's own: not backlog
+        _proposal(conn, "P0", "2013-12-31", "I", "2013-12-31 18:30" + ny, "approved")
+        _review(conn, "P0", "approved", "2014-01-01 12:00" + ny)            # before the window
+
+    data = reporting.load_report_data(engine, SECOND)
+    assert data.window_start == dt.date(2014, 1, 2)
+    day, window = data.decisions.loc["day"], data.decisions.loc["window"]
+    assert (day["decided"], day["approved"], day["rejected"]) == (3, 2, 1)
+    assert (day["median_hours"], day["p90_hours"]) == (pytest.approx(64.0), pytest.approx(74.4))
+    assert (window["decided"], window["approved"], window["rejected"]) == (4, 3, 1)   # + P4 on the 3rd
+    assert (window["median_hours"], window["p90_hours"]) == (pytest.approx(63.25), pytest.approx(73.1))
+    assert (data.backlog["pending"], data.backlog["oldest"]) == (3, dt.date(2014, 1, 2))   # P5, P6, P8
+
+    html = reporting.build_drift_report(engine, SECOND, tmp_path).read_text()
+    assert "<h3>Decisions taken on 2014-01-06</h3>" in html
+    assert 'id="backlog">3<' in html and "(oldest 2014-01-02)" in html
+    assert 'id="day-median-hours">64.0<' in html and 'id="window-p90-hours">73.1<' in html
+    assert 'id="proposals-pending_review">1<' in html                                     # P9
+
+    # The 3rd: P4 decided that day; P6 waits; P7 was superseded by G's night of the 3rd.
+    friday_data = reporting.load_report_data(engine, FIRST, history_days=2)
+    assert friday_data.window_start == dt.date(2014, 1, 2)
+    assert friday_data.decisions.loc["day", ["decided", "approved", "rejected"]].tolist() == [1, 1, 0]
+    assert friday_data.decisions.loc["day", "median_hours"] == pytest.approx(14.0)
+    assert (friday_data.backlog["pending"], friday_data.backlog["oldest"]) == (1, dt.date(2014, 1, 2))
+    # A window of one business date is the day itself; a day with no decision shows a dash.
+    one = reporting.load_report_data(engine, SECOND, history_days=1)
+    assert one.window_start == SECOND and one.decisions.loc["window", "decided"] == 3
+    empty = reporting.load_report_data(engine, dt.date(2014, 1, 2))
+    assert empty.decisions.loc["day", "decided"] == 0 and pd.isna(empty.decisions.loc["day", "median_hours"])
+    assert 'id="day-median-hours">–<' in reporting.render_report(empty)
+
+
+def test_funds_breached_but_waiting_and_the_band_of_the_holding_in_the_bar(engine, tmp_path):
+    """W (hybrid, between calendar dates) breaches B's tight band while A drifts more inside a
+    wide one; P was proposed by its calendar with no breach; T (threshold) breached with no
+    proposal; U holds a security it should not (band 0); K is simply in band."""
+    day = "2014-01-06"
+    with engine.begin() as conn:
+        _summary(conn, day, "W", policy="hybrid", max_abs_drift=0.08, breached=True, breach_count=1)
+        _summary(conn, day, "P", policy="calendar", max_abs_drift=0.01, status="proposed", trigger="calendar")
+        _summary(conn, day, "T", policy="threshold", max_abs_drift=0.07, breached=True, breach_count=1,
+                 trigger="threshold")
+        _summary(conn, day, "U", policy="threshold", max_abs_drift=0.03, breached=True, breach_count=1,
+                 status="proposed", trigger="threshold")
+        _summary(conn, day, "K", policy="threshold", max_abs_drift=0.005)
+        for fund_id, security_id, target, drift, band, breached in (
+                ("W", "A", 0.50, 0.08, 0.10, False), ("W", "B", 0.10, -0.03, 0.02, True),
+                ("W", "CASH", 0.0, -0.05, None, False),
+                ("P", "A", 0.50, 0.01, 0.05, False), ("P", "B", 0.50, -0.01, 0.05, False),
+                ("T", "A", 0.50, 0.07, 0.05, True),
+                ("U", "A", 0.60, 0.03, 0.05, False), ("U", "X", 0.0, 0.02, 0.0, True),
+                ("K", "A", 0.50, 0.005, 0.05, False)):
+            conn.execute(sa.text(
+                "INSERT INTO rebalance.fund_drift (as_of_date, fund_id, security_id, target_weight, drift, band_lower,"
+                " band_upper, breached) VALUES (:d, :f, :s, :t, :drift, :t - :b, :t + :b, :x)"),
+                {"d": day, "f": fund_id, "s": security_id, "t": target, "drift": drift, "b": band, "x": breached})
+
+    data = reporting.load_report_data(engine, SECOND)
+    states = data.funds.set_index("fund_id")["state"].to_dict()
+    assert states == {"W": "waiting", "P": "proposed", "T": "breached", "U": "proposed", "K": "in_band"}
+    bars = reporting.drift_bars(data.funds, data.bands).set_index("fund_id")
+    # W: the bar and the tick are B's (the breach), not A's larger drift inside its wide band.
+    assert bars.loc["W", ["security_id", "bar", "band", "max_drift"]].tolist() == ["B", 0.03, 0.02, 0.08]
+    assert bars.loc["P", "bar"] < bars.loc["P", "band"]            # proposed by its calendar: short of its tick
+    assert bars.loc["U", ["security_id", "bar", "band"]].tolist() == ["X", 0.02, 0.0]   # the unwanted holding
+    assert bars.loc["T", ["security_id", "bar", "band"]].tolist() == ["A", 0.07, 0.05]
+    assert list(bars.index) == ["W", "T", "U", "P", "K"]           # ranked by max drift, as the table
+
+    html = reporting.build_drift_report(engine, SECOND, tmp_path).read_text()
+    assert [re.search(rf'id="funds-{s}">([^<]*)<', html).group(1) for s in reporting.FUND_STATES] \
+        == ["2", "1", "1", "1", "0"]
+    top = html.split("<h2>Top drifting funds</h2>", 1)[1]
+    row = top[top.index('<td class="id">W</td>'):].split("</tr>", 1)[0]
+    assert "breached, waits for its calendar date" in row and reporting.STATE_COLOURS["waiting"] in row
+    assert "breached, no proposal" in top.split('<td class="id">T</td>', 1)[1].split("</tr>", 1)[0]
+    assert "tick is that same holding's band" in html
+
+
+def test_a_hybrid_fund_between_its_calendar_dates_waits_in_the_report(engine, landing, tmp_path):
+    folder = small_landing(landing, FIRST)
+    funds = pd.read_csv(folder / "funds.csv")
+    funds.loc[funds["fund_id"] == "F1", ["policy", "frequency"]] = ["hybrid", "monthly"]   # 2 January was the 1st
+    write(folder, "funds.csv", funds)
+    steps.run_nightly(FIRST, landing, engine)
+    data = reporting.load_report_data(engine, FIRST)
+    f1 = data.funds.set_index("fund_id").loc["F1"]
+    assert (f1["status"], bool(f1["breached"]), f1["state"]) == ("in_band", True, "waiting")
+    html = reporting.build_drift_report(engine, FIRST, tmp_path).read_text()
+    assert 'id="funds-waiting">1<' in html and 'id="funds-in_band">2<' in html and 'id="funds-proposed">0<' in html
 
 
 def test_cli_report_html(engine, landing, tmp_path, monkeypatch):
