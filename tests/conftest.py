@@ -127,6 +127,35 @@ def small_landing(root: Path, as_of: dt.date = dt.date(2014, 1, 3), funds: int =
     return folder
 
 
+def record_export(engine, proposal_id: str, when: str) -> None:
+    """A ledger row saying the proposal's orders went out at ``when`` (test set-up)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, exported_at)"
+            " SELECT proposal_id, fund_id, as_of_date, 'x.csv', trade_count, CAST(:t AS timestamptz)"
+            " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
+
+
+def run_at_once(work, times: int = 4) -> list[Exception]:
+    """Run ``work`` in ``times`` threads at once; the exceptions they raised."""
+    import threading
+
+    errors: list[Exception] = []
+
+    def guarded():
+        try:
+            work()
+        except Exception as exc:  # returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.fixture(scope="session")
 def review_server(tmp_path_factory, database_url):
     """A real Airflow api-server serving the Rebalance review plugin on this session's warehouse."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import threading
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import small_landing, write
+from conftest import run_at_once, small_landing, write
 from typer.testing import CliRunner
 
 from rebalance_pipeline import export, steps
@@ -286,19 +285,8 @@ def test_concurrent_exports_write_each_proposal_once(engine, landing, tmp_path):
     decide(engine, ids["F1"], "approved", "ops.alice")
     decide(engine, ids["F2"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
-    reports, errors = [], []
-
-    def run():
-        try:
-            reports.append(export_approved_orders(engine, outbox))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    reports = []
+    errors = run_at_once(lambda: reports.append(export_approved_orders(engine, outbox)))
     assert errors == []
     assert sum(r.proposals for r in reports) == 2 and sum(len(r.files) for r in reports) == 2
     assert len(files_in(outbox)) == 2 and len(exported(engine)) == 2

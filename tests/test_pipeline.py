@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import small_landing, write
+from conftest import record_export, run_at_once, small_landing, write
 
 from rebalance_pipeline import steps, warehouse
 from rebalance_pipeline.landing import StructuralError
@@ -267,14 +267,6 @@ def test_a_second_approval_for_the_same_fund_and_date_is_refused(engine, landing
     assert decide(engine, fresh, "rejected", "ops.bob")["status"] == "rejected"   # rejecting is fine
 
 
-def _export_at(engine, proposal_id: str, when: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, exported_at)"
-            " SELECT proposal_id, fund_id, as_of_date, 'x.csv', trade_count, CAST(:t AS timestamptz)"
-            " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
-
-
 def test_a_fund_waits_while_its_approved_orders_are_not_in_the_market(engine, landing):
     """Positions of the next date cannot reflect orders not exported before its close: the fund
     gets no second proposal for the same drift until they could."""
@@ -290,7 +282,7 @@ def test_a_fund_waits_while_its_approved_orders_are_not_in_the_market(engine, la
     assert f"approved proposal {approved} (2014-01-03) has not been exported" in held["blocked_reason"]
     assert summary(engine, NEXT).loc["F2", "status"] == "in_band"     # other funds go on as usual
 
-    _export_at(engine, approved, "2014-01-06 17:00 America/New_York")  # after NEXT's 16:00 close
+    record_export(engine, approved, "2014-01-06 17:00 America/New_York")  # after NEXT's 16:00 close
     steps.run_nightly(NEXT, landing, engine)
     assert "was exported after this date's close" in summary(engine, NEXT).loc["F1", "blocked_reason"]
 
@@ -298,7 +290,7 @@ def test_a_fund_waits_while_its_approved_orders_are_not_in_the_market(engine, la
         conn.execute(sa.text("ALTER TABLE rebalance.order_export DISABLE TRIGGER USER"))
         conn.execute(sa.text("DELETE FROM rebalance.order_export"))
         conn.execute(sa.text("ALTER TABLE rebalance.order_export ENABLE TRIGGER USER"))
-    _export_at(engine, approved, "2014-01-06 10:00 America/New_York")  # in the market that day
+    record_export(engine, approved, "2014-01-06 10:00 America/New_York")  # in the market that day
     steps.run_nightly(NEXT, landing, engine)
     assert summary(engine, NEXT).loc["F1", "status"] == "proposed"
 
@@ -366,19 +358,7 @@ def test_first_date_without_reference_data_is_structural(engine, landing):
 
 def test_two_runs_of_one_date_at_once_do_not_interleave(engine, landing):
     small_landing(landing)
-    errors = []
-
-    def night():
-        try:
-            steps.run_nightly(AS_OF, landing, engine)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=night) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_at_once(lambda: steps.run_nightly(AS_OF, landing, engine))
     assert errors == []
     counts = table_counts(engine)
     assert (counts["fund_summary"], counts["fund_drift"], counts["proposal"], counts["proposal_trade"]) == (3, 8, 1, 2)

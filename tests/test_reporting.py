@@ -10,7 +10,7 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import small_landing, write
+from conftest import record_export, small_landing, write
 from typer.testing import CliRunner
 
 from rebalance_pipeline import reporting, steps, warehouse
@@ -55,14 +55,6 @@ def decide_at(engine, proposal_id: str, decision: str, by: str, when: str, note:
                      {"id": proposal_id, "s": decision, "by": by, "t": when, "note": note, "channel": channel})
 
 
-def exported_at(engine, proposal_id: str, when: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, exported_at)"
-            " SELECT proposal_id, fund_id, as_of_date, 'x.csv', trade_count, CAST(:t AS timestamptz)"
-            " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
-
-
 def two_nights(engine, landing) -> dict[str, str]:
     """2014-01-03 (Friday): F1 proposed at 18:30 New York, approved on Monday 2014-01-06 at
     09:30 (63 h later) and exported at 09:35, before Monday's close. 2014-01-06 (equities
@@ -73,7 +65,7 @@ def two_nights(engine, landing) -> dict[str, str]:
     first = pid(engine, "F1", FIRST)
     published_at(engine, first, "2014-01-03 18:30 America/New_York")
     decide_at(engine, first, "approved", "ops.alice", "2014-01-06 09:30 America/New_York", "ok", channel="cli")
-    exported_at(engine, first, "2014-01-06 09:35 America/New_York")
+    record_export(engine, first, "2014-01-06 09:35 America/New_York")
 
     folder = small_landing(landing, SECOND, with_reference=False)
     write(folder, "prices.csv", [{"as_of_date": SECOND.isoformat(), "security_id": s, "close_price": p,
