@@ -118,13 +118,23 @@ def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
             conn.execute(sa.text(
                 f"DELETE FROM rebalance.{child} t USING rebalance.proposal p WHERE t.proposal_id = p.proposal_id"
                 " AND p.as_of_date = :d AND p.status = 'pending_review'"), d)
-        conn.execute(sa.text("DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review'"), d)
+        # A pending proposal that a rerun finds again keeps the time it was first published
+        # (approval latency counts from there).
+        first_published = conn.execute(sa.text(
+            "DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review' "
+            "RETURNING proposal_id, created_at"), d).all()
         # Ids are hashes of the trades (and carry the date): an id that still exists after the
         # delete is a reviewed proposal with exactly these trades, which stays as it is.
         kept = set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d"),
                                 d).scalars())
         new_proposals = night.proposals[~night.proposals["proposal_id"].isin(kept)]
         new = copy_frame(conn, "rebalance.proposal", new_proposals.assign(run_id=night.run_id), PROPOSAL_COLUMNS)
+        if first_published:
+            conn.execute(sa.text(
+                "UPDATE rebalance.proposal p SET created_at = f.created_at "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:at AS timestamptz[])) AS f (proposal_id, created_at) "
+                "WHERE p.proposal_id = f.proposal_id"),
+                {"ids": [r.proposal_id for r in first_published], "at": [r.created_at for r in first_published]})
         copy_frame(conn, "rebalance.proposal_trade",
                    night.trades[night.trades["proposal_id"].isin(new_proposals["proposal_id"])], TRADE_COLUMNS)
         copy_frame(conn, "rebalance.proposal_trade_lot",

@@ -252,6 +252,15 @@ def test_a_rerun_with_new_data_adds_a_fresh_proposal_beside_the_reviewed_one(eng
     assert q(engine, "SELECT * FROM rebalance.proposal_trade WHERE proposal_id = :p", p=pid).equals(trades_before)
 
 
+def test_a_rerun_keeps_the_first_publication_time_of_a_proposal_it_finds_again(engine, landing):
+    small_landing(landing)
+    steps.run_nightly(AS_OF, landing, engine)
+    first = q(engine, "SELECT proposal_id, created_at FROM rebalance.proposal")
+    steps.run_nightly(AS_OF, landing, engine)
+    again = q(engine, "SELECT proposal_id, created_at FROM rebalance.proposal")
+    assert again.equals(first) and len(first) == 1
+
+
 def test_a_second_approval_for_the_same_fund_and_date_is_refused(engine, landing):
     folder = small_landing(landing)
     steps.run_nightly(AS_OF, landing, engine)
