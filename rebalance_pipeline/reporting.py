@@ -518,29 +518,27 @@ figcaption { max-width: 52em; }
     <div class="l">proposals of the night pending review</div></div>
 </div>
 
+{% macro decision_cards(stats, prefix) -%}
+  <div class="card"><div class="n" id="{{ prefix }}-approved">{{ stats.approved | num }}</div><div class="l">approved</div></div>
+  <div class="card"><div class="n" id="{{ prefix }}-rejected">{{ stats.rejected | num }}</div><div class="l">rejected</div></div>
+  <div class="card"><div class="n" id="{{ prefix }}-median-hours">{{ stats.median_hours | num(1) if stats.median_hours is not none else "–" }}</div>
+    <div class="l">median hours to decision</div></div>
+  <div class="card"><div class="n" id="{{ prefix }}-p90-hours">{{ stats.p90_hours | num(1) if stats.p90_hours is not none else "–" }}</div>
+    <div class="l">90th percentile hours</div></div>
+{%- endmacro %}
 <h3>Decisions taken on {{ as_of }}</h3>
 <p class="sub">Approvals and rejections recorded on {{ as_of }} ({{ timezone }} time), of proposals of any date, as
   far as recorded when this page was generated (the night's own proposals are reviewed the next morning). Hours run
   from a proposal's publication to its decision.</p>
 <div class="cards">
-  <div class="card"><div class="n" id="day-approved">{{ headline.day.approved | num }}</div><div class="l">approved</div></div>
-  <div class="card"><div class="n" id="day-rejected">{{ headline.day.rejected | num }}</div><div class="l">rejected</div></div>
-  <div class="card"><div class="n" id="day-median-hours">{{ headline.day.median_hours | num(1) if headline.day.median_hours is not none else "–" }}</div>
-    <div class="l">median hours to decision</div></div>
-  <div class="card"><div class="n" id="day-p90-hours">{{ headline.day.p90_hours | num(1) if headline.day.p90_hours is not none else "–" }}</div>
-    <div class="l">90th percentile hours</div></div>
+  {{ decision_cards(headline.day, "day") }}
   <div class="card"><div class="n" id="backlog">{{ headline.backlog | num }}</div>
     <div class="l">backlog: proposals of earlier dates undecided at the end of {{ as_of }}{% if headline.backlog_oldest %} (oldest {{ headline.backlog_oldest }}){% endif %}</div></div>
 </div>
 
 <h3>Decisions taken over the last {{ trend_dates }} business date(s), {{ window_start }} to {{ as_of }}</h3>
 <div class="cards">
-  <div class="card"><div class="n" id="window-approved">{{ headline.window.approved | num }}</div><div class="l">approved</div></div>
-  <div class="card"><div class="n" id="window-rejected">{{ headline.window.rejected | num }}</div><div class="l">rejected</div></div>
-  <div class="card"><div class="n" id="window-median-hours">{{ headline.window.median_hours | num(1) if headline.window.median_hours is not none else "–" }}</div>
-    <div class="l">median hours to decision</div></div>
-  <div class="card"><div class="n" id="window-p90-hours">{{ headline.window.p90_hours | num(1) if headline.window.p90_hours is not none else "–" }}</div>
-    <div class="l">90th percentile hours</div></div>
+  {{ decision_cards(headline.window, "window") }}
 </div>
 
 <h2>Charts</h2>
