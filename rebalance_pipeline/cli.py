@@ -43,6 +43,11 @@ def run(
     landing: Annotated[Path, typer.Option(help="landing folder (holds one sub-folder per date)")],
     run_id: Annotated[str | None, typer.Option(help="id of this run (default: generated)")] = None,
     quiet: Annotated[bool, typer.Option(help="print only the one-line result")] = False,
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="split the funds into this many shards (default: $REBALANCE_SHARDS, else by the night's size)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="processes that run shards at once (default: one per core)")] = None,
 ) -> None:
     """The whole nightly run for one date: ingest, validate, drift, proposals, write."""
     from rebalance_pipeline import steps
@@ -57,7 +62,8 @@ def run(
             err.print(f"[dim]{step:>9}[/dim] {result}")
 
     try:
-        report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress)
+        report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress, shards=shards,
+                                   workers=workers)
     except StructuralError as exc:
         err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {exc}")
         raise typer.Exit(2) from None
@@ -225,6 +231,8 @@ def simulate(
     landing: Annotated[Path, typer.Option(help="landing folder with the dates' sub-folders")],
     out: Annotated[Path | None, typer.Option(help="where the CSVs and charts go")] = None,
     charts: Annotated[int, typer.Option(help="charts for at most this many funds (largest tracking first)")] = 50,
+    validate: Annotated[bool, typer.Option(
+        "--validate/--no-validate", help="run the nightly checks on each day (funds they block do not trade)")] = True,
 ) -> None:
     """Replay history under each fund's policy, as if every proposal were approved."""
     from rebalance_pipeline import settings
@@ -233,7 +241,7 @@ def simulate(
 
     out = out or settings.home() / "simulation"
     try:
-        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts)
+        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts, validate=validate)
     except StructuralError as exc:
         err.print(f"[bold red]simulation failed:[/bold red] {exc}")
         raise typer.Exit(2) from None

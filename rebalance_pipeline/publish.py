@@ -153,6 +153,15 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
 
 
 # --------------------------------------------------------------------- publish
+def published_report(engine: Engine, as_of: dt.date, run_id: str) -> PublishReport | None:
+    """The report of a run that already published (None if it has not)."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM rebalance.pipeline_run WHERE run_id = :r"), {"r": run_id}).first():
+            night = NightToPublish(as_of, run_id, None, 0, {}, pd.DataFrame())
+            return _report(conn, night, new=0, kept=0, superseded=0)
+    return None
+
+
 def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
     d = {"d": night.as_of}
     r = {"r": night.run_id}

@@ -201,6 +201,9 @@ def publish_step(run: NightlyRun) -> publish.PublishReport:
     """Make the night visible in one transaction (see ``rebalance_pipeline.publish``)."""
     from rebalance_pipeline import validation
 
+    done = publish.published_report(run.engine, run.as_of, run.run_id)
+    if done is not None:   # a retried publish of a run that did publish: nothing more to do
+        return done
     ws = run.workspace
     shards = int(ws.get("night/plan")["shards"].iloc[0])
     parts = [validation.ValidationOutcome(ws.get("night/night_results"), ws.get("night/night_faults"))]

@@ -22,6 +22,7 @@ import pandas as pd
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
 from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, REBALANCE_TO
 
+NO_ROWS = "no rows to check"
 # Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
 TARGET_SUM_TOLERANCE = 1e-6
 
@@ -233,7 +234,7 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
         if scope != "all" and (frame_name in NIGHT_SUITES) != (scope == "night"):
             continue
         if frame.empty:
-            result_rows += [_result_row(c, True, 0, "no rows to check") for c in checks]
+            result_rows += [_result_row(c, True, 0, NO_ROWS) for c in checks]
             continue
         frame = frame.reset_index(drop=True)
         suite = gx.ExpectationSuite(name=f"rebalance_{frame_name}")
@@ -315,7 +316,9 @@ def merge_results(parts: list[ValidationOutcome]) -> pd.DataFrame:
         success=("success", "all"), failed_rows=("failed_rows", "sum"))
     messages = faults.groupby(["dataset", "check"], sort=False)["message"].agg(
         lambda m: "; ".join(m.head(3)) + (" ..." if len(m) > 3 else ""))
-    passed_detail = results.groupby(["dataset", "check"], sort=False)["detail"].first()
+    # A check with nothing to check in any part says so; one that passed on rows says nothing.
+    no_rows = results["detail"].eq(NO_ROWS).groupby([results["dataset"], results["check"]], sort=False).all()
+    passed_detail = no_rows.map({True: NO_ROWS, False: None})
     keys = pd.MultiIndex.from_frame(merged[["dataset", "check"]])
     merged["detail"] = messages.reindex(keys).to_numpy()
     merged["detail"] = merged["detail"].where(merged["detail"].notna(), passed_detail.reindex(keys).to_numpy())
