@@ -19,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from rebalance_core.shards import shard_of
 
 FIRST_DATA_ROW = 2
 
@@ -105,8 +110,14 @@ def find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_landing(landing: Path, as_of: dt.date) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Every file of the date's folder, typed: ({stem: frame}, {stem: file name read})."""
+# Fund-keyed files that grow with the book: read in batches and split by shard.
+SPLIT_STEMS = ("positions", "targets", "tax_lots")
+
+
+def read_landing(landing: Path, as_of: dt.date, skip: tuple[str, ...] = ()) -> tuple[dict[str, pd.DataFrame],
+                                                                                       dict[str, str]]:
+    """Every file of the date's folder, typed: ({stem: frame}, {stem: file name read}).
+    Files of ``skip`` are only found (their names are in the second dict), not read."""
     folder = date_folder(landing, as_of)
     if not folder.is_dir():
         raise StructuralError(str(folder), "landing folder for this date does not exist")
@@ -117,21 +128,76 @@ def read_landing(landing: Path, as_of: dt.date) -> tuple[dict[str, pd.DataFrame]
             if spec.required:
                 raise StructuralError(spec.csv_name, f"required file is missing from {folder}")
             continue
-        frames[stem] = read_file(path, spec, as_of)
+        if stem not in skip:
+            frames[stem] = read_file(path, spec, as_of)
         sources[stem] = path.name
     return frames, sources
 
 
 def read_file(path: Path, spec: FileSpec, as_of: dt.date) -> pd.DataFrame:
     """One file, checked for structure and typed; adds ``source_row``."""
-    raw = _read_raw(path)
+    return _typed(_read_raw(path), spec, as_of, path.name, FIRST_DATA_ROW)
+
+
+def read_file_split(path: Path, spec: FileSpec, as_of: dt.date, shards: int,
+                    batch_bytes: int = 64 << 20) -> list[pa.Table]:
+    """A large fund-keyed file, checked and typed batch by batch and split by the shard of its
+    ``fund_id``: one Arrow table per shard. Memory is a batch plus the compact Arrow parts,
+    never the whole file as Python objects. Faults are reported as ``read_file`` does."""
+    parts: list[list[pa.Table]] = [[] for _ in range(shards)]
+    first_row = FIRST_DATA_ROW
+    for raw in _raw_batches(path, batch_bytes):
+        typed = _typed(raw, spec, as_of, path.name, first_row)
+        first_row += len(raw)
+        shard = shard_of(typed["fund_id"].to_numpy(), shards)
+        for i in range(shards):
+            piece = typed[shard == i]
+            if len(piece):
+                parts[i].append(pa.Table.from_pandas(piece, preserve_index=False))
+    if first_row == FIRST_DATA_ROW:   # no rows at all: an empty, typed table per shard
+        empty = pa.Table.from_pandas(_typed(_read_raw(path), spec, as_of, path.name, FIRST_DATA_ROW),
+                                     preserve_index=False)
+        return [empty for _ in range(shards)]
+    # A column empty in one batch (type null) takes the type the others give it.
+    schema = pa.unify_schemas([t.schema for p in parts for t in p], promote_options="permissive")
+    return [pa.concat_tables([t.cast(schema) for t in p]) if p else schema.empty_table() for p in parts]
+
+
+def count_rows(path: Path) -> int:
+    """Data rows of a landing file, cheaply (line count, or the Parquet footer)."""
+    if path.suffix == ".parquet":
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise StructuralError(path.name, f"not a readable Parquet file ({exc})") from exc
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def empty_frame(stem: str) -> pd.DataFrame:
+    """A typed frame of ``stem`` with no rows."""
+    spec = SPECS[stem]
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in spec.all_columns})
+    for column in (*spec.numeric, *spec.optional_numeric):
+        frame[column] = frame[column].astype("float64")
+    frame["source_row"] = pd.Series(dtype="int64")
+    return frame
+
+
+def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_row: int) -> pd.DataFrame:
+    """Rows as strings (``first_row``: the file row of the first) checked and typed."""
     missing = [c for c in spec.columns if c not in raw.columns]
     if missing:
-        raise StructuralError(path.name, f"required column is missing (found: {', '.join(raw.columns)})",
+        raise StructuralError(file, f"required column is missing (found: {', '.join(raw.columns)})",
                               row=1, column=missing[0])
     keep = [c for c in (*spec.columns, *spec.optional_columns) if c in raw.columns]
     frame = raw[keep].copy()
-    frame["source_row"] = np.arange(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame), dtype="int64")
+    frame["source_row"] = np.arange(first_row, first_row + len(frame), dtype="int64")
+    path = Path(file)
 
     for key in spec.keys:
         values = frame[key].str.strip()
@@ -182,6 +248,38 @@ def _parse_date(value: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         return None
+
+
+def _raw_batches(path: Path, batch_bytes: int):
+    """The file's rows as frames of strings, a batch at a time."""
+    if path.suffix == ".parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+            for batch in parquet.iter_batches(batch_size=1_000_000):
+                yield batch.to_pandas().astype("str")
+        except StructuralError:
+            raise
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise StructuralError(path.name, f"not a readable Parquet file ({exc})") from exc
+        return
+    try:
+        header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=batch_bytes),
+                                 convert_options=pa_csv.ConvertOptions(
+                                     column_types={name: pa.string() for name in header},
+                                     strings_can_be_null=True, quoted_strings_can_be_null=False))
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            frame = batch.to_pandas()
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame
+    except StructuralError:
+        raise
+    except Exception as exc:  # the pyarrow parser names no row: find it ourselves
+        raise _diagnose_csv(path, exc) from exc
 
 
 def _read_raw(path: Path) -> pd.DataFrame:

@@ -41,7 +41,7 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 log = logging.getLogger(__name__)
 
 REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
-DAILY_STEMS = ("prices", "positions", "cash", "flows", "fx_rates", "tax_lots")
+DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_positions", "file_cash", "file_flows", "file_tax_lots", "file_targets", "ref_funds",
               "ref_targets", "recent_loss_sales", "approved_unexecuted")
@@ -98,13 +98,24 @@ def shard_count(requested: int | None, positions: int) -> int:
 # --------------------------------------------------------------------- ingest
 def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     """Read and type the date's folder, resolve reference data, check the night-level rows,
-    split the fund-keyed frames into shards."""
+    split the fund-keyed frames into shards.
+
+    The files that grow with the book (positions, targets, tax lots) and the targets history
+    are read in batches and go straight into per-shard parts, so this step's memory is a
+    batch plus compact Arrow parts, never the whole night as Python objects.
+    """
     from rebalance_pipeline import validation
 
-    frames, sources = landing.read_landing(run.landing_dir, run.as_of)
+    folder = landing.date_folder(run.landing_dir, run.as_of)
+    frames, sources = landing.read_landing(run.landing_dir, run.as_of, skip=landing.SPLIT_STEMS)
+    positions = landing.count_rows(folder / sources["positions"])
+    count = shard_count(shards, positions)
+    split: dict[str, list] = {f"file_{stem}": landing.read_file_split(folder / sources[stem], landing.SPECS[stem],
+                                                                      run.as_of, count)
+                              for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in REFERENCE_STEMS:
+        for stem in ("funds", "securities", "asset_classes"):
             key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
@@ -117,20 +128,35 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             else:
                 effective = history_rows
             night[f"ref_{stem}"] = _typed_reference(stem, effective)
+        # Targets in force: this date's file for the funds it lists, the history for the others.
+        listed = (sorted({f for part in split["file_targets"] for f in part.column("fund_id").unique().to_pylist()})
+                  if "file_targets" in split else [])
+        history_parts: list[list[pd.DataFrame]] = [[] for _ in range(count)]
+        for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, listed):
+            for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
+                history_parts[i].append(part)
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
-    for stem in ("funds", "targets"):
-        if night[f"ref_{stem}"].empty:
-            raise landing.StructuralError(
-                f"{stem}.csv", f"not in this date's folder and no earlier version is in the warehouse "
-                f"(the first date loaded must bring {stem}.csv)")
+    ref_targets = []
+    for i in range(count):
+        pieces = [p for p in history_parts[i] if len(p)]
+        if "file_targets" in split:
+            pieces.insert(0, split["file_targets"][i].to_pandas())
+        ref_targets.append(pd.concat(pieces, ignore_index=True) if pieces else landing.empty_frame("targets"))
+    del history_parts
+    if night["ref_funds"].empty:
+        raise landing.StructuralError(
+            "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
+            "(the first date loaded must bring funds.csv)")
+    if not any(len(t) for t in ref_targets):
+        raise landing.StructuralError(
+            "targets.csv", "not in this date's folder and no earlier version is in the warehouse "
+            "(the first date loaded must bring targets.csv)")
     for stem in DAILY_STEMS:
         if stem in frames:
             night[f"file_{stem}"] = frames[stem]
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
-    positions = len(frames["positions"])
-    count = shard_count(shards, positions)
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
     outcome = validation.validate(_validation_frames(night, shard_frames=None), scope="night")
     night["night_faults"] = outcome.faults
@@ -138,11 +164,15 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     ws = run.workspace
     for name, frame in night.items():
         if name in FUND_KEYED:
-            shard = shard_of(frame["fund_id"].to_numpy(), count)
-            for i in range(count):
-                ws.put(f"s{i}/{name}", frame[shard == i].reset_index(drop=True))
+            for i, part in enumerate(_split(frame, count)):
+                ws.put(f"s{i}/{name}", part)
         else:
             ws.put(f"night/{name}", frame)
+    for name, parts in split.items():
+        for i, part in enumerate(parts):
+            ws.put(f"s{i}/{name}", part)
+    for i, part in enumerate(ref_targets):
+        ws.put(f"s{i}/ref_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
                              {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
@@ -150,6 +180,12 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
              {stem: len(frame) for stem, frame in frames.items()}, count)
     return plan
+
+
+def _split(frame: pd.DataFrame, count: int) -> list[pd.DataFrame]:
+    """A fund-keyed frame in ``count`` parts by the shard of its fund."""
+    shard = shard_of(frame["fund_id"].to_numpy(), count)
+    return [frame[shard == i].reset_index(drop=True) for i in range(count)]
 
 
 # --------------------------------------------------------------------- per shard
@@ -296,14 +332,15 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
             frames[stem] = night[f"file_{stem}"]
     if _optional(night.get("ref_securities")) is not None:
         frames["securities"] = night["ref_securities"]
-    # The night-level checks read no fund rows: give them none (empty, typed).
-    source = shard_frames if shard_frames is not None else {k: v.iloc[0:0] for k, v in night.items()}
-    frames["funds"] = source["ref_funds"]
-    frames["targets"] = source["ref_targets"]
-    frames["positions"] = source["file_positions"]
-    frames["cash"] = source["file_cash"]
-    if "file_flows" in source:
-        frames["flows"] = source["file_flows"]
+    if shard_frames is None:   # the night-level checks read no fund rows: give them none
+        shard_frames = {"ref_funds": night["ref_funds"].iloc[0:0], "ref_targets": landing.empty_frame("targets"),
+                        "file_positions": landing.empty_frame("positions"), "file_cash": landing.empty_frame("cash")}
+    frames["funds"] = shard_frames["ref_funds"]
+    frames["targets"] = shard_frames["ref_targets"]
+    frames["positions"] = shard_frames["file_positions"]
+    frames["cash"] = shard_frames["file_cash"]
+    if "file_flows" in shard_frames:
+        frames["flows"] = shard_frames["file_flows"]
     return frames
 
 

@@ -212,7 +212,23 @@ def reference_as_of(conn: Connection, stem: str, as_of: dt.date, include_same_da
            f"WHERE valid_from {op} :d GROUP BY {key}) "
            f"SELECT r.* FROM {table} r JOIN latest l USING ({key}, valid_from) ORDER BY r.{key}, r.source_row")
     frame = read_frame(conn, sql, {"d": as_of})
-    return frame.drop(columns=["valid_from"], errors="ignore")
+    return frame.drop(columns=["valid_from", "shard"], errors="ignore")
+
+
+def reference_as_of_chunks(conn: Connection, stem: str, as_of: dt.date, exclude: list[str],
+                           rows: int = 500_000):
+    """``reference_as_of`` (the day's own version ignored) without the keys in ``exclude``,
+    streamed from a server-side cursor ``rows`` at a time: a large history (a million target
+    rows) never sits in memory whole."""
+    table, key = REFERENCE_TABLES[stem]
+    sql = (f"WITH latest AS (SELECT {key}, max(valid_from) AS valid_from FROM {table} "
+           f"WHERE valid_from < :d AND NOT ({key} = ANY(CAST(:exclude AS text[]))) GROUP BY {key}) "
+           f"SELECT r.* FROM {table} r JOIN latest l USING ({key}, valid_from) ORDER BY r.{key}, r.source_row")
+    result = conn.execution_options(stream_results=True, max_row_buffer=rows).execute(
+        sa.text(sql), {"d": as_of, "exclude": exclude})
+    columns = list(result.keys())
+    for part in result.partitions(rows):
+        yield pd.DataFrame(part, columns=columns).drop(columns=["valid_from", "shard"], errors="ignore")
 
 
 # ------------------------------------------------------------------ reviews

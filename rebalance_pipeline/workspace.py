@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 
 class Workspace(Protocol):
-    def put(self, name: str, frame: pd.DataFrame) -> None: ...
+    def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None: ...
     def get(self, name: str) -> pd.DataFrame: ...
     def has(self, name: str) -> bool: ...
     def clear(self) -> None: ...
@@ -30,8 +32,8 @@ class MemoryWorkspace:
     def __init__(self) -> None:
         self._frames: dict[str, pd.DataFrame] = {}
 
-    def put(self, name: str, frame: pd.DataFrame) -> None:
-        self._frames[name] = frame
+    def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
+        self._frames[name] = frame.to_pandas() if isinstance(frame, pa.Table) else frame
 
     def get(self, name: str) -> pd.DataFrame:
         return self._frames[name]
@@ -52,10 +54,10 @@ class DirectoryWorkspace:
     def _path(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
 
-    def put(self, name: str, frame: pd.DataFrame) -> None:
+    def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
+        pq.write_table(_arrow(frame), path)
 
     def get(self, name: str) -> pd.DataFrame:
         path = self._path(name)
@@ -75,9 +77,9 @@ class WarehouseWorkspace:
     def __init__(self, engine: Engine, run_id: str) -> None:
         self.engine, self.run_id = engine, run_id
 
-    def put(self, name: str, frame: pd.DataFrame) -> None:
+    def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
+        pq.write_table(_arrow(frame), buffer)
         with self.engine.begin() as conn:
             conn.execute(sa.text(
                 "INSERT INTO rebalance.run_artifact (run_id, name, payload) VALUES (:r, :n, :p) "
@@ -102,3 +104,7 @@ class WarehouseWorkspace:
     def clear(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE run_id = :r"), {"r": self.run_id})
+
+
+def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:
+    return frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)

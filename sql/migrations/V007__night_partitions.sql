@@ -37,8 +37,9 @@ INSERT INTO rebalance.night_table VALUES
     ('target_ref',         'valid_from', NULL, NULL),
     ('fund_drift',         'as_of_date', ARRAY['as_of_date', 'fund_id', 'security_id', 'shard'], NULL),
     ('fund_summary',       'as_of_date', ARRAY['as_of_date', 'fund_id', 'shard'], ARRAY['fund_id', 'as_of_date']),
-    ('proposal_trade',     'as_of_date', ARRAY['as_of_date', 'proposal_id', 'security_id', 'shard'], NULL),
-    ('proposal_trade_lot', 'as_of_date', ARRAY['as_of_date', 'proposal_id', 'security_id', 'lot_id', 'shard'], NULL);
+    -- Trades are looked up by proposal (the review view, the export): the id leads their key.
+    ('proposal_trade',     'as_of_date', ARRAY['proposal_id', 'security_id', 'as_of_date', 'shard'], NULL),
+    ('proposal_trade_lot', 'as_of_date', ARRAY['proposal_id', 'security_id', 'lot_id', 'as_of_date', 'shard'], NULL);
 
 -- Leaves written by runs, attached or not yet.
 CREATE TABLE rebalance.night_leaf (
