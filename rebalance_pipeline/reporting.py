@@ -41,6 +41,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
 from rebalance_pipeline.warehouse import read_frame
 
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
@@ -50,13 +51,10 @@ DECISION_TIMEZONE = SCHEDULE_TIMEZONE
 PROPOSAL_STATUSES = ("pending_review", "approved", "rejected", "superseded")
 STATUS_COLOURS = {"pending_review": "#ff7f0e", "approved": "#2ca02c", "rejected": "#d62728",
                   "superseded": "#bcbcbc"}
-# A fund's state on the page: its status, with the in-band funds that breach told apart.
-FUND_STATES = ("proposed", "waiting", "breached", "in_band", "blocked")
-STATE_LABELS = {"proposed": "proposed", "waiting": "breached, waits for its calendar date",
-                "breached": "breached, no proposal", "in_band": "in band", "blocked": "blocked"}
+# A fund's state on the page: its status, with the in-band funds that breach told apart
+# (rebalance_pipeline.fund_states: the same definition as the CLI's and the review view's).
 STATE_COLOURS = {"proposed": "#d62728", "waiting": "#ff7f0e", "breached": "#bcbd22", "in_band": "#2ca02c",
                  "blocked": "#7f7f7f"}
-CALENDAR_POLICIES = ("calendar", "hybrid")
 
 
 def require_views(engine: Engine, migrate: bool = False) -> None:
@@ -127,19 +125,6 @@ class ReportData:
     decisions: pd.DataFrame        # index "day" / "window": decided, approved, rejected, median_hours, p90_hours
     backlog: pd.Series             # pending, oldest: proposals of earlier dates undecided at the end of the date
     window_start: dt.date          # first business date of the trailing window (of the trend too)
-
-
-def fund_states(funds: pd.DataFrame) -> pd.Series:
-    """Each fund's state: its status, except that an in-band fund with breaches is
-    ``waiting`` (a calendar or hybrid fund between its calendar dates: no trigger yet) or
-    ``breached`` (any other reason it has no proposal, e.g. every trade below its minimum)."""
-    status = funds["status"].astype(object)
-    breached = (funds["breached"].astype("boolean").fillna(False).astype(bool)
-                | (pd.to_numeric(funds["breach_count"], errors="coerce").fillna(0) > 0))
-    untriggered = funds["trigger"].isna() & funds["policy"].isin(CALENDAR_POLICIES)
-    in_band_breached = (status == "in_band") & breached
-    state = np.select([in_band_breached & untriggered, in_band_breached], ["waiting", "breached"], default=status)
-    return pd.Series(state, index=funds.index, dtype=object)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
