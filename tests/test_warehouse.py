@@ -77,11 +77,11 @@ def test_cli_run_review_and_report(engine, landing):
     assert listed.exit_code == 0 and "ops.alice" in listed.output
 
 
-def test_cli_structural_fault_exits_2_with_file_row_column(engine, landing):
+def test_cli_structural_fault_exits_3_with_file_row_column(engine, landing):
     folder = small_landing(landing)
     (folder / "prices.csv").write_text("as_of_date,security_id,close_price,currency\n2014-01-02,EQ,1,USD\n")
     result = runner.invoke(app, ["run", "--date", "2014-01-03", "--landing", str(landing)])
-    assert result.exit_code == 2
+    assert result.exit_code == 3   # the night cannot run (2 is a usage error)
     assert "prices.csv, row 2, column 'as_of_date'" in result.output
     assert "nothing written" in result.output
 
