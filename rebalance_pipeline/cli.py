@@ -35,8 +35,9 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_CANNOT_RUN = 3
 
-# Typer shows a value type after every option, "<bool>" for flags (--help, --quiet) too: a
-# flag takes no value, so it gets none.
+# Typer's help shows a value type after every option, "<bool>" for flags (--help, --quiet)
+# too: a flag takes no value, so it gets none. And a required argument reads as in every
+# other command's usage line, PROPOSAL_ID, not {proposal_id}.
 _display_type_rich = typer.core.TyperOption.display_type_rich
 
 
@@ -44,11 +45,21 @@ def _flag_takes_no_value(self, ctx):
     return None if getattr(self, "is_flag", False) else _display_type_rich(self, ctx)
 
 
-typer.core.TyperOption.display_type_rich = _flag_takes_no_value
+def _usage_name(self) -> str:
+    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    return name + ("..." if self.nargs != 1 else "")
 
+
+typer.core.TyperOption.display_type_rich = _flag_takes_no_value
+typer.core.TyperArgument._usage_display_name = _usage_name
+
+# Markdown help: paragraphs are re-wrapped to the terminal, `code` stands out.
 app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, rich_markup_mode="markdown",
+                  epilog="Exit codes: 0 done; 1 refused or not found (a decision, a proposal, a night); "
+                         "2 usage error; 3 the night cannot run.")
+warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
+                            rich_markup_mode="markdown")
 app.add_typer(warehouse_app, name="warehouse")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -197,9 +208,9 @@ def _publish_text(engine, report, pending_before: set[str]) -> str:
     unchanged = len(written & pending_before)
     fresh = len(written - pending_before)
     dropped = len(pending_before - written)
-    parts = [f"{_n(fresh, 'new proposal')}"]
+    parts = [_n(fresh, "new proposal")] if fresh or not (unchanged or report.kept_existing) else []
     if unchanged:
-        parts.append(f"{unchanged} re-published unchanged")
+        parts.append(f"{_n(unchanged, 'proposal')} re-published unchanged")
     if dropped:
         parts.append(f"{dropped} pending {'one' if dropped == 1 else 'ones'} of this date replaced")
     if report.kept_existing:
@@ -408,20 +419,22 @@ def export_orders(
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="landing folder to write (one sub-folder per date)")],
-    start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, metavar="YYYY-MM-DD", show_default="2014-01-02",
-                                               help="first trading day (a later trading day if it is not one)")]
+    start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, metavar="YYYY-MM-DD", show_default=False,
+                                               help="first trading day, or the next one after it "
+                                                    "[default: 2014-01-02]")]
     = dt.datetime(2014, 1, 2),
-    days: Annotated[int, typer.Option(min=1, help="trading days to write (with --extend: days to add)")] = 3,
+    days: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                             help="trading days to write [default: 3; with --extend: 1]")] = None,
     funds: Annotated[int, typer.Option(min=1, help="number of funds")] = 36,
     holdings: Annotated[int, typer.Option(min=1, help="holdings per fund")] = 12,
     seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same files")] = 7,
     extend: Annotated[bool, typer.Option(
-        "--extend", help="add DAYS trading days after the folder's latest date (same funds, prices moving on); "
+        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on); "
                          "--start, --funds, --holdings and --seed are taken from the folder")] = False,
 ) -> None:
     """Write a realistic synthetic landing folder (trading days from --start), or extend one.
 
-    `rebalance sample --out DIR --extend --days 1` adds the next trading day to a folder this
+    `rebalance sample --out DIR --extend` adds the next trading day to a folder this
     command wrote (e.g. the demo's, .rebalance/demo-landing): run it, then
     `rebalance run --date <the new date> --landing DIR` for the second morning.
     """
@@ -429,9 +442,9 @@ def sample(
 
     try:
         if extend:
-            dates = extend_landing(out, days=days)
+            dates = extend_landing(out, days=days or 1)
         else:
-            dates = generate(out, start.date(), days=days, funds=funds, holdings=holdings, seed=seed)
+            dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed)
     except SampleError as exc:
         err.print(f"[bold red]not written:[/bold red] {exc}")
         raise typer.Exit(EXIT_REFUSED) from None

@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.fund_states import fund_states, state_counts
 from rebalance_pipeline.warehouse import read_frame
 
 FUND_STATUSES = ("proposed", "in_band", "blocked")
@@ -81,16 +82,19 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
     with engine.connect() as conn:
         rows = read_frame(conn,
                           "SELECT s.fund_id, s.name, s.policy, s.base_currency, s.nav, s.cash_weight, s.max_abs_drift,"
-                          " s.breach_count, s.trigger, s.status, s.blocked_reason, s.flow, s.proposal_id,"
+                          " s.breached, s.breach_count, s.trigger, s.status, s.blocked_reason, s.flow, s.proposal_id,"
                           " p.status AS proposal_status, p.turnover, p.est_cost, p.trade_count "
                           f"{frm} WHERE {where} ORDER BY {order} LIMIT :n OFFSET :o",
                           {**params, "n": flt.limit, "o": flt.offset})
         total = conn.execute(sa.text(f"SELECT count(*) {frm} WHERE {where}"), params).scalar_one()
-        counts = dict(conn.execute(sa.text("SELECT status, count(*) FROM rebalance.fund_summary "
-                                           "WHERE as_of_date = :d GROUP BY status"), {"d": flt.as_of}).all())
+        # Counted by state (rebalance_pipeline.fund_states), as the CLI and the HTML report count.
+        states = read_frame(conn, "SELECT status, breached, breach_count, trigger, policy FROM rebalance.fund_summary "
+                                  "WHERE as_of_date = :d", {"d": flt.as_of})
         pending = conn.execute(sa.text("SELECT count(*) FROM rebalance.proposal WHERE as_of_date = :d "
                                        "AND status = 'pending_review'"), {"d": flt.as_of}).scalar_one()
+    counts = {s: n for s, n in state_counts(states).items() if n or s != "breached"}
     counts["pending_review"] = pending
+    rows = rows.assign(state=fund_states(rows)) if len(rows) else rows.assign(state=None)
     return FundPage(rows=rows, total=int(total), counts={k: int(v) for k, v in counts.items()})
 
 
