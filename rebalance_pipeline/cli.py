@@ -539,8 +539,10 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     limit = None if all_rows else REPORT_LIMIT
     night = reports.night_run(engine, as_of)
     if night is not None:
-        console.print(f"Night of {as_of}: published {fmt.timestamp(night['published_at'])} by run {night['run_id']}",
-                      soft_wrap=True, highlight=False)
+        console.print(f"Night of {as_of}: {night['funds']:,} funds, {night['funds_proposed']:,} proposed, "
+                      f"{night['funds_blocked']:,} blocked, {night['trades']:,} trades; published "
+                      f"{fmt.timestamp(night['published_at'])} by run {night['run_id']}", soft_wrap=True,
+                      highlight=False)
     states = reports.state_counts(engine, as_of)
     states = states.assign(state=states["state"].map(STATE_LABELS))
     _table(f"Funds on {as_of}", states)
