@@ -27,6 +27,7 @@ import pandas as pd
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rebalance_pipeline import formatting as fmt
@@ -119,7 +120,7 @@ def run(
     try:
         report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress)
     except StructuralError as exc:
-        err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {exc}")
+        err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     console.print(f"{as_of}: {report.funds} funds, {report.proposed} proposed, {report.blocked} blocked, "
                   f"{report.trades} trades; {published[-1] if published else ''} (run {report.run_id})",
@@ -133,7 +134,7 @@ def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
     from rebalance_core.calendar import DEFAULT_CALENDAR, is_trading_day, sessions_between
 
     def cannot(message: str) -> None:
-        err.print(f"[bold red]run for {as_of} cannot start, nothing written:[/bold red] {message}")
+        err.print(f"[bold red]run for {as_of} cannot start, nothing written:[/bold red] {escape(message)}")
         raise typer.Exit(EXIT_CANNOT_RUN)
 
     if not landing.is_dir():
@@ -230,7 +231,7 @@ def _decide(proposal_id: str, decision: str, by: str, note: str | None) -> None:
     try:
         state = decide(_engine(), proposal_id, decision, by, note)
     except ReviewError as exc:
-        err.print(f"[bold red]not {decision}:[/bold red] {exc}")
+        err.print(f"[bold red]not {decision}:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(f"{state['proposal_id']} ({state['fund_id']}, {state['as_of_date']}) {state['status']} by "
                   f"{state['reviewed_by']} at {fmt.timestamp(state['reviewed_at'])}", soft_wrap=True)
@@ -302,7 +303,7 @@ def report_html(
     try:
         path = reporting.build_drift_report(engine, as_of, out or settings.reports_dir(), history_days)
     except LookupError as exc:
-        err.print(f"[bold red]no report:[/bold red] {exc}")
+        err.print(f"[bold red]no report:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(str(path), soft_wrap=True)
 
@@ -347,7 +348,8 @@ def show(proposal_id: ProposalId) -> None:
         raise typer.Exit(EXIT_REFUSED)
     p = detail.proposal
     ccy = p.get("base_currency")
-    lines = [f"[bold]{proposal_id}[/bold]  [bold]{p['status']}[/bold]",
+    # Data is printed as it is (markup=False): a note or a name may hold brackets.
+    lines = [f"{proposal_id}  {p['status']}",
              f"fund {p['fund_id']}" + (f" ({p['fund_name']})" if p.get("fund_name") else "")
              + f", night of {p['as_of_date']}, policy {p.get('policy') or '?'}, trigger {p['trigger'] or '-'}",
              f"NAV {fmt.money(p['nav'], ccy)}, turnover {fmt.percent(p['turnover'])}, "
@@ -364,15 +366,17 @@ def show(proposal_id: ProposalId) -> None:
     if p["reviewed_by"]:
         lines.append(f"{p['status']} by {p['reviewed_by']} at {fmt.timestamp(p['reviewed_at'])}"
                      + (f": {p['review_note']}" if p.get("review_note") else ""))
+    styles = {0: "bold"}
     rejected = queries.rejection_text(detail.rejected_before)
     if rejected:
-        lines.append(f"[bold yellow]{rejected}[/bold yellow]")
+        styles[len(lines)] = "bold yellow"
+        lines.append(rejected)
     later = queries.later_night_text(p["fund_id"], detail.later)
     if later:
-        lines.append(("[bold]since then:[/bold] " if p["status"] in ("superseded", "pending_review") else "since then: ")
-                     + later)
-    for line in lines:
-        console.print(line, soft_wrap=True, highlight=False)
+        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review") else ""
+        lines.append(f"since then: {later}")
+    for i, line in enumerate(lines):
+        console.print(line, soft_wrap=True, highlight=False, markup=False, style=styles.get(i) or None)
     if detail.trades.empty:
         console.print("no trades")
     else:
@@ -446,7 +450,7 @@ def sample(
         else:
             dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed)
     except SampleError as exc:
-        err.print(f"[bold red]not written:[/bold red] {exc}")
+        err.print(f"[bold red]not written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(" ".join(d.isoformat() for d in dates))
 
@@ -476,7 +480,7 @@ def simulate(
     try:
         result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts)
     except StructuralError as exc:
-        err.print(f"[bold red]simulation failed:[/bold red] {exc}")
+        err.print(f"[bold red]simulation failed:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     dates = sorted(pd.to_datetime(result.daily["as_of_date"]).dt.date.unique()) if len(result.daily) else []
     first, last = (dates[0], dates[-1]) if dates else (date_from.date(), date_to.date())
@@ -616,8 +620,6 @@ def _label(column) -> str:
 
 
 def _build_table(title: str, frame: pd.DataFrame, currency: str | None, strict: bool) -> Table:
-    from rich.markup import escape
-
     table = Table(title=title, title_justify="left")
     cells = {c: [fmt.cell(c, v, currency) for v in frame[c]] for c in frame.columns}
     for column in frame.columns:

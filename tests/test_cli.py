@@ -196,3 +196,32 @@ def test_a_proposal_rejected_before_that_comes_back_says_so(engine, landing, tmp
 
     html = reporting.build_drift_report(engine, NEXT, tmp_path).read_text()
     assert 'id="came-back"' in html and f"{again}</span>: the same trades were {expected}" in html
+
+
+# ------------------------------------------------------------------ the second morning
+def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path):
+    landing = tmp_path / "landing"
+    assert invoke("sample", "--out", str(landing), "--days", "2", "--funds", "4", "--holdings", "5").output.split() \
+        == ["2014-01-02", "2014-01-03"]
+    extended = invoke("sample", "--out", str(landing), "--extend")
+    assert extended.exit_code == 0 and extended.output.split() == ["2014-01-06"]   # after a weekend
+    before, after = (pd.read_csv(landing / d / "positions.csv") for d in ("2014-01-03", "2014-01-06"))
+    assert (after["as_of_date"] == "2014-01-06").all()
+    assert after.drop(columns="as_of_date").equals(before.drop(columns="as_of_date"))     # the same book
+    prices = pd.read_csv(landing / "2014-01-06" / "prices.csv")
+    assert (prices["as_of_date"] == "2014-01-06").all() and (prices["close_price"] > 0).all()
+    assert not (landing / "2014-01-06" / "funds.csv").exists()     # reference data carries over
+    assert invoke("sample", "--out", str(landing), "--extend", "--days", "2").output.split() \
+        == ["2014-01-07", "2014-01-08"]
+    missing = invoke("sample", "--out", str(tmp_path / "nope"), "--extend")
+    assert missing.exit_code == EXIT_REFUSED and "does not exist" in missing.output
+
+
+def test_an_extended_demo_folder_runs_its_second_morning(engine, tmp_path):
+    landing = tmp_path / "landing"
+    invoke("sample", "--out", str(landing), "--days", "1", "--funds", "6", "--holdings", "4")
+    assert invoke("run", "--date", "2014-01-02", "--landing", str(landing), "--quiet").exit_code == 0
+    invoke("sample", "--out", str(landing), "--extend")
+    second = invoke("run", "--date", "2014-01-03", "--landing", str(landing), "--quiet")
+    assert second.exit_code == 0, second.output
+    assert "2014-01-03: 6 funds" in second.output
