@@ -93,7 +93,7 @@ def run(
     date: DateOption,
     landing: Annotated[Path, typer.Option(help="landing folder (holds one sub-folder per date)")],
     run_id: Annotated[str | None, typer.Option(help="id of this run (default: generated)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="print only the one-line result")] = False,
+    quiet: Annotated[bool, typer.Option(help="print only the one-line result")] = False,
 ) -> None:
     """The whole nightly run for one date: ingest, validate, drift, proposals, write.
 
@@ -549,7 +549,7 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
                       highlight=False)
     states = reports.state_counts(engine, as_of)
     states = states.assign(state=states["state"].map(STATE_LABELS))
-    _table(f"Funds on {as_of}", states)
+    _table(f"Funds on {as_of}", states, drop=("nav",))
     pending = reports.pending_count(engine, as_of)
     console.print(f"{_n(pending, 'proposal')} of the night pending review"
                   + (f": rebalance proposals --date {as_of} --status pending_review" if pending else ""),
