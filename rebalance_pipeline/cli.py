@@ -281,9 +281,9 @@ def _night(engine, date: dt.datetime | None) -> dt.date:
         return latest
     as_of = date.date()
     if not reports.night_exists(engine, as_of):
+        earlier = reports.latest_date(engine, as_of)
         err.print(f"[bold red]no night published for {as_of}[/bold red] ({as_of:%A}); the latest night is {latest}"
-                  + (f", the nearest earlier one {reports.latest_date(engine, as_of)}"
-                     if reports.latest_date(engine, as_of) not in (None, latest) else ""))
+                  + (f", the nearest earlier one {earlier}" if earlier not in (None, latest) else ""))
         raise typer.Exit(EXIT_REFUSED)
     return as_of
 
@@ -331,9 +331,9 @@ def proposals(
     # The id names the fund and the date: they go first on a narrow terminal.
     _table("Proposals", frame, drop=("wash_sale_trades", "flow", "est_realized_gain", "trigger", "est_cost",
                                      "trade_count", "fund_id", "as_of_date", "reviewed_by"))
-    _more(len(frame), total, "rebalance proposals " + " ".join(
-        [f"--date {as_of}" if as_of else "", f"--status {status_value}" if status_value else "",
-         f"--limit {total}"]).strip().replace("  ", " "))
+    again = ["rebalance proposals", f"--date {as_of}" if as_of else "",
+             f"--status {status_value}" if status_value else "", f"--limit {total}"]
+    _more(len(frame), total, " ".join(part for part in again if part))
 
 
 @app.command()
