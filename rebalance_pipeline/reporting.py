@@ -5,6 +5,8 @@
 - headline numbers of the night: funds, NAV (per base currency: NAVs in different
   currencies are never added up), funds proposed / breached but waiting for their calendar
   date / in band / blocked, and the night's proposals still to review;
+- the decisions on the night's own proposals, whenever taken (so a report of any date agrees
+  with its status chart), and the night's proposals whose same trades were rejected before;
 - the review work of the date: decisions *taken on* the business date (``decided_at`` in
   America/New_York; the night's own proposals are only reviewed the next morning) and over
   the trailing window of ``history_days`` business dates: approved, rejected, median and
@@ -18,7 +20,9 @@
 
 It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
 ``approval_latency``); only the per-holding bands (``fund_drift``), the dates
-(``fund_summary``) and the checks (``validation_result``) come from tables. The page needs
+(``fund_summary``), the checks (``validation_result``) and earlier rejections of the same
+trades (``proposal``) come from tables. Figures are formatted by ``formatting``, fund states
+defined by ``fund_states``, as in the CLI and the review view. The page needs
 nothing but itself: no scripts, no external URLs, a Content-Security-Policy that forbids
 both, and every value rendered by Jinja2 with autoescaping (a fund id is data, never markup).
 
