@@ -5,4 +5,6 @@ COPY --chown=airflow:root requirements /opt/rebalance/requirements
 COPY --chown=airflow:root rebalance_core /opt/rebalance/rebalance_core
 COPY --chown=airflow:root rebalance_pipeline /opt/rebalance/rebalance_pipeline
 COPY --chown=airflow:root sql /opt/rebalance/sql
-RUN pip install --no-cache-dir -e /opt/rebalance
+# The celery extra (provider, redis client, asyncpg) is in the official image already; naming it
+# with the image's own Airflow version keeps pip from changing Airflow while installing Rebalance.
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/rebalance[celery]"

@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Rebalance needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,dev]"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,celery,dev]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,47 +1,50 @@
-"""rebalance_nightly: landing files of one business date to proposals ready for review.
-
-ingest -> validate -> drift -> propose -> publish, each a thin call to
-``rebalance_pipeline.steps``, then export_approved_orders (``rebalance_pipeline.export``).
-Tasks hand each other only the business date and the run id (XCom); the frames between
-them are kept in the warehouse (``rebalance.run_artifact``).
 """
-
-from __future__ import annotations
-
-import pendulum
-from airflow.sdk import Asset, Param, dag, task
-from rebalance_timetable import TradingDayTimetable  # plugins/: trading days of the exchange calendar
-
-from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
-
-# Reporting DAGs schedule on this: it is updated when a night's proposals are published.
-PROPOSALS_ASSET = Asset(name="rebalance_proposals", uri="rebalance://warehouse/rebalance/proposal",
-                        group="rebalance")
-
-DOC = """
 ### Rebalance nightly
 
 Reads `$REBALANCE_LANDING_DIR/<YYYY-MM-DD>/`, validates it with Great Expectations, computes
-every fund's drift and writes rebalancing proposals to the warehouse (`rebalance` schema) in
-one transaction. Runs at 18:30 New York time on NYSE trading days (`TradingDayTimetable` in
-`plugins/`): weekends and exchange holidays have no run.
+every fund's drift and writes rebalancing proposals to the warehouse (`rebalance` schema).
+Runs at 18:30 New York time on NYSE trading days (`TradingDayTimetable` in `plugins/`):
+weekends and exchange holidays have no run.
+
+`resolve_business_date` → `ingest` → `validate_shard` ×N → `decide_shard` ×N → `publish`
+→ `export_approved_orders`, each a thin call to `rebalance_pipeline.steps`.
 
 * **Business date**: the `as_of_date` param if given, else the run's logical date
   (see `rebalance_pipeline/dates.py`). `airflow dags test rebalance_nightly 2014-01-03`
   processes 2014-01-03.
+* **Shards**: funds are split into `shards` groups (param; default `$REBALANCE_SHARDS`, else
+  chosen by the night's size: about a million positions each, at least one per core of the
+  ingest worker). `validate_shard` and `decide_shard` are mapped over them, so whatever
+  executor the deployment runs (LocalExecutor, CeleryExecutor, KubernetesExecutor) spreads
+  them. XCom carries only dates, the run id and shard numbers; frames go through
+  `rebalance.run_artifact`. Great Expectations is imported only by `ingest` and
+  `validate_shard`.
 * **Structural faults** (missing/unreadable file or column, wrong as_of_date) fail `ingest`
   with file, row and column in the log; nothing is written for the date.
 * **Row faults** block only the funds they touch; see `rebalance.fund_summary.blocked_reason`
   and `rebalance.validation_result`.
-* Reruns are idempotent; approved or rejected proposals are never changed.
+* **All or nothing**: each shard writes leaf tables nobody reads yet; `publish` attaches them
+  in one transaction. A failed or killed shard leaves the date's previous night whole; a
+  retried shard rewrites its own leaves. Reruns are idempotent; approved or rejected
+  proposals are never changed.
 * **export_approved_orders** (after `publish`) writes the orders of every approved proposal
   of the business date or earlier that was not exported yet, one CSV per proposal, to
   `$REBALANCE_OUTBOX_DIR/<YYYY-MM-DD>/orders_<fund_id>_<proposal_id>.csv`, and records it in
   `rebalance.order_export`: exactly once, so a retry or rerun sends nothing twice.
 """
 
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from rebalance_assets import PROPOSALS_ASSET  # dags/: the assets both DAGs share
+from rebalance_timetable import TradingDayTimetable  # plugins/: trading days of the exchange calendar
+
+from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+
 
 def _run(run_info: dict):
+    """The night of ``run_info`` (a shard descriptor or the run's info), frames in the warehouse."""
     from pathlib import Path
 
     import pendulum as pdl
@@ -58,11 +61,14 @@ def _run(run_info: dict):
     start_date=pendulum.datetime(2014, 1, 1, tz=SCHEDULE_TIMEZONE),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=30)},
     params={"as_of_date": Param(None, type=["null", "string"], format="date",
-                                description="Business date to process (default: the run's logical date)")},
+                                description="Business date to process (default: the run's logical date)"),
+            "shards": Param(None, type=["null", "integer"], minimum=1, maximum=1024,
+                            description="Shards of funds run as parallel tasks (default: $REBALANCE_SHARDS, "
+                                        "else chosen by the night's size)")},
     tags=["rebalance"],
-    doc_md=DOC,
+    doc_md=__doc__,
 )
 def rebalance_nightly():
     @task(retries=0)
@@ -80,38 +86,40 @@ def rebalance_nightly():
             raise AirflowSkipException(f"{as_of} is not a trading day")
         warehouse.migrate(warehouse.get_engine())
         return {"as_of_date": as_of.isoformat(), "run_id": f"airflow-{dag_run.run_id}",
-                "landing_dir": str(settings.landing_dir())}
+                "landing_dir": str(settings.landing_dir()), "shards": (params or {}).get("shards")}
 
     @task(retries=0)
-    def ingest(run_info: dict) -> dict:
+    def ingest(run_info: dict) -> list[dict]:
+        """Read the folder, check the night-level rows, split the funds: one descriptor per shard."""
         from rebalance_pipeline import steps
 
-        steps.ingest(_run(run_info))
-        return run_info
+        plan = steps.ingest(_run(run_info), run_info.get("shards"))
+        return [{**run_info, "shard": i, "shards": plan.shards} for i in range(plan.shards)]
 
-    @task(retries=0)
-    def validate(run_info: dict) -> dict:
+    @task(retries=0, map_index_template="{{ shard_label }}")
+    def validate_shard(shard: dict) -> dict:
+        """Great Expectations on the shard's fund rows; its blocked funds."""
+        from airflow.sdk import get_current_context
+
         from rebalance_pipeline import steps
 
-        steps.validate(_run(run_info))
-        return run_info
+        get_current_context()["shard_label"] = f"shard {shard['shard']} of {shard['shards']}"
+        steps.validate_shard(_run(shard), shard["shard"])
+        return shard
 
-    @task
-    def drift(run_info: dict) -> dict:
+    @task(map_index_template="{{ shard_label }}")
+    def decide_shard(shard: dict) -> dict:
+        """The shard's drift and proposals, written to leaf tables of its own (a retry rewrites them)."""
+        from airflow.sdk import get_current_context
+
         from rebalance_pipeline import steps
 
-        steps.drift(_run(run_info))
-        return run_info
-
-    @task
-    def propose(run_info: dict) -> dict:
-        from rebalance_pipeline import steps
-
-        steps.propose(_run(run_info))
-        return run_info
+        get_current_context()["shard_label"] = f"shard {shard['shard']} of {shard['shards']}"
+        return steps.decide_shard(_run(shard), shard["shard"])
 
     @task(outlets=[PROPOSALS_ASSET])
-    def publish(run_info: dict, outlet_events=None) -> dict:
+    def publish(run_info: dict, decided: list[dict], outlet_events=None) -> dict:
+        """One transaction: the shards' leaves become the date's partitions, proposals merged."""
         from dataclasses import asdict
 
         from rebalance_pipeline import steps
@@ -137,7 +145,8 @@ def rebalance_nightly():
                 "discarded": report.discarded, "refused": [list(r) for r in report.refused]}
 
     run_info = resolve_business_date()
-    publish(propose(drift(validate(ingest(run_info))))) >> export_approved_orders(run_info)
+    decided = decide_shard.expand(shard=validate_shard.expand(shard=ingest(run_info)))
+    publish(run_info, decided) >> export_approved_orders(run_info)
 
 
 rebalance_nightly()

@@ -10,14 +10,10 @@ dates and the reports' paths (XCom).
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
+from rebalance_assets import PROPOSALS_ASSET  # dags/: the assets both DAGs share
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
-
-# The Asset rebalance_nightly publishes (same name and URI; tests check they match). Defined
-# here rather than imported: importing one DAG file from another would register its DAG twice.
-PROPOSALS_ASSET = Asset(name="rebalance_proposals", uri="rebalance://warehouse/rebalance/proposal",
-                        group="rebalance")
 
 DOC = """
 ### Rebalance reporting

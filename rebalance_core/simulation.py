@@ -1,14 +1,18 @@
 """Policy what-if: replay a history of prices, executing every proposal as if approved.
 
-For each date the engine runs on the simulated book (positions and cash carried from the
-day before), its trades are executed at that day's close, costs are paid from cash and
-sold tax lots are closed (bought shares open new lots). Per fund we count rebalances and
-add up turnover, costs and realized gains; the *tracking difference* is the fund's
-cumulative return less that of a costless fund held exactly on target every day.
+Each date runs ``rebalance_core.night.decide_night``, the very function of the nightly run,
+on the simulated book (positions, cash and tax lots carried from the day before) with that
+day's prices, fx rates, flows and reference data, and the funds the day's checks block. Its
+trades are executed at that day's close in the fund's base currency, costs are paid from
+cash, the day's flows settle into cash, sold tax lots are closed and bought shares open new
+ones. Per fund we count rebalances and add up turnover, costs and realized gains; the
+*tracking difference* is the fund's cumulative return less that of a costless fund held
+exactly on its targets every day (in base currency, fx moves included).
 
-Data is injected: ``load_day(date)`` returns that date's frames (prices, and any
-reference files that changed), so the replay knows nothing of files or databases. The
-loop is over dates; each day is vectorized across all funds.
+Data is injected: ``load_day(date)`` returns that date's frames (prices, optional fx_rates
+and flows, and any reference files that changed), and ``check_day(date, inputs)`` (optional)
+returns the funds the day's validation blocks, so the replay knows nothing of files,
+databases or Great Expectations. The loop is over dates; each day is vectorized.
 """
 
 from __future__ import annotations
@@ -20,70 +24,83 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rebalance_core.drift import compute_drift, summarize_funds
-from rebalance_core.proposals import propose, resolve_triggers
+from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.schema import CASH
-from rebalance_core.tax_lots import realize_gains
+from rebalance_core.tax_lots import WASH_SALE_DAYS
+
+REFERENCE = ("funds", "targets", "securities", "asset_classes")
 
 
 @dataclass
 class SimulationResult:
     summary: pd.DataFrame   # one row per fund
     daily: pd.DataFrame     # one row per fund and date: nav, target_nav, rebalanced, turnover, cost
+    trades: pd.DataFrame    # every executed trade, with its as_of_date
+    proposals: pd.DataFrame  # every proposal, with its as_of_date
 
 
 def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.DataFrame]],
-             positions: pd.DataFrame, cash: pd.DataFrame, tax_lots: pd.DataFrame | None = None) -> SimulationResult:
+             positions: pd.DataFrame, cash: pd.DataFrame, tax_lots: pd.DataFrame | None = None,
+             check_day: Callable[[dt.date, NightInputs], pd.DataFrame] | None = None) -> SimulationResult:
     """Replay ``dates`` from the book (positions, cash, tax lots) held at the first date's close."""
     positions = positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
-    cash = cash.groupby("fund_id")["amount"].sum()
+    cash = cash[["fund_id", "currency", "amount"]].copy()
     lots = tax_lots.copy() if tax_lots is not None and len(tax_lots) else None
     reference: dict[str, pd.DataFrame] = {}
-    previous_prices: pd.Series | None = None
+    loss_sales = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
+                               "as_of_date": pd.Series(dtype=object)})
+    held_yesterday: pd.DataFrame | None = None   # fund, security, target weight, unit value in base
     target_nav: pd.Series | None = None
-    records = []
+    records, all_trades, all_proposals = [], [], []
     for as_of in dates:
         frames = load_day(as_of)
-        reference.update({k: v for k, v in frames.items() if k in ("funds", "targets", "securities")})
-        funds, targets = reference["funds"], reference["targets"]
-        prices = frames["prices"].drop_duplicates("security_id")
-        price = prices.set_index("security_id")["close_price"]
-        book_cash = pd.DataFrame({"fund_id": cash.index, "currency": None, "amount": cash.to_numpy()})
-        drift = compute_drift(as_of, funds, targets, positions, prices, book_cash)
-        summary = summarize_funds(drift)
+        reference.update({k: v for k, v in frames.items() if k in REFERENCE})
+        window = loss_sales[pd.to_datetime(loss_sales["as_of_date"]).dt.date >= as_of - dt.timedelta(
+            days=WASH_SALE_DAYS)]
+        inputs = NightInputs(
+            prices=frames["prices"], positions=positions, cash=cash, funds=reference["funds"],
+            targets=reference["targets"], securities=reference.get("securities"),
+            asset_classes=reference.get("asset_classes"), flows=frames.get("flows"), fx_rates=frames.get("fx_rates"),
+            tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]])
+        if check_day is not None:
+            inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
+        decision = decide_night(as_of, inputs)
+        drift, proposals, trades = decision.drift, decision.proposals, decision.trades
+        # Funds only named by a fault (positions of a fund not in funds.csv) have no book here.
+        summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"])]
         nav = summary.set_index("fund_id")["nav"]
 
-        # The costless always-on-target fund: yesterday's NAV grown by the target mix's return.
-        if previous_prices is None:
+        # The costless always-on-target fund: yesterday's NAV grown by yesterday's target mix.
+        securities_today = drift[drift["security_id"] != CASH].assign(
+            unit_value=lambda f: f["price"] * f["fx_rate"])
+        if held_yesterday is None:
             target_nav = nav.copy()
         else:
-            growth = (price / previous_prices.reindex(price.index)).fillna(1.0)
-            security_targets = targets[targets["security_id"] != CASH]
-            mix_return = (security_targets["target_weight"]
-                          * security_targets["security_id"].map(growth).fillna(1.0)).groupby(
-                security_targets["fund_id"]).sum()
-            cash_weight = targets[targets["security_id"] == CASH].groupby("fund_id")["target_weight"].sum()
+            today_value = securities_today.set_index(["fund_id", "security_id"])["unit_value"]
+            mix = held_yesterday.join(today_value.rename("today"), on=["fund_id", "security_id"])
+            growth = (mix["today"] / mix["unit_value"]).replace([np.inf, -np.inf], np.nan).fillna(1.0)
+            mix_return = (mix["target_weight"] * growth).groupby(mix["fund_id"]).sum()
+            cash_weight = held_yesterday.attrs["cash_target"]
             mix_return = mix_return.add(cash_weight, fill_value=0.0)
-            target_nav = target_nav * mix_return.reindex(target_nav.index).fillna(1.0)
+            target_nav = target_nav.reindex(nav.index).fillna(nav) * mix_return.reindex(nav.index).fillna(1.0)
+        held_yesterday = securities_today[["fund_id", "security_id", "target_weight", "unit_value"]].reset_index(
+            drop=True)
+        held_yesterday.attrs["cash_target"] = drift.loc[drift["security_id"] == CASH].set_index("fund_id")[
+            "target_weight"]
 
-        triggers = resolve_triggers(as_of, funds, summary)
-        proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=reference.get("securities"))
         gains = pd.Series(0.0, index=nav.index)
         if len(trades):
             if lots is not None:
-                trades, used = realize_gains(as_of, trades, lots, funds)
-                lots = _roll_lots(lots, used, trades, as_of)
+                lots = _roll_lots(lots, decision.lots, trades, as_of)
                 gains = trades.groupby("fund_id")["est_realized_gain"].sum(min_count=1).reindex(nav.index).fillna(0.0)
-            signed = np.where(trades["side"] == "BUY", trades["quantity"], -trades["quantity"])
-            executed = pd.DataFrame({"fund_id": trades["fund_id"], "security_id": trades["security_id"],
-                                     "quantity": signed})
-            positions = pd.concat([positions, executed]).groupby(["fund_id", "security_id"], as_index=False)[
-                "quantity"].sum()
-            positions = positions[positions["quantity"].abs() > 1e-9]
-            spent = (pd.Series(np.where(trades["side"] == "BUY", trades["notional"], -trades["notional"]))
-                     .groupby(trades["fund_id"].to_numpy()).sum())
-            cost = trades.groupby("fund_id")["est_cost"].sum()
-            cash = cash.sub(spent.reindex(cash.index).fillna(0.0)).sub(cost.reindex(cash.index).fillna(0.0))
+                losses = trades[(trades["side"] == "SELL") & (trades["est_realized_gain"] < 0)]
+                loss_sales = pd.concat([loss_sales, losses[["fund_id", "security_id"]].assign(as_of_date=as_of)],
+                                       ignore_index=True)
+            positions = _execute(positions, trades)
+            cash = _pay(cash, trades, reference["funds"])
+            all_trades.append(trades.assign(as_of_date=as_of))
+            all_proposals.append(proposals)
+        cash = _settle_flows(cash, frames.get("flows"), reference["funds"])
         by_fund = proposals.set_index("fund_id") if len(proposals) else pd.DataFrame(
             columns=["turnover", "est_cost"])
         records.append(pd.DataFrame({
@@ -96,16 +113,47 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             "cost": by_fund["est_cost"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
             "realized_gain": gains.to_numpy(),
         }))
-        previous_prices = price
     daily = pd.concat(records, ignore_index=True)
-    return SimulationResult(_summarize(daily), daily)
+    trades = pd.concat(all_trades, ignore_index=True) if all_trades else pd.DataFrame()
+    proposals = pd.concat(all_proposals, ignore_index=True) if all_proposals else pd.DataFrame()
+    return SimulationResult(_summarize(daily), daily, trades, proposals)
+
+
+def _execute(positions: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
+    signed = np.where(trades["side"] == "BUY", trades["quantity"], -trades["quantity"])
+    executed = pd.DataFrame({"fund_id": trades["fund_id"], "security_id": trades["security_id"], "quantity": signed})
+    positions = pd.concat([positions, executed]).groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
+    return positions[positions["quantity"].abs() > 1e-9]
+
+
+def _pay(cash: pd.DataFrame, trades: pd.DataFrame, funds: pd.DataFrame) -> pd.DataFrame:
+    """Trades settle in the fund's base currency (their notional and cost are in it)."""
+    spent = (np.where(trades["side"] == "BUY", trades["notional"], -trades["notional"]) + trades["est_cost"])
+    moves = pd.DataFrame({"fund_id": trades["fund_id"], "amount": -spent}).groupby("fund_id", as_index=False).sum()
+    return _add_base_cash(cash, moves, funds)
+
+
+def _settle_flows(cash: pd.DataFrame, flows: pd.DataFrame | None, funds: pd.DataFrame) -> pd.DataFrame:
+    """The day's subscriptions and redemptions arrive in cash (base currency) at its close."""
+    if flows is None or flows.empty:
+        return cash
+    moves = flows.groupby("fund_id", as_index=False)["amount"].sum()
+    return _add_base_cash(cash, moves, funds)
+
+
+def _add_base_cash(cash: pd.DataFrame, moves: pd.DataFrame, funds: pd.DataFrame) -> pd.DataFrame:
+    base = funds.drop_duplicates("fund_id").set_index("fund_id")["base_currency"]
+    moves = moves.assign(currency=moves["fund_id"].map(base))
+    out = pd.concat([cash, moves[["fund_id", "currency", "amount"]]], ignore_index=True)
+    return out.groupby(["fund_id", "currency"], as_index=False, dropna=False)["amount"].sum()
 
 
 def _roll_lots(lots: pd.DataFrame, used: pd.DataFrame, trades: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Close what was sold; open a lot for each buy at today's price."""
     key = ["fund_id", "security_id", "lot_id"]
-    sold = used.groupby(key)["quantity"].sum().rename("sold")
-    lots = lots.join(sold, on=key)
+    sold = used.groupby(key)["quantity"].sum().rename("sold") if len(used) else pd.Series(
+        dtype="float64", name="sold")
+    lots = lots.join(sold, on=key) if len(used) else lots.assign(sold=0.0)
     lots["quantity"] = lots["quantity"] - lots["sold"].fillna(0.0)
     lots = lots.drop(columns="sold")
     buys = trades[trades["side"] == "BUY"]

@@ -94,6 +94,11 @@ def run(
     landing: Annotated[Path, typer.Option(help="landing folder (holds one sub-folder per date)")],
     run_id: Annotated[str | None, typer.Option(help="id of this run (default: generated)")] = None,
     quiet: Annotated[bool, typer.Option(help="print only the one-line result")] = False,
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="split the funds into this many shards (default: $REBALANCE_SHARDS, else by the night's size)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="processes that run shards at once (default: one per core)")] = None,
 ) -> None:
     """The whole nightly run for one date: ingest, validate, drift, proposals, write.
 
@@ -118,7 +123,8 @@ def run(
             err.print(f"[dim]{step:>9}[/dim] {line}")
 
     try:
-        report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress)
+        report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress, shards=shards,
+                                   workers=workers)
     except StructuralError as exc:
         err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
@@ -182,9 +188,18 @@ def _step_text(engine, step: str, result, pending_before: set[str]) -> str:
     """A step's result in words (the steps return counts for machines)."""
     if step == "publish":
         return _publish_text(engine, result, pending_before)
+    if hasattr(result, "describe"):
+        result = result.describe()
     if not isinstance(result, dict):
         return str(result)
-    n = {k: fmt.count(v) for k, v in result.items()}
+    n = {k: fmt.count(v) if isinstance(v, (int, float)) else str(v) for k, v in result.items()}
+    if step == "ingest" and "shards" in result:
+        return (f"{n.get('funds', '?')} funds, {n.get('positions', '?')} positions, "
+                f"{_n(int(result['shards']), 'shard')}")
+    if step == "shards":
+        return (f"{_n(int(result.get('shards', 0)), 'shard')} done: {n.get('funds', '?')} funds, "
+                f"{n.get('proposed', '?')} proposed, {n.get('blocked', '?')} blocked, {n.get('trades', '?')} trades, "
+                f"{n.get('failed_checks', '?')} failed checks")
     if step == "ingest":
         return "read " + ", ".join(f"{stem}.csv {rows} rows" for stem, rows in n.items())
     if step == "validate":
@@ -467,6 +482,8 @@ def simulate(
     charts: Annotated[int, typer.Option(min=0, help="charts for at most this many funds (largest tracking first)")]
     = 50,
     rows: Annotated[int, typer.Option(min=1, help="funds listed in the terminal (all are in the CSV)")] = 20,
+    validate: Annotated[bool, typer.Option(
+        "--validate/--no-validate", help="run the nightly checks on each day (funds they block do not trade)")] = True,
 ) -> None:
     """Replay history under each fund's policy, as if every proposal were approved."""
     from rebalance_pipeline import settings
@@ -478,7 +495,7 @@ def simulate(
         err.print(f"[bold red]simulation failed:[/bold red] the landing root {landing} does not exist")
         raise typer.Exit(EXIT_CANNOT_RUN)
     try:
-        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts)
+        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts, validate=validate)
     except StructuralError as exc:
         err.print(f"[bold red]simulation failed:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None

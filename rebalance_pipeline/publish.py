@@ -1,18 +1,22 @@
-"""The night's one write: inputs, validation results, drift, proposals and fund summary.
+"""Writing a night: shards fill leaf tables in parallel, one short transaction publishes.
 
-Everything for one business date is written in a single transaction under the date's
-advisory lock:
+The tables a night writes in bulk are partitioned by date and, within a date, by shard
+(``sql/migrations/V007__night_partitions.sql``). Nobody sees a leaf until it is attached:
 
-- daily inputs and validation results are replaced for the date (delete, then COPY);
-- reference files that came with the date become the version valid from that date (a
-  rerun without one removes the date's version: the latest earlier one applies);
-- pending proposals of the date are replaced (COPY of the new ones); approved or rejected
-  ones are never touched:
-  a rerun that computes the same trades for a reviewed fund finds the same proposal id (the
-  id is a hash of the trades) and adds nothing, while different trades arrive as a new
-  pending proposal beside the reviewed one;
-- pending proposals of earlier dates for the funds computed tonight become ``superseded``;
-- the run's scratch artifacts are deleted.
+- ``write_night_rows`` (ingest): the night's own rows (prices, fx rates), shard -1;
+- ``write_shard`` (each shard, one transaction): the shard's inputs (positions, cash,
+  flows, tax lots, the targets file's rows), its drift, fund summary, trades and lots into
+  new leaves, its proposals into ``proposal_stage``; keys built; the shard marked done. A
+  retried shard replaces its own leaves, so it is idempotent; a killed one leaves nothing
+  that anybody reads;
+- ``publish_night`` (one transaction under the date's advisory lock, which decisions take
+  too): refuses a night with a shard missing; carries the trades of the date's reviewed
+  proposals over; attaches the run's leaves as the date's partitions (the old ones are
+  detached and dropped); merges the proposals: pending ones of the date are replaced,
+  approved or rejected ones never touched (a rerun that finds the same trades for a reviewed
+  fund finds the same id, a hash of the trades, and adds nothing; different trades arrive as
+  a new pending proposal beside it); pending proposals of earlier dates of tonight's funds
+  become ``superseded``; small reference files and the validation results are written.
 """
 
 from __future__ import annotations
@@ -22,20 +26,24 @@ from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.drift import DRIFT_COLUMNS
-from rebalance_pipeline.warehouse import copy_frame, date_lock
+from rebalance_core.night import NightDecision
+from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
+
+NIGHT_SHARD = -1  # leaves of rows that belong to the whole night, not to a shard of funds
 
 DAILY_INPUTS = {
     # file stem: (table, columns)
-    "prices": ("rebalance.price", ["as_of_date", "source_row", "security_id", "close_price", "currency"]),
-    "positions": ("rebalance.position", ["as_of_date", "source_row", "fund_id", "security_id", "quantity"]),
-    "cash": ("rebalance.cash_balance", ["as_of_date", "source_row", "fund_id", "currency", "amount"]),
-    "flows": ("rebalance.flow", ["as_of_date", "source_row", "fund_id", "amount"]),
-    "fx_rates": ("rebalance.fx_rate", ["as_of_date", "source_row", "currency", "base_currency", "rate"]),
-    "tax_lots": ("rebalance.tax_lot", ["as_of_date", "source_row", "fund_id", "security_id", "lot_id", "quantity",
-                                       "unit_cost", "acquired_date"]),
+    "prices": ("price", ["source_row", "security_id", "close_price", "currency"]),
+    "positions": ("position", ["source_row", "fund_id", "security_id", "quantity"]),
+    "cash": ("cash_balance", ["source_row", "fund_id", "currency", "amount"]),
+    "flows": ("flow", ["source_row", "fund_id", "amount"]),
+    "fx_rates": ("fx_rate", ["source_row", "currency", "base_currency", "rate"]),
+    "tax_lots": ("tax_lot", ["source_row", "fund_id", "security_id", "lot_id", "quantity", "unit_cost",
+                             "acquired_date"]),
+    "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
 }
 REFERENCE_INPUTS = {
     "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
@@ -43,13 +51,16 @@ REFERENCE_INPUTS = {
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
                                      "min_trade_pct_nav"]),
-    "targets": ("rebalance.target_ref", ["valid_from", "source_row", "fund_id", "security_id", "target_weight"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
                                                     "half_spread_bps"]),
 }
-SUMMARY_COLUMNS = ["as_of_date", "fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
+SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_summary",
+                "proposal_trade", "proposal_trade_lot"]
+NIGHT_TABLES = ["price", "fx_rate"]
+CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot"]
+SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
                    "run_id", "flow"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
@@ -61,21 +72,21 @@ TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "cur
 LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date", "realized_gain",
                "term"]
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
+DRIFT_LEAF_COLUMNS = [c for c in DRIFT_COLUMNS if c != "as_of_date"]
+
+
+class NightIncomplete(RuntimeError):
+    """A publish was asked for a night whose shards did not all finish."""
 
 
 @dataclass(frozen=True)
-class NightOutput:
+class NightToPublish:
     as_of: dt.date
     run_id: str
     started_at: dt.datetime | None
-    daily_inputs: dict[str, pd.DataFrame]
-    reference_files: dict[str, pd.DataFrame]
+    shards: int
+    reference_files: dict[str, pd.DataFrame]   # small reference files that came with the date
     validation_results: pd.DataFrame
-    drift: pd.DataFrame
-    summary: pd.DataFrame
-    proposals: pd.DataFrame
-    trades: pd.DataFrame
-    trade_lots: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -91,73 +102,163 @@ class PublishReport:
     superseded: int
 
 
-def publish_night(engine: Engine, night: NightOutput) -> PublishReport:
+# --------------------------------------------------------------------- leaves
+def _begin_leaves(conn: Connection, run_id: str, as_of: dt.date, shard: int, tables: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.text("SELECT table_name, leaf_name FROM rebalance.night_shard_begin(:r, :d, :s, :t)"),
+                        {"r": run_id, "d": as_of, "s": shard, "t": tables}).all()
+    return {row.table_name: f"rebalance.{_quoted(row.leaf_name)}" for row in rows}
+
+
+def _quoted(identifier: str) -> str:
+    # Leaf names come from the database (rebalance.night_leaf_name), never from input values.
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _seal(conn: Connection, run_id: str, as_of: dt.date, shard: int, funds: int) -> None:
+    conn.execute(sa.text("SELECT rebalance.night_shard_seal(:r, :d, :s, :f)"),
+                 {"r": run_id, "d": as_of, "s": shard, "f": funds})
+
+
+def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[str, pd.DataFrame]) -> int:
+    """The night's own input rows (prices, fx rates) into leaves of shard -1."""
+    with engine.begin() as conn:
+        leaves = _begin_leaves(conn, run_id, as_of, NIGHT_SHARD, NIGHT_TABLES)
+        written = 0
+        for stem, frame in frames.items():
+            table, columns = DAILY_INPUTS[stem]
+            written += copy_frame(conn, leaves[table], frame, columns)
+        _seal(conn, run_id, as_of, NIGHT_SHARD, 0)
+    return written
+
+
+def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decision: NightDecision,
+                inputs: dict[str, pd.DataFrame]) -> int:
+    """One shard's inputs and decision into its own leaves and the proposal stage; rows written."""
+    with engine.begin() as conn:
+        leaves = _begin_leaves(conn, run_id, as_of, shard, SHARD_TABLES)
+        written = 0
+        for stem, frame in inputs.items():
+            table, columns = DAILY_INPUTS[stem]
+            written += copy_frame(conn, leaves[table], frame, columns)
+        written += copy_frame(conn, leaves["fund_drift"], decision.drift, DRIFT_LEAF_COLUMNS)
+        written += copy_frame(conn, leaves["fund_summary"], decision.summary.assign(run_id=run_id), SUMMARY_COLUMNS)
+        written += copy_frame(conn, leaves["proposal_trade"], decision.trades, TRADE_COLUMNS)
+        written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)
+        conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
+                     {"r": run_id, "s": shard})
+        written += copy_frame(conn, "rebalance.proposal_stage",
+                              decision.proposals.assign(run_id=run_id, shard=shard), [*PROPOSAL_COLUMNS, "shard"])
+        _seal(conn, run_id, as_of, shard, len(decision.summary))
+    return written
+
+
+# --------------------------------------------------------------------- publish
+def published_report(engine: Engine, as_of: dt.date, run_id: str) -> PublishReport | None:
+    """The report of a run that already published (None if it has not)."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM rebalance.pipeline_run WHERE run_id = :r"), {"r": run_id}).first():
+            night = NightToPublish(as_of, run_id, None, 0, {}, pd.DataFrame())
+            return _report(conn, night, new=0, kept=0, superseded=0)
+    return None
+
+
+def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
     d = {"d": night.as_of}
+    r = {"r": night.run_id}
     with engine.begin() as conn:
         date_lock(conn, night.as_of)
+        if conn.execute(sa.text("SELECT 1 FROM rebalance.pipeline_run WHERE run_id = :r"), r).first():
+            # A retried publish of a run that did publish: nothing more to do.
+            return _report(conn, night, new=0, kept=0, superseded=0)
+        finished = set(conn.execute(sa.text(
+            "SELECT shard FROM rebalance.night_shard WHERE run_id = :r AND as_of_date = :d AND shard >= 0"),
+            {**r, **d}).scalars())
+        missing = sorted(set(range(night.shards)) - finished)
+        if missing:
+            raise NightIncomplete(f"run {night.run_id} for {night.as_of}: shard(s) {missing} of {night.shards} did "
+                                  "not finish; nothing was published (the date's previous state stands)")
 
-        for stem, (table, columns) in DAILY_INPUTS.items():
-            conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of_date = :d"), d)
-            if stem in night.daily_inputs:
-                copy_frame(conn, table, night.daily_inputs[stem].assign(as_of_date=night.as_of), columns)
         for stem, (table, columns) in REFERENCE_INPUTS.items():
             conn.execute(sa.text(f"DELETE FROM {table} WHERE valid_from = :d"), d)
             if stem in night.reference_files:
                 copy_frame(conn, table, night.reference_files[stem].assign(valid_from=night.as_of).reindex(
                     columns=columns), columns)
-
         conn.execute(sa.text("DELETE FROM rebalance.validation_result WHERE as_of_date = :d AND run_id = :r"),
-                     {**d, "r": night.run_id})
+                     {**d, **r})
         copy_frame(conn, "rebalance.validation_result",
                    night.validation_results.assign(as_of_date=night.as_of, run_id=night.run_id), VALIDATION_COLUMNS)
 
-        conn.execute(sa.text("DELETE FROM rebalance.fund_drift WHERE as_of_date = :d"), d)
-        copy_frame(conn, "rebalance.fund_drift", night.drift, DRIFT_COLUMNS)
-
-        for child in ("proposal_trade", "proposal_trade_lot"):
-            conn.execute(sa.text(
-                f"DELETE FROM rebalance.{child} t USING rebalance.proposal p WHERE t.proposal_id = p.proposal_id"
-                " AND p.as_of_date = :d AND p.status = 'pending_review'"), d)
         # A pending proposal that a rerun finds again keeps the time it was first published
         # (approval latency counts from there).
         first_published = conn.execute(sa.text(
             "DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review' "
             "RETURNING proposal_id, created_at"), d).all()
         # Ids are hashes of the trades (and carry the date): an id that still exists after the
-        # delete is a reviewed proposal with exactly these trades, which stays as it is.
-        kept = set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d"),
-                                d).scalars())
-        new_proposals = night.proposals[~night.proposals["proposal_id"].isin(kept)]
-        new = copy_frame(conn, "rebalance.proposal", new_proposals.assign(run_id=night.run_id), PROPOSAL_COLUMNS)
+        # delete is a reviewed proposal, which stays exactly as it is, trades included.
+        kept = list(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d"),
+                                 d).scalars())
+        _carry_reviewed_trades(conn, night, kept)
+        conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
+
+        new = conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, "
+            " est_realized_gain, trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short,"
+            " est_realized_gain_long, wash_sale_trades) "
+            "SELECT proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, est_realized_gain, "
+            " trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short, "
+            " est_realized_gain_long, wash_sale_trades "
+            "FROM rebalance.proposal_stage WHERE run_id = :r AND proposal_id <> ALL(CAST(:kept AS text[]))"),
+            {**r, "kept": kept}).rowcount
+        conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         if first_published:
             conn.execute(sa.text(
                 "UPDATE rebalance.proposal p SET created_at = f.created_at "
                 "FROM unnest(CAST(:ids AS text[]), CAST(:at AS timestamptz[])) AS f (proposal_id, created_at) "
                 "WHERE p.proposal_id = f.proposal_id"),
-                {"ids": [r.proposal_id for r in first_published], "at": [r.created_at for r in first_published]})
-        copy_frame(conn, "rebalance.proposal_trade",
-                   night.trades[night.trades["proposal_id"].isin(new_proposals["proposal_id"])], TRADE_COLUMNS)
-        copy_frame(conn, "rebalance.proposal_trade_lot",
-                   night.trade_lots[night.trade_lots["proposal_id"].isin(new_proposals["proposal_id"])], LOT_COLUMNS)
+                {"ids": [x.proposal_id for x in first_published], "at": [x.created_at for x in first_published]})
         superseded = conn.execute(sa.text(
             "UPDATE rebalance.proposal p SET status = 'superseded' "
-            "WHERE p.status = 'pending_review' AND p.as_of_date < :d "
-            "AND p.fund_id IN (SELECT fund_id FROM rebalance.fund_drift WHERE as_of_date = :d)"), d).rowcount
+            "WHERE p.status = 'pending_review' AND p.as_of_date < :d AND EXISTS ("
+            " SELECT 1 FROM rebalance.fund_drift f WHERE f.as_of_date = :d AND f.fund_id = p.fund_id)"), d).rowcount
+        return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True)
 
-        conn.execute(sa.text("DELETE FROM rebalance.fund_summary WHERE as_of_date = :d"), d)
-        copy_frame(conn, "rebalance.fund_summary", night.summary.assign(run_id=night.run_id), SUMMARY_COLUMNS)
 
-        counts = night.summary["status"].value_counts()
+def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[str]) -> None:
+    """The date's reviewed proposals keep their trades and lots exactly as they were: copied
+    from the date's current partition into a night leaf; tonight's rows for those ids go."""
+    params = {"d": night.as_of, "kept": kept}
+    leaves = _begin_leaves(conn, night.run_id, night.as_of, NIGHT_SHARD, CARRIED_TABLES)
+    shard_leaves = conn.execute(sa.text(
+        "SELECT table_name, leaf_name FROM rebalance.night_leaf WHERE run_id = :r AND as_of_date = :d "
+        "AND shard >= 0 AND table_name = ANY(:t)"), {"r": night.run_id, "d": night.as_of, "t": CARRIED_TABLES}).all()
+    if kept:
+        for table, columns in (("proposal_trade", TRADE_COLUMNS), ("proposal_trade_lot", LOT_COLUMNS)):
+            column_list = ", ".join(f'"{c}"' for c in columns)
+            conn.execute(sa.text(
+                f"INSERT INTO {leaves[table]} ({column_list}) SELECT {column_list} FROM rebalance.{table} "
+                "WHERE as_of_date = :d AND proposal_id = ANY(CAST(:kept AS text[]))"), params)
+        for row in shard_leaves:
+            conn.execute(sa.text(f"DELETE FROM rebalance.{_quoted(row.leaf_name)} "
+                                 "WHERE as_of_date = :d AND proposal_id = ANY(CAST(:kept AS text[]))"), params)
+    _seal(conn, night.run_id, night.as_of, NIGHT_SHARD, 0)
+
+
+def _report(conn: Connection, night: NightToPublish, new: int, kept: int, superseded: int,
+            record: bool = False) -> PublishReport:
+    counts = dict(conn.execute(sa.text(
+        "SELECT status, count(*) FROM rebalance.fund_summary WHERE as_of_date = :d GROUP BY status"),
+        {"d": night.as_of}).all())
+    trades = conn.execute(sa.text(query_sql("night_trade_count")), {"d": night.as_of}).scalar()
+    funds = sum(counts.values())
+    if record:
         conn.execute(sa.text(
             "INSERT INTO rebalance.pipeline_run (run_id, as_of_date, started_at, funds, funds_proposed, funds_blocked,"
             " trades) VALUES (:r, :d, :s, :f, :p, :b, :t) ON CONFLICT (run_id) DO UPDATE SET"
             " published_at = now(), funds = EXCLUDED.funds, funds_proposed = EXCLUDED.funds_proposed,"
             " funds_blocked = EXCLUDED.funds_blocked, trades = EXCLUDED.trades"),
-            {"r": night.run_id, **d, "s": night.started_at, "f": len(night.summary),
-             "p": int(counts.get("proposed", 0)), "b": int(counts.get("blocked", 0)), "t": len(night.trades)})
-        conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE run_id = :r"), {"r": night.run_id})
-
+            {"r": night.run_id, "d": night.as_of, "s": night.started_at, "f": funds,
+             "p": int(counts.get("proposed", 0)), "b": int(counts.get("blocked", 0)), "t": int(trades or 0)})
     return PublishReport(
-        as_of=night.as_of, run_id=night.run_id, funds=len(night.summary),
-        proposed=int(counts.get("proposed", 0)), blocked=int(counts.get("blocked", 0)), trades=len(night.trades),
-        new_proposals=new, kept_existing=len(night.proposals) - new, superseded=superseded)
+        as_of=night.as_of, run_id=night.run_id, funds=funds, proposed=int(counts.get("proposed", 0)),
+        blocked=int(counts.get("blocked", 0)), trades=int(trades or 0), new_proposals=new, kept_existing=kept,
+        superseded=superseded)

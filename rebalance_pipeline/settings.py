@@ -6,11 +6,20 @@ REBALANCE_HOME           folder for local state (embedded pgdata, demo data); de
 REBALANCE_LANDING_DIR    landing folder of the Airflow DAG (one sub-folder per date)
 REBALANCE_OUTBOX_DIR     where order files go (default ``$REBALANCE_HOME/outbox``)
 REBALANCE_REPORTS_DIR    where HTML drift reports go (default ``$REBALANCE_HOME/reports``)
+
+The embedded PostgreSQL is a convenience of one machine (CLI, demo, Airflow's LocalExecutor).
+Where Airflow runs a distributed executor (Celery, Kubernetes, Edge) every worker would start
+a warehouse of its own, so ``distributed_executor()`` tells ``warehouse.get_engine`` to refuse
+instead (``WarehouseNotConfigured``) until REBALANCE_WAREHOUSE_URL names the shared one.
 """
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import os
+import re
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +32,72 @@ def home() -> Path:
 
 def warehouse_url_from_env() -> str | None:
     return os.environ.get("REBALANCE_WAREHOUSE_URL") or None
+
+
+# ------------------------------------------------------------------ Airflow's executor
+# Executors whose tasks run on other machines or pods than the scheduler's: by class name, or
+# by the module of a provider's executor (an aliased or subclassed one is still recognised).
+DISTRIBUTED_EXECUTORS = frozenset({"CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor",
+                                   "LocalKubernetesExecutor", "EdgeExecutor"})
+DISTRIBUTED_EXECUTOR_MODULES = ("airflow.providers.celery.", "airflow.providers.cncf.kubernetes.",
+                                "airflow.providers.edge3.")
+
+
+class WarehouseNotConfigured(RuntimeError):
+    """No REBALANCE_WAREHOUSE_URL where the embedded warehouse would be one per worker."""
+
+    def __init__(self, executor: str):
+        self.executor = executor
+        super().__init__(
+            f"REBALANCE_WAREHOUSE_URL is not set and Airflow runs the {executor}: every worker would start "
+            "its own embedded PostgreSQL; point REBALANCE_WAREHOUSE_URL at the shared warehouse "
+            "(e.g. postgresql://rebalance_etl:...@warehouse-host:5432/rebalance) in the environment of the "
+            "scheduler, the api-server and every worker")
+
+
+def airflow_executor_setting() -> str | None:
+    """Airflow's ``[core] executor`` as this process sees it, cheaply; None where Airflow is not set up.
+
+    In order: $AIRFLOW__CORE__EXECUTOR; Airflow's own ``conf`` when this process already loaded it
+    (every Airflow component and task does); else, when Airflow is installed, the ``executor``
+    line of its config file ($AIRFLOW_CONFIG, else $AIRFLOW_HOME/airflow.cfg, else
+    ~/airflow/airflow.cfg), read as text: importing Airflow costs seconds and creates its home.
+    """
+    value = os.environ.get("AIRFLOW__CORE__EXECUTOR")
+    if value:
+        return value
+    loaded = sys.modules.get("airflow.configuration")
+    if loaded is not None and hasattr(loaded, "conf"):
+        try:
+            return loaded.conf.get("core", "executor", fallback=None) or None
+        except Exception:  # a half-initialised configuration: fall back to the file
+            pass
+    if importlib.util.find_spec("airflow") is None:
+        return None
+    path = os.environ.get("AIRFLOW_CONFIG")
+    if not path:
+        path = os.path.join(os.path.expanduser(os.environ.get("AIRFLOW_HOME") or "~/airflow"), "airflow.cfg")
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, configparser.Error):
+        return None
+    return parser.get("core", "executor", fallback=None) or None
+
+
+def distributed_executor(setting: str | None = None) -> str | None:
+    """The distributed executor in Airflow's executor setting (``setting`` or this process's), else None.
+
+    The setting may be a list (``LocalExecutor,CeleryExecutor``), hold aliases
+    (``fast:my.module.Executor``), module paths or teams (``LocalExecutor;team_a=CeleryExecutor``):
+    any distributed executor in it counts, since some task may run on it.
+    """
+    setting = airflow_executor_setting() if setting is None else setting
+    for token in re.split(r"[,;=:\s]+", setting or ""):
+        name = token.rsplit(".", 1)[-1]
+        if name in DISTRIBUTED_EXECUTORS or token.startswith(DISTRIBUTED_EXECUTOR_MODULES):
+            return name
+    return None
 
 
 def landing_dir() -> Path:

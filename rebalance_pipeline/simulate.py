@@ -1,51 +1,77 @@
 """`rebalance simulate`: replay a landing folder's history under each fund's policy.
 
-Reads the dates' files (prices every day, reference files when they change, the book at
-the first date), hands them to ``rebalance_core.simulation`` and writes the per-fund
+Reads the dates' files (prices, fx rates and flows every day, reference files when they
+change, the book at the first date), runs the nightly Great Expectations checks on each
+day (so a fund the night would block is blocked in the replay too), hands them to
+``rebalance_core.simulation`` (which calls the nightly decision) and writes the per-fund
 summary (CSV) and one chart per fund (PNG, matplotlib): NAV against the always-on-target
 fund, with the rebalance days marked. Nothing is written to the warehouse.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 
 from rebalance_core.calendar import sessions_between
+from rebalance_core.faults import blocked_funds
+from rebalance_core.night import NightInputs
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
-REFERENCE = ("funds", "targets", "securities")
+REFERENCE = ("funds", "targets", "securities", "asset_classes")
+DAILY = ("prices", "fx_rates", "flows")
 
 
 def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Path,
-                   max_charts: int = 50) -> tuple[SimulationResult, Path]:
+                   max_charts: int = 50, validate: bool = True) -> tuple[SimulationResult, Path]:
     dates = [d for d in sessions_between(start, end) if landing.date_folder(landing_dir, d).is_dir()]
     if not dates:
         raise landing.StructuralError(str(landing_dir), f"no date folders between {start} and {end}")
     first = dates[0]
     book, _ = landing.read_landing(landing_dir, first)
     initial = _reference_before(landing_dir, first)
+    day_files: dict[dt.date, dict[str, pd.DataFrame]] = {}
 
     def load_day(as_of: dt.date) -> dict[str, pd.DataFrame]:
         folder = landing.date_folder(landing_dir, as_of)
-        frames = {"prices": landing.read_file(landing.find_file(folder, "prices"), landing.SPECS["prices"], as_of)}
+        frames = {}
+        for stem in DAILY:
+            path = landing.find_file(folder, stem)
+            if path is not None:
+                frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
+        if "prices" not in frames:
+            raise landing.StructuralError("prices.csv", f"required file is missing from {folder}")
         if as_of == first:
             frames.update(initial)
         for stem in REFERENCE:
             path = landing.find_file(folder, stem)
             if path is not None:
                 frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
-        if "funds" in frames:
-            from rebalance_core.proposals import apply_presets
-
-            frames["funds"] = apply_presets(frames["funds"])
+        day_files.clear()
+        day_files[as_of] = frames
         return frames
 
-    result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"))
-    result = SimulationResult(_with_fund_columns(result.summary, initial["funds"], dates), result.daily)
+    def check_day(as_of: dt.date, inputs: NightInputs) -> pd.DataFrame:
+        """The nightly checks on the day's files and the simulated book: the funds they block."""
+        from rebalance_pipeline import validation
+
+        files = day_files[as_of]
+        frames = {"prices": files["prices"], "funds": inputs.funds, "targets": inputs.targets,
+                  "positions": inputs.positions, "cash": inputs.cash}
+        for stem, frame in (("fx_rates", inputs.fx_rates), ("flows", inputs.flows),
+                            ("securities", inputs.securities)):
+            if frame is not None and len(frame):
+                frames[stem] = frame
+        outcome = validation.validate(frames)
+        return blocked_funds(outcome.faults, inputs.positions, inputs.targets)
+
+    result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
+                      check_day=check_day if validate else None)
+    result = dataclasses.replace(result, summary=_with_fund_columns(result.summary, initial["funds"], dates))
     out_dir.mkdir(parents=True, exist_ok=True)
     _rounded(result.summary).to_csv(out_dir / "simulation_summary.csv", index=False)
     _rounded(result.daily.merge(result.summary[["fund_id", "policy", "base_currency"]], on="fund_id", how="left")

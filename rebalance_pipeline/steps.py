@@ -1,8 +1,20 @@
-"""The nightly pipeline as five steps: ingest, validate, drift, propose, publish.
+"""The nightly pipeline: ingest, then per shard of funds validate and decide, then publish.
 
-The Airflow DAG runs each step as a task (frames kept in the warehouse between tasks);
-``run_nightly`` runs them in one process (frames kept in memory) for the CLI, tests and
-benchmarks. Both call these same functions.
+- ``ingest`` (once per night) reads the date's folder, resolves the reference data in
+  force, reads the approved-history facts the decision needs, runs the checks whose faults
+  are global (prices, securities, fx rates) and splits every fund-keyed frame into shards;
+  it writes the night's own rows (prices, fx rates) into unattached leaf tables.
+- ``validate_shard`` (per shard) runs the fund-level Great Expectations checks on the
+  shard's rows; with the night's faults they give the shard's blocked funds.
+- ``decide_shard`` (per shard) calls ``rebalance_core.night.decide_night`` and COPYs the
+  shard's inputs and outputs into leaf tables of its own, in one transaction.
+- ``publish`` (once) makes the night visible in one short transaction: the leaves are
+  attached as the date's partitions, proposals merged (see ``rebalance_pipeline.publish``).
+
+Tasks hand each other only the date, the run id and shard numbers; frames travel through a
+workspace (the warehouse's ``run_artifact`` between Airflow tasks, a temporary folder in
+one process). ``run_nightly`` runs a whole night in one process, its shards in parallel
+worker processes; the Airflow DAG runs the same functions as (mapped) tasks.
 """
 
 from __future__ import annotations
@@ -10,22 +22,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-import rebalance_core as core
-from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED
-from rebalance_pipeline import landing, publish, validation, warehouse
-from rebalance_pipeline.workspace import MemoryWorkspace, WarehouseWorkspace, Workspace
+from rebalance_core.night import NightInputs, decide_night
+from rebalance_core.shards import choose_shard_count, shard_of
+from rebalance_pipeline import history, landing, publish, warehouse
+from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace, Workspace
 
 log = logging.getLogger(__name__)
 
 REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
 DAILY_STEMS = ("prices", "positions", "cash", "flows", "fx_rates", "tax_lots")
+# Frames keyed by fund: split by shard. The others are the whole night's.
+FUND_KEYED = ("file_positions", "file_cash", "file_flows", "file_tax_lots", "file_targets", "ref_funds",
+              "ref_targets", "recent_loss_sales", "approved_unexecuted")
+SHARDS_ENV = "REBALANCE_SHARDS"
 
 
 @dataclass
@@ -45,190 +65,245 @@ class NightlyRun:
         return cls(as_of, run_id, engine, WarehouseWorkspace(engine, run_id), landing_dir)
 
 
+@dataclass(frozen=True)
+class NightPlan:
+    """What ingest found: how many shards, how many funds and positions."""
+
+    as_of: dt.date
+    run_id: str
+    shards: int
+    funds: int
+    positions: int
+
+    def describe(self) -> dict:
+        return {"as_of_date": self.as_of.isoformat(), "run_id": self.run_id, "shards": self.shards,
+                "funds": self.funds, "positions": self.positions}
+
+
 def new_run_id(as_of: dt.date, source: str = "cli") -> str:
     return f"{source}-{as_of.isoformat()}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
 
 
-# --------------------------------------------------------------------- steps
-def ingest(run: NightlyRun) -> dict:
-    """Read and type the date's folder; resolve reference data against its history."""
+def shard_count(requested: int | None, positions: int) -> int:
+    """The shard count: as asked, else $REBALANCE_SHARDS, else chosen by the night's size."""
+    if requested is None and os.environ.get(SHARDS_ENV):
+        requested = int(os.environ[SHARDS_ENV])
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"shards must be at least 1, not {requested}")
+        return requested
+    return choose_shard_count(positions, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------- ingest
+def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
+    """Read and type the date's folder, resolve reference data, check the night-level rows,
+    split the fund-keyed frames into shards."""
+    from rebalance_pipeline import validation
+
     frames, sources = landing.read_landing(run.landing_dir, run.as_of)
+    night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
         for stem in REFERENCE_STEMS:
             key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
-            history = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
+            history_rows = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
             if stem in frames:
-                run.workspace.put(f"file_{stem}", frames[stem])
-                history = history[~history[key].isin(frames[stem][key])]
-                effective = pd.concat([frames[stem], history], ignore_index=True) if len(history) else frames[stem]
+                night[f"file_{stem}"] = frames[stem]
+                history_rows = history_rows[~history_rows[key].isin(frames[stem][key])]
+                effective = (pd.concat([frames[stem], history_rows], ignore_index=True) if len(history_rows)
+                             else frames[stem])
             else:
-                effective = history
-            run.workspace.put(f"ref_{stem}", _typed_reference(stem, effective))
+                effective = history_rows
+            night[f"ref_{stem}"] = _typed_reference(stem, effective)
+        night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
+        night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
     for stem in ("funds", "targets"):
-        if run.workspace.get(f"ref_{stem}").empty:
+        if night[f"ref_{stem}"].empty:
             raise landing.StructuralError(
                 f"{stem}.csv", f"not in this date's folder and no earlier version is in the warehouse "
                 f"(the first date loaded must bring {stem}.csv)")
     for stem in DAILY_STEMS:
         if stem in frames:
-            run.workspace.put(f"file_{stem}", frames[stem])
-    run.workspace.put("meta", pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]}))
-    counts = {stem: len(frame) for stem, frame in frames.items()}
-    log.info("ingested %s for %s: %s", run.landing_dir, run.as_of, counts)
-    return counts
+            night[f"file_{stem}"] = frames[stem]
+    night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
+
+    positions = len(frames["positions"])
+    count = shard_count(shards, positions)
+    # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
+    outcome = validation.validate(_validation_frames(night, shard_frames=None), scope="night")
+    night["night_faults"] = outcome.faults
+    night["night_results"] = outcome.results
+    ws = run.workspace
+    for name, frame in night.items():
+        if name in FUND_KEYED:
+            shard = shard_of(frame["fund_id"].to_numpy(), count)
+            for i in range(count):
+                ws.put(f"s{i}/{name}", frame[shard == i].reset_index(drop=True))
+        else:
+            ws.put(f"night/{name}", frame)
+    ws.put("night/plan", pd.DataFrame([{"shards": count}]))
+    publish.write_night_rows(run.engine, run.run_id, run.as_of,
+                             {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
+    plan = NightPlan(run.as_of, run.run_id, count, int(night["ref_funds"]["fund_id"].nunique()), positions)
+    log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
+             {stem: len(frame) for stem, frame in frames.items()}, count)
+    return plan
 
 
-def validate(run: NightlyRun) -> dict:
-    """Great Expectations on the inputs; faults become blocked funds with a reason."""
-    frames = _inputs(run)
-    outcome = validation.validate(frames)
-    blocked = core.blocked_funds(outcome.faults, frames["positions"], frames["targets"])
-    run.workspace.put("validation_results", outcome.results)
-    run.workspace.put("blocked", blocked)
+# --------------------------------------------------------------------- per shard
+def validate_shard(run: NightlyRun, shard: int) -> dict:
+    """The fund-level checks on one shard's rows; with the night's faults, its blocked funds."""
+    from rebalance_core.faults import blocked_funds
+    from rebalance_pipeline import validation
+
+    frames = _shard_frames(run, shard)
+    outcome = validation.validate(_validation_frames(_night_frames(run), frames), scope="shard")
+    night_faults = run.workspace.get("night/night_faults")
+    faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
+        len(night_faults) or len(outcome.faults)) else outcome.faults
+    blocked = blocked_funds(faults, frames["file_positions"], frames["ref_targets"])
+    run.workspace.put(f"s{shard}/blocked", blocked)
+    run.workspace.put(f"s{shard}/results", outcome.results)
+    run.workspace.put(f"s{shard}/faults", outcome.faults)
     failed = outcome.results[~outcome.results["success"]]
     for row in failed.itertuples():
-        log.warning("check failed: %s %s (%d rows): %s", row.dataset, row.check, row.failed_rows, row.detail)
-    return {"checks": len(outcome.results), "failed_checks": len(failed), "blocked_funds": len(blocked)}
+        log.warning("shard %d check failed: %s %s (%d rows): %s", shard, row.dataset, row.check, row.failed_rows,
+                    row.detail)
+    return {"shard": shard, "checks": len(outcome.results), "failed_checks": len(failed),
+            "blocked_funds": len(blocked)}
 
 
-def drift(run: NightlyRun) -> dict:
-    """Each fund's weights against its targets and bands."""
-    frames = _inputs(run)
-    funds = frames["funds"].drop_duplicates("fund_id")
-    drift_rows = core.compute_drift(run.as_of, funds, frames["targets"], frames["positions"], frames["prices"],
-                                    frames["cash"], frames.get("fx_rates"), securities=frames.get("securities"),
-                                    asset_class_bands=frames.get("asset_classes"))
-    summary = core.summarize_funds(drift_rows)
-    # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
-    blocked = run.workspace.get("blocked")
-    unvalued = summary.loc[summary["nav"].isna() & ~summary["fund_id"].isin(blocked["fund_id"]), "fund_id"]
-    if len(unvalued):
-        extra = pd.DataFrame({"fund_id": unvalued,
-                              "blocked_reason": "NAV cannot be computed (a holding has no usable price or fx rate, "
-                                                "or the fund is worth nothing)"})
-        run.workspace.put("blocked", pd.concat([blocked, extra], ignore_index=True))
-    # Approved orders the market has not seen by tonight's close are not in tonight's
-    # positions: a new proposal would trade the same drift again. Such funds wait.
-    waiting = _awaiting_execution(run)
-    waiting = waiting[waiting["fund_id"].isin(summary["fund_id"])
-                      & ~waiting["fund_id"].isin(run.workspace.get("blocked")["fund_id"])]
-    if len(waiting):
-        run.workspace.put("blocked", pd.concat([run.workspace.get("blocked"), waiting], ignore_index=True))
-    run.workspace.put("drift", drift_rows)
-    run.workspace.put("summary", summary)
-    return {"funds": len(summary), "rows": len(drift_rows), "breached_funds": int(summary["breached"].sum())}
+def decide_shard(run: NightlyRun, shard: int) -> dict:
+    """One shard's decision (``decide_night``), written to its own leaf tables."""
+    frames = _shard_frames(run, shard)
+    night = _night_frames(run)
+    inputs = NightInputs(
+        prices=night["file_prices"], positions=frames["file_positions"], cash=frames["file_cash"],
+        funds=frames["ref_funds"], targets=frames["ref_targets"],
+        securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
+        flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
+        blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
+        approved_unexecuted=frames["approved_unexecuted"])
+    decision = decide_night(run.as_of, inputs)
+    written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
+                                  inputs={stem: frames[f"file_{stem}"] for stem in
+                                          ("positions", "cash", "flows", "tax_lots", "targets")
+                                          if f"file_{stem}" in frames})
+    counts = decision.summary["status"].value_counts()
+    return {"shard": shard, "funds": len(decision.summary), "proposed": int(counts.get("proposed", 0)),
+            "blocked": int(counts.get("blocked", 0)), "trades": len(decision.trades), "rows_written": written}
 
 
-def propose(run: NightlyRun) -> dict:
-    """Triggers and trades for the funds that are due and not blocked."""
-    frames = _inputs(run)
-    funds = frames["funds"].drop_duplicates("fund_id")
-    drift_rows, summary = run.workspace.get("drift"), run.workspace.get("summary")
-    blocked = run.workspace.get("blocked")
-    flows = frames.get("flows")
-    triggers = core.resolve_triggers(run.as_of, funds, summary)
-    triggers = core.resolve_flow_triggers(drift_rows, summary, funds, flows, triggers)
-    proposals, trades = core.propose(run.as_of, drift_rows, summary, funds, triggers,
-                                     securities=frames.get("securities"), blocked=blocked, flows=flows)
-    trades, lots_used = core.realize_gains(
-        run.as_of, trades, frames.get("tax_lots"), funds,
-        fx_rate=trades.merge(drift_rows[["fund_id", "security_id", "fx_rate"]], on=["fund_id", "security_id"],
-                             how="left")["fx_rate"].set_axis(trades.index) if len(trades) else None,
-        recent_loss_sales=_recent_loss_sales(run) if frames.get("tax_lots") is not None else None)
-    if len(proposals):
-        proposals = core.summarize_gains(proposals, trades)
-    run.workspace.put("trade_lots", lots_used)
-    summary = summary.assign(flow=summary["fund_id"].map(
-        flows.groupby("fund_id")["amount"].sum()) if flows is not None else None)
-    run.workspace.put("proposals", proposals)
-    run.workspace.put("trades", trades)
-    run.workspace.put("fund_summary", _fund_summary(run.as_of, funds, summary, triggers, blocked, proposals))
-    return {"proposals": len(proposals), "trades": len(trades)}
-
-
+# --------------------------------------------------------------------- publish
 def publish_step(run: NightlyRun) -> publish.PublishReport:
-    """Write the night in one transaction (see ``rebalance_pipeline.publish``)."""
+    """Make the night visible in one transaction (see ``rebalance_pipeline.publish``)."""
+    from rebalance_pipeline import validation
+
+    done = publish.published_report(run.engine, run.as_of, run.run_id)
+    if done is not None:   # a retried publish of a run that did publish: nothing more to do
+        return done
     ws = run.workspace
-    night = publish.NightOutput(
-        as_of=run.as_of, run_id=run.run_id, started_at=run.started_at,
-        daily_inputs={s: ws.get(f"file_{s}") for s in DAILY_STEMS if ws.has(f"file_{s}")},
-        reference_files={s: ws.get(f"file_{s}") for s in REFERENCE_STEMS if ws.has(f"file_{s}")},
-        validation_results=ws.get("validation_results"),
-        drift=ws.get("drift"),
-        summary=ws.get("fund_summary"),
-        proposals=ws.get("proposals"),
-        trades=ws.get("trades"),
-        trade_lots=ws.get("trade_lots"),
-    )
-    report = publish.publish_night(run.engine, night)
+    shards = int(ws.get("night/plan")["shards"].iloc[0])
+    parts = [validation.ValidationOutcome(ws.get("night/night_results"), ws.get("night/night_faults"))]
+    parts += [validation.ValidationOutcome(ws.get(f"s{i}/results"), ws.get(f"s{i}/faults")) for i in range(shards)]
+    reference_files = {s: ws.get(f"night/file_{s}") for s in REFERENCE_STEMS
+                       if s != "targets" and ws.has(f"night/file_{s}")}
+    report = publish.publish_night(run.engine, publish.NightToPublish(
+        as_of=run.as_of, run_id=run.run_id, started_at=run.started_at, shards=shards,
+        reference_files=reference_files, validation_results=validation.merge_results(parts)))
+    ws.clear()
     log.info("published %s", report)
     return report
 
 
+# --------------------------------------------------------------------- one process
 def run_nightly(as_of: dt.date, landing_dir: Path, engine: Engine, run_id: str | None = None,
-                on_step=None) -> publish.PublishReport:
-    """The whole night in one process, frames in memory."""
-    run = NightlyRun(as_of, run_id or new_run_id(as_of), engine, MemoryWorkspace(), Path(landing_dir))
-    for name, step in (("ingest", ingest), ("validate", validate), ("drift", drift), ("propose", propose)):
-        result = step(run)
+                on_step=None, shards: int | None = None, workers: int | None = None) -> publish.PublishReport:
+    """The whole night in one process: shards run in ``workers`` child processes (default:
+    one per core, at most one per shard); frames pass through a temporary folder."""
+    scratch = Path(tempfile.mkdtemp(prefix="rebalance-night-"))
+    try:
+        run = NightlyRun(as_of, run_id or new_run_id(as_of), engine, DirectoryWorkspace(scratch), Path(landing_dir))
+        plan = ingest(run, shards)
         if on_step:
-            on_step(name, result)
-    report = publish_step(run)
-    if on_step:
-        on_step("publish", report)
-    return report
+            on_step("ingest", plan)
+        workers = max(1, min(workers or os.cpu_count() or 1, plan.shards))
+        jobs = [(engine.url.render_as_string(hide_password=False), as_of, run.run_id, str(scratch), i)
+                for i in range(plan.shards)]
+        if workers == 1:
+            results = [_shard_job(job) for job in jobs]
+        else:
+            # fork: the children start with the libraries imported; each opens its own connections.
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                results = list(pool.map(_shard_job, jobs))
+        if on_step:
+            on_step("shards", _total(results))
+        report = publish_step(run)
+        if on_step:
+            on_step("publish", report)
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _shard_job(job: tuple) -> dict:
+    url, as_of, run_id, scratch, shard = job
+    engine = warehouse.get_engine(url) if os.getpid() == _PARENT_PID else _fresh_engine(url)
+    run = NightlyRun(as_of, run_id, engine, DirectoryWorkspace(Path(scratch)))
+    checked = validate_shard(run, shard)
+    decided = decide_shard(run, shard)
+    return {**checked, **decided}
+
+
+_PARENT_PID = os.getpid()
+
+
+def _fresh_engine(url: str) -> Engine:
+    """An engine of this child process's own (a forked parent's pooled connections are not
+    shared across processes)."""
+    warehouse._engine_for.cache_clear()
+    return warehouse.get_engine(url)
+
+
+def _total(results: list[dict]) -> dict:
+    keys = ("funds", "proposed", "blocked", "trades", "failed_checks")
+    return {"shards": len(results), **{k: sum(r.get(k, 0) for r in results) for k in keys}}
 
 
 # --------------------------------------------------------------------- helpers
-def _awaiting_execution(run: NightlyRun) -> pd.DataFrame:
-    """Funds with an approved proposal of an earlier date whose orders were not exported
-    before this date's close (so tonight's positions cannot reflect them), with the reason."""
-    import sqlalchemy as sa
-
-    from rebalance_core.calendar import session_close
-
-    with run.engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT DISTINCT ON (p.fund_id) p.fund_id, p.proposal_id, p.as_of_date, e.exported_at "
-            "FROM rebalance.proposal p LEFT JOIN rebalance.order_export e USING (proposal_id) "
-            "WHERE p.status = 'approved' AND p.as_of_date < :d AND (e.exported_at IS NULL OR e.exported_at >= :close) "
-            "ORDER BY p.fund_id, p.as_of_date DESC"),
-            {"d": run.as_of, "close": session_close(run.as_of).to_pydatetime()}).all()
-    reasons = [f"awaiting execution: approved proposal {r.proposal_id} ({r.as_of_date}) "
-               + ("has not been exported" if r.exported_at is None else "was exported after this date's close")
-               + "; no new proposal until the positions reflect its orders" for r in rows]
-    return pd.DataFrame({"fund_id": [r.fund_id for r in rows], "blocked_reason": reasons})
-
-
-def _recent_loss_sales(run: NightlyRun) -> pd.DataFrame:
-    """Approved sells at a loss in the 30 days before the date (for wash-sale flags)."""
-    import sqlalchemy as sa
-
-    with run.engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT DISTINCT p.fund_id, t.security_id FROM rebalance.proposal_trade t "
-            "JOIN rebalance.proposal p USING (proposal_id) WHERE p.status = 'approved' AND t.side = 'SELL' "
-            "AND t.est_realized_gain < 0 AND p.as_of_date >= :start AND p.as_of_date < :d"),
-            {"start": run.as_of - dt.timedelta(days=30), "d": run.as_of}).all()
-    return pd.DataFrame(rows, columns=["fund_id", "security_id"])
-
-
-def _inputs(run: NightlyRun) -> dict[str, pd.DataFrame]:
+def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    frames = {s: ws.get(f"file_{s}") for s in DAILY_STEMS if ws.has(f"file_{s}")}
-    frames.update({s: ws.get(f"ref_{s}") for s in REFERENCE_STEMS})
-    frames["funds"] = core.apply_presets(frames["funds"])
-    for stem in ("securities", "asset_classes"):
-        if frames[stem].empty:
-            del frames[stem]
-    if "securities" in frames and "asset_classes" in frames:
-        # A security without its own half spread takes its asset class's.
-        spread = frames["securities"]["asset_class"].map(
-            frames["asset_classes"].drop_duplicates("asset_class").set_index("asset_class")["half_spread_bps"])
-        frames["securities"] = frames["securities"].assign(
-            half_spread_bps=frames["securities"]["half_spread_bps"].astype("float64").fillna(spread.astype("float64")))
+    return {name: ws.get(f"s{shard}/{name}") for name in FUND_KEYED if ws.has(f"s{shard}/{name}")}
+
+
+def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
+    ws = run.workspace
+    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes")
+    return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
+
+
+def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if frame is None or frame.empty else frame
+
+
+def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None) -> dict:
+    """The frames validation reads, by file stem: the night's, and a shard's fund rows."""
+    frames = {"prices": night["file_prices"]}
+    for stem in ("fx_rates",):
+        if f"file_{stem}" in night:
+            frames[stem] = night[f"file_{stem}"]
+    if _optional(night.get("ref_securities")) is not None:
+        frames["securities"] = night["ref_securities"]
+    # The night-level checks read no fund rows: give them none (empty, typed).
+    source = shard_frames if shard_frames is not None else {k: v.iloc[0:0] for k, v in night.items()}
+    frames["funds"] = source["ref_funds"]
+    frames["targets"] = source["ref_targets"]
+    frames["positions"] = source["file_positions"]
+    frames["cash"] = source["file_cash"]
+    if "file_flows" in source:
+        frames["flows"] = source["file_flows"]
     return frames
 
 
@@ -244,21 +319,3 @@ def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
     for column in spec.boolean:
         frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
     return frame
-
-
-def _fund_summary(as_of, funds, summary, triggers, blocked, proposals) -> pd.DataFrame:
-    out = summary.merge(funds[["fund_id", "name", "base_currency", "policy"]], on="fund_id", how="left")
-    # Funds that appear only in faults (positions of a fund not in funds.csv) are listed too.
-    unknown = blocked.loc[~blocked["fund_id"].isin(out["fund_id"]), ["fund_id"]]
-    out = pd.concat([out, unknown], ignore_index=True) if len(unknown) else out
-    out = out.merge(blocked, on="fund_id", how="left")
-    out["trigger"] = out["fund_id"].map(triggers)
-    out["proposal_id"] = out["fund_id"].map(proposals.set_index("fund_id")["proposal_id"]) if len(proposals) else None
-    is_blocked = out["blocked_reason"].notna()
-    out.loc[is_blocked, "trigger"] = None
-    out["status"] = np.where(is_blocked, STATUS_BLOCKED,
-                             np.where(out["proposal_id"].notna(), STATUS_PROPOSED, STATUS_IN_BAND))
-    out["breached"] = out["breached"].fillna(False).astype(bool)
-    out["breach_count"] = out["breach_count"].fillna(0).astype("int64")
-    out["as_of_date"] = as_of
-    return out.sort_values("fund_id", ignore_index=True)

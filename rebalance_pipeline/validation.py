@@ -22,6 +22,7 @@ import pandas as pd
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
 from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, REBALANCE_TO
 
+NO_ROWS = "no rows to check"
 # Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
 TARGET_SUM_TOLERANCE = 1e-6
 
@@ -46,6 +47,12 @@ def _expectations():
     import great_expectations.expectations as gxe
 
     return gxe
+
+
+# Suites whose rows are about securities or currencies, not funds: a fault there touches
+# every fund exposed to it, so they run once per night; the others run shard by shard on
+# the shard's funds (a fund's rows are all in its shard) and give the same faults.
+NIGHT_SUITES = ("prices", "securities", "fx_rates")
 
 
 def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
@@ -207,8 +214,11 @@ def _rate_available(currency: pd.Series, fund_id: pd.Series, funds: pd.DataFrame
     return same | pd.MultiIndex.from_arrays([currency, base]).isin(pairs)
 
 
-def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:
-    """Run every suite on an ephemeral GX context; return per-check results and the faults."""
+def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationOutcome:
+    """Run the suites of ``scope`` (``all``, ``night``: NIGHT_SUITES, ``shard``: the others)
+    on an ephemeral GX context; return per-check results and the faults."""
+    if scope not in ("all", "night", "shard"):
+        raise ValueError(f"unknown validation scope {scope!r}")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import logging
 
@@ -221,8 +231,10 @@ def validate(frames: dict[str, pd.DataFrame]) -> ValidationOutcome:
     source = context.data_sources.add_pandas("rebalance_landing")
     result_rows, fault_frames = [], []
     for frame_name, (frame, checks) in build_checks(frames).items():
+        if scope != "all" and (frame_name in NIGHT_SUITES) != (scope == "night"):
+            continue
         if frame.empty:
-            result_rows += [_result_row(c, True, 0, "no rows to check") for c in checks]
+            result_rows += [_result_row(c, True, 0, NO_ROWS) for c in checks]
             continue
         frame = frame.reset_index(drop=True)
         suite = gx.ExpectationSuite(name=f"rebalance_{frame_name}")
@@ -290,6 +302,27 @@ def _faults(check: Check, failed: pd.DataFrame) -> pd.DataFrame:
     if check.blames == "fund_id":
         faults["security_id"] = None
     return faults[FAULT_COLUMNS]
+
+
+def merge_results(parts: list[ValidationOutcome]) -> pd.DataFrame:
+    """One result row per check from the night's and every shard's outcomes: a check passed
+    when it passed everywhere; its failed rows add up; the detail quotes the first faults."""
+    results = pd.concat([p.results for p in parts], ignore_index=True)
+    faults = pd.concat([p.faults for p in parts if len(p.faults)], ignore_index=True) if any(
+        len(p.faults) for p in parts) else empty_faults()
+    if results.empty:
+        return results
+    merged = results.groupby(["dataset", "check"], sort=False, as_index=False).agg(
+        success=("success", "all"), failed_rows=("failed_rows", "sum"))
+    messages = faults.groupby(["dataset", "check"], sort=False)["message"].agg(
+        lambda m: "; ".join(m.head(3)) + (" ..." if len(m) > 3 else ""))
+    # A check with nothing to check in any part says so; one that passed on rows says nothing.
+    no_rows = results["detail"].eq(NO_ROWS).groupby([results["dataset"], results["check"]], sort=False).all()
+    passed_detail = no_rows.map({True: NO_ROWS, False: None})
+    keys = pd.MultiIndex.from_frame(merged[["dataset", "check"]])
+    merged["detail"] = messages.reindex(keys).to_numpy()
+    merged["detail"] = merged["detail"].where(merged["detail"].notna(), passed_detail.reindex(keys).to_numpy())
+    return merged
 
 
 def _result_row(check: Check, success: bool, failed_rows: int, detail: str | None) -> dict:

@@ -41,9 +41,16 @@ def _engine_for(url: str) -> Engine:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """Engine for ``url``, else $REBALANCE_WAREHOUSE_URL, else the embedded warehouse."""
+    """Engine for ``url``, else $REBALANCE_WAREHOUSE_URL, else the embedded warehouse.
+
+    Not the embedded one where Airflow runs a distributed executor (Celery, Kubernetes):
+    each worker would write to a PostgreSQL of its own (``settings.WarehouseNotConfigured``).
+    """
     url = url or settings.warehouse_url_from_env()
     if url is None:
+        executor = settings.distributed_executor()
+        if executor is not None:
+            raise settings.WarehouseNotConfigured(executor)
         from rebalance_pipeline import embedded
 
         url = embedded.start()
@@ -169,6 +176,12 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, columns: list[
     if failure:
         raise failure[0]
     return len(frame)
+
+
+@lru_cache(maxsize=64)
+def query_sql(name: str) -> str:
+    """The text of ``sql/queries/<name>.sql`` (queries live in files of their own)."""
+    return (settings.SQL_DIR / "queries" / f"{name}.sql").read_text()
 
 
 def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:

@@ -1,14 +1,17 @@
 """Where a run keeps its intermediate frames between pipeline steps.
 
-In one process (CLI, tests, benchmark) the frames simply stay in memory. Between Airflow
-tasks, which may run on different workers, they are stored in the warehouse as Parquet
-bytes in ``rebalance.run_artifact`` keyed by run id; the tasks hand each other only the
-date and the run id through XCom. The publish step deletes them in its transaction.
+In one process (CLI, tests, benchmark) they are Parquet files in a temporary folder, which
+the shard worker processes read too. Between Airflow tasks, which may run on different
+workers, they are stored in the warehouse as Parquet bytes in ``rebalance.run_artifact``
+keyed by run id; the tasks hand each other only the date, the run id and shard numbers
+through XCom. The publish step clears them.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
@@ -20,6 +23,7 @@ class Workspace(Protocol):
     def put(self, name: str, frame: pd.DataFrame) -> None: ...
     def get(self, name: str) -> pd.DataFrame: ...
     def has(self, name: str) -> bool: ...
+    def clear(self) -> None: ...
 
 
 class MemoryWorkspace:
@@ -34,6 +38,37 @@ class MemoryWorkspace:
 
     def has(self, name: str) -> bool:
         return name in self._frames
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+
+class DirectoryWorkspace:
+    """Parquet files in a folder (names may contain ``/``: sub-folders)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.parquet"
+
+    def put(self, name: str, frame: pd.DataFrame) -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+
+    def get(self, name: str) -> pd.DataFrame:
+        path = self._path(name)
+        if not path.exists():
+            raise KeyError(f"no stored {name!r} in {self.folder}: did its earlier step run?")
+        return pd.read_parquet(path)
+
+    def has(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
 
 
 class WarehouseWorkspace:
@@ -63,3 +98,7 @@ class WarehouseWorkspace:
             return conn.execute(sa.text(
                 "SELECT 1 FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
                 {"r": self.run_id, "n": name}).first() is not None
+
+    def clear(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE run_id = :r"), {"r": self.run_id})

@@ -101,7 +101,7 @@ def test_run_prints_readable_steps_and_a_rerun_says_unchanged(engine, landing):
     small_landing(landing, AS_OF)
     first = invoke("run", "--date", "2014-01-03", "--landing", str(landing))
     assert first.exit_code == 0, first.output
-    assert "prices.csv 3 rows" in first.output and "1 new proposal" in first.output
+    assert "3 funds, 5 positions, 1 shard" in first.output and "1 new proposal" in first.output
     rerun = invoke("run", "--date", "2014-01-03", "--landing", str(landing), "--quiet")
     assert rerun.exit_code == 0
     assert "1 proposal re-published unchanged" in rerun.output and "new proposal" not in rerun.output

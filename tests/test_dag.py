@@ -55,10 +55,11 @@ print(json.dumps({
     assert info["errors"] == {}
     assert info["max_active_runs"] == 1
     assert info["timezone"] == "America/New_York"
-    assert info["tasks"] == ["resolve_business_date", "ingest", "validate", "drift", "propose", "publish",
+    assert info["tasks"] == ["resolve_business_date", "ingest", "validate_shard", "decide_shard", "publish",
                              "export_approved_orders"]
     assert info["export_after"] == ["publish", "resolve_business_date"]
-    assert info["retries"]["validate"] == 0 and info["retries"]["ingest"] == 0
+    assert info["retries"]["validate_shard"] == 0 and info["retries"]["ingest"] == 0
+    assert info["retries"]["decide_shard"] == 1
     assert info["outlets"] == ["rebalance_proposals"]
 
 
@@ -83,8 +84,9 @@ def test_dags_test_processes_the_given_business_date(airflow_env, engine, landin
             " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('F9-20140102-x', '2014-01-02', 'F9',"
             " 'approved', 'threshold', 1000, 0.1, 1, 'r', 'ops.alice', now())"))
         conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal_trade (proposal_id, security_id, side, quantity, price, currency,"
-            " notional, reason) VALUES ('F9-20140102-x', 'EQ', 'SELL', 1, 100, 'USD', 100, 'band_breach')"))
+            "INSERT INTO rebalance.proposal_trade (as_of_date, proposal_id, security_id, side, quantity, price,"
+            " currency, notional, reason) VALUES ('2014-01-02', 'F9-20140102-x', 'EQ', 'SELL', 1, 100, 'USD', 100,"
+            " 'band_breach')"))
     outbox = tmp_path / "outbox"
     result = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(outbox)}, landing, "2014-01-03")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

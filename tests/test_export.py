@@ -73,9 +73,9 @@ def approved_by_hand(engine, proposal_id: str, fund_id: str, quantity: str = "5"
             " trade_count, run_id, reviewed_by, reviewed_at) VALUES (:p, :d, :f, 'approved', 'threshold', 100,"
             " 0.1, 1, 'r', 'ops.alice', now())"), {"p": proposal_id, "d": AS_OF, "f": fund_id})
         conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal_trade (proposal_id, security_id, side, quantity, price, currency,"
-            " notional, reason) VALUES (:p, 'EQ', 'SELL', CAST(:q AS numeric), 100, 'USD', 500, 'drift')"),
-            {"p": proposal_id, "q": quantity})
+            "INSERT INTO rebalance.proposal_trade (as_of_date, proposal_id, security_id, side, quantity, price,"
+            " currency, notional, reason) VALUES (:d, :p, 'EQ', 'SELL', CAST(:q AS numeric), 100, 'USD', 500,"
+            " 'drift')"), {"d": AS_OF, "p": proposal_id, "q": quantity})
 
 
 def test_an_approved_proposal_is_exported_once_with_the_oms_columns(engine, landing, tmp_path):

@@ -1,0 +1,181 @@
+"""One night's decision for a set of funds: the single function every caller uses.
+
+``decide_night(as_of, inputs)`` takes typed frames (the date's prices, positions, cash,
+reference data in force, validation outcomes as blocked funds, and facts from the approved
+history) and returns everything the night decides: drift rows, the fund summary with each
+fund's status, proposals, trades and the tax lots their sells close. It reads and writes
+nothing. The nightly run (whole, or one shard of funds at a time), the Airflow shard tasks
+and ``rebalance simulate`` all call it, so a what-if replays exactly the nightly rules.
+
+Rules decided here (and nowhere else):
+- a fund blocked by validation, whose NAV cannot be computed, or whose approved orders are
+  not in the market by this date's close (``awaiting execution``) gets no proposal;
+- a security without its own half spread takes its asset class's;
+- status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from rebalance_core.calendar import session_close
+from rebalance_core.drift import compute_drift, summarize_funds
+from rebalance_core.proposals import apply_presets, propose, resolve_flow_triggers, resolve_triggers
+from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED
+from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
+
+BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
+AWAITING_COLUMNS = ["fund_id", "proposal_id", "proposal_date", "exported_at"]
+UNVALUED_REASON = ("NAV cannot be computed (a holding has no usable price or fx rate, or the fund is worth "
+                   "nothing)")
+
+
+@dataclass(frozen=True)
+class NightInputs:
+    """What one night knows, for the funds it decides (a whole night or one shard).
+
+    Fund-keyed frames (positions, cash, targets, funds, flows, tax_lots, blocked,
+    recent_loss_sales, approved_unexecuted) may hold only the shard's funds; security-keyed
+    ones (prices, securities, asset_classes, fx_rates) are whole.
+    """
+
+    prices: pd.DataFrame                          # security_id, close_price, currency
+    positions: pd.DataFrame                       # fund_id, security_id, quantity
+    cash: pd.DataFrame                            # fund_id, currency, amount (a fund without a row has 0)
+    funds: pd.DataFrame                           # funds.csv in force
+    targets: pd.DataFrame                         # fund_id, security_id, target_weight (CASH row optional)
+    securities: pd.DataFrame | None = None        # securities.csv in force
+    asset_classes: pd.DataFrame | None = None     # asset_classes.csv in force
+    flows: pd.DataFrame | None = None             # fund_id, amount (base currency)
+    fx_rates: pd.DataFrame | None = None          # currency, base_currency, rate
+    tax_lots: pd.DataFrame | None = None          # open lots
+    blocked: pd.DataFrame | None = None           # fund_id, blocked_reason: what validation found
+    recent_loss_sales: pd.DataFrame | None = None  # fund_id, security_id: approved loss sales, last 30 days
+    approved_unexecuted: pd.DataFrame | None = None  # AWAITING_COLUMNS: latest approved earlier proposal per fund
+
+    def for_funds(self, fund_ids) -> NightInputs:
+        """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
+        keep = pd.Index(fund_ids)
+        changes = {}
+        for field in fields(self):
+            frame = getattr(self, field.name)
+            if isinstance(frame, pd.DataFrame) and "fund_id" in frame.columns:
+                changes[field.name] = frame[frame["fund_id"].isin(keep)]
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class NightDecision:
+    drift: pd.DataFrame        # rebalance_core.drift.DRIFT_COLUMNS
+    summary: pd.DataFrame      # one row per fund: nav, breaches, trigger, status, blocked_reason, proposal_id
+    proposals: pd.DataFrame    # one row per proposed fund
+    trades: pd.DataFrame       # one row per trade
+    lots: pd.DataFrame         # tax lots each sell closes (rebalance_core.tax_lots.LOT_COLUMNS)
+    blocked: pd.DataFrame      # fund_id, blocked_reason: every fund that got no proposal for a reason
+
+
+def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
+    """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``."""
+    funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
+    securities = with_class_spreads(inputs.securities, inputs.asset_classes)
+    drift = compute_drift(as_of, funds, inputs.targets, inputs.positions, inputs.prices, inputs.cash,
+                          inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
+    summary = summarize_funds(drift)
+
+    blocked = _blocked_by_validation(inputs.blocked)
+    # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
+    unvalued = summary.loc[summary["nav"].isna() & ~summary["fund_id"].isin(blocked["fund_id"]), "fund_id"]
+    blocked = _add_blocked(blocked, unvalued, UNVALUED_REASON)
+    waiting = awaiting_execution(as_of, inputs.approved_unexecuted)
+    waiting = waiting[waiting["fund_id"].isin(summary["fund_id"]) & ~waiting["fund_id"].isin(blocked["fund_id"])]
+    blocked = pd.concat([blocked, waiting], ignore_index=True) if len(waiting) else blocked
+
+    triggers = resolve_triggers(as_of, funds, summary)
+    triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
+    proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
+                                flows=inputs.flows)
+    fx_rate = None
+    if len(trades):
+        fx_rate = trades[["fund_id", "security_id"]].merge(
+            drift[["fund_id", "security_id", "fx_rate"]], on=["fund_id", "security_id"], how="left"
+        )["fx_rate"].set_axis(trades.index)
+    trades, lots = realize_gains(as_of, trades, inputs.tax_lots, funds, fx_rate=fx_rate,
+                                 recent_loss_sales=inputs.recent_loss_sales if inputs.tax_lots is not None else None)
+    if len(proposals):
+        proposals = summarize_gains(proposals, trades)
+    else:
+        proposals = proposals.assign(est_realized_gain_short=np.nan, est_realized_gain_long=np.nan,
+                                     wash_sale_trades=0)
+    if lots.empty:
+        lots = pd.DataFrame({c: pd.Series(dtype="object") for c in LOT_COLUMNS})
+    summary = summary.assign(flow=summary["fund_id"].map(inputs.flows.groupby("fund_id")["amount"].sum())
+                             if inputs.flows is not None and len(inputs.flows) else np.nan)
+    fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
+    return NightDecision(drift, fund_summary, proposals, trades, lots, blocked)
+
+
+def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A security without its own half spread takes its asset class's."""
+    if securities is None or securities.empty:
+        return None
+    if asset_classes is None or asset_classes.empty or "half_spread_bps" not in asset_classes:
+        return securities
+    by_class = asset_classes.drop_duplicates("asset_class").set_index("asset_class")["half_spread_bps"]
+    own = (securities["half_spread_bps"] if "half_spread_bps" in securities
+           else pd.Series(np.nan, index=securities.index))
+    return securities.assign(half_spread_bps=pd.to_numeric(own, errors="coerce").astype("float64").fillna(
+        securities["asset_class"].map(by_class).astype("float64")))
+
+
+def awaiting_execution(as_of: dt.date, approved: pd.DataFrame | None) -> pd.DataFrame:
+    """Funds with an approved proposal of an earlier date whose orders were not exported
+    before this date's close: tonight's positions cannot reflect them, so a new proposal
+    would trade the same drift again. ``approved`` has the latest such proposal per fund."""
+    if approved is None or approved.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BLOCKED_COLUMNS})
+    approved = approved[pd.to_datetime(approved["proposal_date"]).dt.date < as_of]
+    exported_at = pd.to_datetime(approved["exported_at"], utc=True)
+    close = session_close(as_of)
+    late = exported_at.isna() | (exported_at >= close)
+    rows = approved[late.to_numpy()]
+    exported = pd.to_datetime(rows["exported_at"], utc=True)
+    reason = ("awaiting execution: approved proposal " + rows["proposal_id"].astype(str) + " ("
+              + pd.to_datetime(rows["proposal_date"]).dt.strftime("%Y-%m-%d") + ") "
+              + np.where(exported.isna(), "has not been exported", "was exported after this date's close")
+              + "; no new proposal until the positions reflect its orders")
+    return pd.DataFrame({"fund_id": rows["fund_id"].to_numpy(), "blocked_reason": reason.to_numpy()})
+
+
+def _blocked_by_validation(blocked: pd.DataFrame | None) -> pd.DataFrame:
+    if blocked is None or blocked.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BLOCKED_COLUMNS})
+    return blocked[BLOCKED_COLUMNS].drop_duplicates("fund_id").reset_index(drop=True)
+
+
+def _add_blocked(blocked: pd.DataFrame, fund_ids: pd.Series, reason: str) -> pd.DataFrame:
+    if fund_ids.empty:
+        return blocked
+    extra = pd.DataFrame({"fund_id": fund_ids.to_numpy(), "blocked_reason": reason})
+    return pd.concat([blocked, extra], ignore_index=True)
+
+
+def _fund_summary(as_of, funds, summary, triggers, blocked, proposals) -> pd.DataFrame:
+    out = summary.merge(funds[["fund_id", "name", "base_currency", "policy"]], on="fund_id", how="left")
+    # Funds that appear only in faults (positions of a fund not in funds.csv) are listed too.
+    unknown = blocked.loc[~blocked["fund_id"].isin(out["fund_id"]), ["fund_id"]]
+    out = pd.concat([out, unknown], ignore_index=True) if len(unknown) else out
+    out = out.merge(blocked, on="fund_id", how="left")
+    out["trigger"] = out["fund_id"].map(triggers)
+    out["proposal_id"] = out["fund_id"].map(proposals.set_index("fund_id")["proposal_id"]) if len(proposals) else None
+    is_blocked = out["blocked_reason"].notna()
+    out.loc[is_blocked, "trigger"] = None
+    out["status"] = np.where(is_blocked, STATUS_BLOCKED,
+                             np.where(out["proposal_id"].notna(), STATUS_PROPOSED, STATUS_IN_BAND))
+    out["breached"] = out["breached"].fillna(False).astype(bool)
+    out["breach_count"] = out["breach_count"].fillna(0).astype("int64")
+    out["as_of_date"] = as_of
+    return out.sort_values("fund_id", ignore_index=True)

@@ -1,0 +1,34 @@
+"""Facts from the approved history that tonight's decision needs, read from the warehouse.
+
+The reader decides nothing: it returns rows, and ``rebalance_core.night`` applies the rules
+(wash sales, funds awaiting the execution of approved orders). SQL is in ``sql/queries``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from rebalance_core.tax_lots import WASH_SALE_DAYS
+from rebalance_pipeline.warehouse import query_sql, read_frame
+
+
+def recent_loss_sales(conn: Connection, as_of: dt.date) -> pd.DataFrame:
+    """fund_id, security_id of approved loss sales in the wash-sale window before ``as_of``."""
+    frame = read_frame(conn, query_sql("recent_loss_sales"),
+                       {"start": as_of - dt.timedelta(days=WASH_SALE_DAYS), "d": as_of})
+    return frame.reindex(columns=["fund_id", "security_id"]).astype(object)
+
+
+def approved_unexecuted(conn: Connection, as_of: dt.date) -> pd.DataFrame:
+    """Per fund, the latest approved proposal of an earlier date that was exported late or
+    not at all: exported the day before ``as_of`` or later (NULL: never)."""
+    frame = read_frame(conn, query_sql("approved_unexecuted"),
+                       {"d": as_of, "since": dt.datetime.combine(as_of - dt.timedelta(days=1), dt.time(),
+                                                                 dt.UTC)})
+    frame = frame.reindex(columns=["fund_id", "proposal_id", "proposal_date", "exported_at"])
+    frame["exported_at"] = pd.to_datetime(frame["exported_at"], utc=True)
+    frame["proposal_date"] = pd.to_datetime(frame["proposal_date"])
+    return frame
