@@ -43,11 +43,13 @@ demo: venv
 	@echo "== airflow dags test rebalance_nightly $(DEMO_LATEST) (log: $(REBALANCE_HOME)/demo-dag.log)"
 	@REBALANCE_LANDING_DIR=$(DEMO_LANDING) $(BIN)/airflow dags test rebalance_nightly $(DEMO_LATEST) \
 		> $(REBALANCE_HOME)/demo-dag.log 2>&1 || (tail -50 $(REBALANCE_HOME)/demo-dag.log; exit 1)
-	@grep -o "published PublishReport[^]]*)" $(REBALANCE_HOME)/demo-dag.log | tail -1 || true
 	@$(BIN)/rebalance report --date $(DEMO_LATEST)
 	@echo "== drift report (HTML with charts): $$($(BIN)/rebalance report-html --date $(DEMO_LATEST))"
-	@echo "Next: 'make ui' to review and approve in the Airflow UI (menu Rebalance), or"
+	@echo "Next: 'make ui' to review and approve in the Airflow UI (menu Rebalance), or at the terminal:"
+	@echo "      export PATH=\"$(BIN):\$$PATH\""
 	@echo "      rebalance proposals --status pending_review; rebalance approve <id> --by <you>; rebalance export"
+	@echo "      the second morning: rebalance sample --out $(DEMO_LANDING) --extend, then"
+	@echo "      rebalance run --date <the date it prints> --landing $(DEMO_LANDING)"
 
 ## ui: Airflow (api-server, scheduler, dag-processor) with the Rebalance view on the demo warehouse
 UI_PORT ?= 8080

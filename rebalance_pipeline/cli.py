@@ -1,31 +1,82 @@
 """The ``rebalance`` command: the nightly run, reviews and reports without the scheduler.
 
-Built on Typer (type-hinted commands, generated --help) with Rich tables for output.
-Exit codes: 0 done; 1 a decision that cannot be taken, an unknown proposal, or an export that
-refused a proposal (listed; the others went out); 2 the night cannot run (a structural fault
-in the landing folder: the message names file, row and column).
+Built on Typer (type-hinted commands, generated --help) with Rich tables for output. Tables
+fit the terminal: lower-priority columns are left out on a narrow one, ids are never wrapped
+or cut. Every figure is formatted by ``rebalance_pipeline.formatting`` (as in the review view
+and the HTML report).
+
+Exit codes:
+  0  done;
+  1  refused or not found: a decision that cannot be taken, an unknown proposal, a date with
+     no published night, an export that refused a proposal (listed; the others went out);
+  2  usage error: an unknown option or choice, a malformed date (the message says which);
+  3  the night cannot run: a structural fault in the landing folder (the message names file,
+     row and column), a missing landing root or date folder, a date that is not a trading
+     day on the funds' calendars.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from rebalance_pipeline import formatting as fmt
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 3
+
+# Typer's help shows a value type after every option, "<bool>" for flags (--help, --quiet)
+# too: a flag takes no value, so it gets none. And a required argument reads as in every
+# other command's usage line, PROPOSAL_ID, not {proposal_id}.
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(self, ctx):
+    return None if getattr(self, "is_flag", False) else _display_type_rich(self, ctx)
+
+
+def _usage_name(self) -> str:
+    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+typer.core.TyperOption.display_type_rich = _flag_takes_no_value
+typer.core.TyperArgument._usage_display_name = _usage_name
+
+# Markdown help: paragraphs are re-wrapped to the terminal, `code` stands out.
 app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, rich_markup_mode="markdown",
+                  epilog="Exit codes: 0 done; 1 refused or not found (a decision, a proposal, a night); "
+                         "2 usage error; 3 the night cannot run.")
+warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
+                            rich_markup_mode="markdown")
 app.add_typer(warehouse_app, name="warehouse")
-console = Console(width=160)
+console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-DateOption = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="business date YYYY-MM-DD")]
+DATE_FORMATS = ["%Y-%m-%d"]
+DateOption = Annotated[dt.datetime, typer.Option("--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD",
+                                                 help="business date")]
+ProposalId = Annotated[str, typer.Argument(metavar="PROPOSAL_ID",
+                                           help="e.g. FUND00010-20140106-036adb72683f (rebalance proposals)")]
+
+
+class ProposalStatus(enum.StrEnum):
+    pending_review = "pending_review"
+    approved = "approved"
+    rejected = "rejected"
+    superseded = "superseded"
 
 
 def _engine(migrate: bool = True):
@@ -49,28 +100,144 @@ def run(
     workers: Annotated[int | None, typer.Option(
         min=1, help="processes that run shards at once (default: one per core)")] = None,
 ) -> None:
-    """The whole nightly run for one date: ingest, validate, drift, proposals, write."""
+    """The whole nightly run for one date: ingest, validate, drift, proposals, write.
+
+    Exits 3 when the night cannot run (nothing is written): a structural fault in the
+    landing folder, a missing folder, a date that is not a trading day.
+    """
     from rebalance_pipeline import steps
     from rebalance_pipeline.landing import StructuralError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     as_of = date.date()
     engine = _engine()
+    _check_runnable(engine, landing, as_of)
+    pending_before = _pending_ids(engine, as_of)
+    published: list[str] = []
 
     def progress(step: str, result) -> None:
+        line = _step_text(engine, step, result, pending_before)
+        if step == "publish":
+            published.append(line)
         if not quiet:
-            err.print(f"[dim]{step:>9}[/dim] {result}")
+            err.print(f"[dim]{step:>9}[/dim] {line}")
 
     try:
         report = steps.run_nightly(as_of, landing, engine, run_id=run_id, on_step=progress, shards=shards,
                                    workers=workers)
     except StructuralError as exc:
-        err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {exc}")
-        raise typer.Exit(2) from None
+        err.print(f"[bold red]run for {as_of} failed, nothing written:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
     console.print(f"{as_of}: {report.funds} funds, {report.proposed} proposed, {report.blocked} blocked, "
-                  f"{report.trades} trades (run {report.run_id})")
+                  f"{report.trades} trades; {published[-1] if published else ''} (run {report.run_id})",
+                  soft_wrap=True)
     if not quiet:
         _print_report(engine, as_of)
+
+
+def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
+    """Say why a night cannot start before trying: no landing root, not a trading day."""
+    from rebalance_core.calendar import DEFAULT_CALENDAR, is_trading_day, sessions_between
+
+    def cannot(message: str) -> None:
+        err.print(f"[bold red]run for {as_of} cannot start, nothing written:[/bold red] {escape(message)}")
+        raise typer.Exit(EXIT_CANNOT_RUN)
+
+    if not landing.is_dir():
+        cannot(f"the landing root {landing} does not exist" if not landing.exists()
+               else f"the landing root {landing} is not a folder")
+    if (landing / as_of.isoformat()).is_dir():
+        return
+    calendars = _fund_calendars(engine) or [DEFAULT_CALENDAR]
+    if not any(is_trading_day(as_of, c) for c in calendars):
+        before = sessions_between(as_of - dt.timedelta(days=10), as_of, calendars[0])
+        after = sessions_between(as_of, as_of + dt.timedelta(days=10), calendars[0])
+        cannot(f"{as_of} ({as_of:%A}) is not a trading day on the funds' calendars ({', '.join(calendars)}); "
+               f"the trading days around it are {before[-1] if before else '?'} and {after[0] if after else '?'}")
+    dates = sorted(p.name for p in landing.iterdir() if p.is_dir() and _is_iso_date(p.name))
+    cannot(f"no folder {landing / as_of.isoformat()} in the landing root"
+           + (f" (its dates run from {dates[0]} to {dates[-1]})" if dates else " (it holds no date folders)"))
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def _fund_calendars(engine) -> list[str]:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT DISTINCT coalesce(nullif(calendar, ''), 'XNYS') FROM rebalance.fund_ref "
+                                    "ORDER BY 1")).scalars().all()
+    return list(rows)
+
+
+def _pending_ids(engine, as_of: dt.date) -> set[str]:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d "
+                                        "AND status = 'pending_review'"), {"d": as_of}).scalars())
+
+
+def _step_text(engine, step: str, result, pending_before: set[str]) -> str:
+    """A step's result in words (the steps return counts for machines)."""
+    if step == "publish":
+        return _publish_text(engine, result, pending_before)
+    if hasattr(result, "describe"):
+        result = result.describe()
+    if not isinstance(result, dict):
+        return str(result)
+    n = {k: fmt.count(v) if isinstance(v, (int, float)) else str(v) for k, v in result.items()}
+    if step == "ingest" and "shards" in result:
+        return (f"{n.get('funds', '?')} funds, {n.get('positions', '?')} positions, "
+                f"{_n(int(result['shards']), 'shard')}")
+    if step == "shards":
+        return (f"{_n(int(result.get('shards', 0)), 'shard')} done: {n.get('funds', '?')} funds, "
+                f"{n.get('proposed', '?')} proposed, {n.get('blocked', '?')} blocked, {n.get('trades', '?')} trades, "
+                f"{n.get('failed_checks', '?')} failed checks")
+    if step == "ingest":
+        return "read " + ", ".join(f"{stem}.csv {rows} rows" for stem, rows in n.items())
+    if step == "validate":
+        return (f"{n.get('checks', '?')} checks, {n.get('failed_checks', '?')} failed, "
+                f"{n.get('blocked_funds', '?')} funds blocked")
+    if step == "drift":
+        return (f"{n.get('funds', '?')} funds, {n.get('rows', '?')} holdings (and cash rows), "
+                f"{n.get('breached_funds', '?')} funds with a breach")
+    if step == "propose":
+        return f"{n.get('proposals', '?')} proposals, {n.get('trades', '?')} trades"
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in n.items())
+
+
+def _publish_text(engine, report, pending_before: set[str]) -> str:
+    """What publishing did to the proposals, told apart: new, found again unchanged (a rerun
+    re-publishes a pending proposal with the same trades under the same id), kept as reviewed."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        written = set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE run_id = :r"),
+                                   {"r": report.run_id}).scalars())
+    unchanged = len(written & pending_before)
+    fresh = len(written - pending_before)
+    dropped = len(pending_before - written)
+    parts = [_n(fresh, "new proposal")] if fresh or not (unchanged or report.kept_existing) else []
+    if unchanged:
+        parts.append(f"{_n(unchanged, 'proposal')} re-published unchanged")
+    if dropped:
+        parts.append(f"{dropped} pending {'one' if dropped == 1 else 'ones'} of this date replaced")
+    if report.kept_existing:
+        parts.append(f"{report.kept_existing} already reviewed, kept as decided")
+    if report.superseded:
+        parts.append(f"{_n(report.superseded, 'pending proposal')} of earlier nights superseded")
+    return ", ".join(parts)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _decide(proposal_id: str, decision: str, by: str, note: str | None) -> None:
@@ -79,50 +246,66 @@ def _decide(proposal_id: str, decision: str, by: str, note: str | None) -> None:
     try:
         state = decide(_engine(), proposal_id, decision, by, note)
     except ReviewError as exc:
-        err.print(f"[bold red]not {decision}:[/bold red] {exc}")
-        raise typer.Exit(1) from None
+        err.print(f"[bold red]not {decision}:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
     console.print(f"{state['proposal_id']} ({state['fund_id']}, {state['as_of_date']}) {state['status']} by "
-                  f"{state['reviewed_by']} at {state['reviewed_at']:%Y-%m-%d %H:%M:%S %Z}")
+                  f"{state['reviewed_by']} at {fmt.timestamp(state['reviewed_at'])}", soft_wrap=True)
+
+
+By = Annotated[str, typer.Option("--by", help="who decides (kept in the audit trail)")]
+Note = Annotated[str | None, typer.Option(help="why (kept in the audit trail)")]
 
 
 @app.command()
-def approve(
-    proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="who decides")],
-    note: Annotated[str | None, typer.Option(help="why")] = None,
-) -> None:
-    """Approve a pending proposal (kept with who and when)."""
+def approve(proposal_id: ProposalId, by: By, note: Note = None) -> None:
+    """Approve a pending proposal (kept with who and when). Exits 1 when it cannot be approved."""
     _decide(proposal_id, "approved", by, note)
 
 
 @app.command()
-def reject(
-    proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="who decides")],
-    note: Annotated[str | None, typer.Option(help="why")] = None,
-) -> None:
-    """Reject a pending proposal (kept with who and when)."""
+def reject(proposal_id: ProposalId, by: By, note: Note = None) -> None:
+    """Reject a pending proposal (kept with who and when). Exits 1 when it cannot be rejected."""
     _decide(proposal_id, "rejected", by, note)
 
 
+OptionalDate = Annotated[dt.datetime | None, typer.Option(
+    "--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD", help="business date (default: the latest night)")]
+
+
 @app.command()
-def report(date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None) -> None:
-    """What ops look at in the morning: funds by status, proposals, top trades, blocked funds."""
+def report(
+    date: OptionalDate = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="list every proposed and blocked fund, not the top ones")]
+    = False,
+) -> None:
+    """What ops look at in the morning: funds by state, proposals, top trades, blocked funds."""
+    engine = _engine()
+    as_of = _night(engine, date)
+    _print_report(engine, as_of, all_rows=all_rows)
+
+
+def _night(engine, date: dt.datetime | None) -> dt.date:
+    """The night asked for (or the latest); exits 1 naming the latest night when there is none."""
     from rebalance_pipeline import reports
 
-    engine = _engine()
-    as_of = date.date() if date else reports.latest_date(engine)
-    if as_of is None:
+    latest = reports.latest_date(engine)
+    if latest is None:
         err.print("nothing published yet: run `rebalance run` first")
-        raise typer.Exit(1)
-    _print_report(engine, as_of)
+        raise typer.Exit(EXIT_REFUSED)
+    if date is None:
+        return latest
+    as_of = date.date()
+    if not reports.night_exists(engine, as_of):
+        earlier = reports.latest_date(engine, as_of)
+        err.print(f"[bold red]no night published for {as_of}[/bold red] ({as_of:%A}); the latest night is {latest}"
+                  + (f", the nearest earlier one {earlier}" if earlier not in (None, latest) else ""))
+        raise typer.Exit(EXIT_REFUSED)
+    return as_of
 
 
 @app.command("report-html")
 def report_html(
-    date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"],
-                                                     help="business date (default: the latest in the warehouse)")]
-    = None,
+    date: OptionalDate = None,
     out: Annotated[Path | None, typer.Option(help="folder for the HTML (default: $REBALANCE_REPORTS_DIR)")] = None,
     history_days: Annotated[int, typer.Option(min=1, help="business dates in the turnover and cost trend")] = 60,
 ) -> None:
@@ -131,58 +314,102 @@ def report_html(
 
     engine = _engine(migrate=False)
     reporting.require_views(engine, migrate=True)  # no DDL when up to date: a rebalance_reader login will do
-    as_of = date.date() if date else reporting.latest_date_on_or_before(engine)
-    if as_of is None:
-        err.print("nothing published yet: run `rebalance run` first")
-        raise typer.Exit(1)
+    as_of = _night(engine, date)
     try:
         path = reporting.build_drift_report(engine, as_of, out or settings.reports_dir(), history_days)
     except LookupError as exc:
-        err.print(f"[bold red]no report:[/bold red] {exc}")
-        raise typer.Exit(1) from None
+        err.print(f"[bold red]no report:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
     console.print(str(path), soft_wrap=True)
 
 
 @app.command()
 def proposals(
-    date: Annotated[dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None,
-    status: Annotated[str | None, typer.Option(help="pending_review, approved, rejected, superseded")] = None,
+    date: Annotated[dt.datetime | None, typer.Option(
+        "--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD", help="only this business date (default: all)")] = None,
+    status: Annotated[ProposalStatus | None, typer.Option(help="only proposals in this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows (newest date, largest turnover first)")]
+    = 100,
 ) -> None:
-    """List proposals."""
+    """List proposals, newest night first."""
     from rebalance_pipeline import reports
 
-    _table("Proposals", reports.proposals(_engine(), date.date() if date else None, status))
+    engine = _engine()
+    as_of = _night(engine, date) if date else None
+    status_value = status.value if status else None
+    frame = reports.proposals(engine, as_of, status_value, limit=limit)
+    total = reports.proposal_count(engine, as_of, status_value)
+    if frame.empty:
+        console.print("no proposals" + (f" in status {status_value}" if status_value else "")
+                      + (f" on {as_of}" if as_of else ""))
+        return
+    # The id names the fund and the date: they go first on a narrow terminal.
+    _table("Proposals", frame, drop=("wash_sale_trades", "flow", "est_realized_gain", "trigger", "est_cost",
+                                     "trade_count", "fund_id", "as_of_date", "reviewed_by"))
+    again = ["rebalance proposals", f"--date {as_of}" if as_of else "",
+             f"--status {status_value}" if status_value else "", f"--limit {total}"]
+    _more(len(frame), total, " ".join(part for part in again if part))
 
 
 @app.command()
-def show(proposal_id: str) -> None:
-    """A proposal: where it stands, its trades with weights before and after, its audit trail."""
+def show(proposal_id: ProposalId) -> None:
+    """A proposal: where it stands, its trades with weights before and after and the band each
+    holding was judged against, what became of the fund since, its audit trail."""
     from rebalance_pipeline.review import queries
 
     detail = queries.proposal_detail(_engine(), proposal_id)
     if detail is None:
         err.print(f"no proposal {proposal_id} (ids: rebalance proposals)")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
     p = detail.proposal
-    console.print(f"[bold]{proposal_id}[/bold]  fund {p['fund_id']}  {p['as_of_date']}  [bold]{p['status']}[/bold]"
-                  f"  trigger {p['trigger']}  turnover {float(p['turnover']):.2%}  est. cost {float(p['est_cost']):,.2f}"
-                  f"  cash {float(p['cash_before'] or 0):,.2f} -> {float(p['cash_after'] or 0):,.2f}"
-                  + (f"  {p['status']} by {p['reviewed_by']} at {p['reviewed_at']:%Y-%m-%d %H:%M %Z}"
-                     if p["reviewed_by"] else ""))
+    ccy = p.get("base_currency")
+    # Data is printed as it is (markup=False): a note or a name may hold brackets.
+    lines = [f"{proposal_id}  {p['status']}",
+             f"fund {p['fund_id']}" + (f" ({p['fund_name']})" if p.get("fund_name") else "")
+             + f", night of {p['as_of_date']}, policy {p.get('policy') or '?'}, trigger {p['trigger'] or '-'}",
+             f"NAV {fmt.money(p['nav'], ccy)}, turnover {fmt.percent(p['turnover'])}, "
+             f"{_n(int(p['trade_count'] or 0), 'trade')}, est. cost {fmt.money(p['est_cost'], ccy)}",
+             f"cash {fmt.money(p['cash_before'], ccy)} -> {fmt.money(p['cash_after'], ccy)}"
+             + (f", flow {fmt.money(p['flow'], ccy)}" if not fmt.is_blank(p.get("flow")) and p.get("flow") else "")]
+    gain = p.get("est_realized_gain")
+    if not fmt.is_blank(gain) and float(gain):
+        lines.append(f"realized gain {fmt.money(gain, ccy)} (short term {fmt.money(p['est_realized_gain_short'], ccy)},"
+                     f" long term {fmt.money(p['est_realized_gain_long'], ccy)})"
+                     + (f", {_n(int(p['wash_sale_trades']), 'wash sale')}" if p.get("wash_sale_trades") else ""))
+    if p.get("notes"):
+        lines.append(f"notes: {p['notes']}")
+    if p["reviewed_by"]:
+        lines.append(f"{p['status']} by {p['reviewed_by']} at {fmt.timestamp(p['reviewed_at'])}"
+                     + (f": {p['review_note']}" if p.get("review_note") else ""))
+    styles = {0: "bold"}
+    rejected = queries.rejection_text(detail.rejected_before)
+    if rejected:
+        styles[len(lines)] = "bold yellow"
+        lines.append(rejected)
+    later = queries.later_night_text(p["fund_id"], detail.later)
+    if later:
+        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review") else ""
+        lines.append(f"since then: {later}")
+    for i, line in enumerate(lines):
+        console.print(line, soft_wrap=True, highlight=False, markup=False, style=styles.get(i) or None)
     if detail.trades.empty:
         console.print("no trades")
     else:
-        _table(f"Trades of {proposal_id}", detail.trades.drop(columns=["est_realized_gain_short",
-                                                                        "est_realized_gain_long"]))
+        trades = detail.trades.assign(band=[fmt.band(lo, hi) for lo, hi in zip(
+            detail.trades["band_lower"], detail.trades["band_upper"], strict=True)])
+        trades = trades[["security_id", "side", "quantity", "price", "notional", "weight_before", "weight_after",
+                         "target_weight", "band", "est_cost", "est_realized_gain", "wash_sale", "reason"]]
+        _table(f"Trades ({ccy or 'base currency'}; weights in % of NAV, band: the holding's that night)", trades,
+               drop=("est_realized_gain", "wash_sale", "price", "est_cost", "target_weight", "notional"))
     if not detail.reviews.empty:
-        _table("Audit trail", detail.reviews)
+        _table("Audit trail", detail.reviews, drop=("channel",))
 
 
 @app.command("export")
 def export_orders(
     date: Annotated[dt.datetime | None, typer.Option(
-        "--date", formats=["%Y-%m-%d"], help="export approvals of this business date and earlier (default: all)")
-    ] = None,
+        "--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD",
+        help="export approvals of this business date and earlier (default: all)")] = None,
     outbox: Annotated[Path | None, typer.Option(
         help="folder for the order files (default: $REBALANCE_OUTBOX_DIR, else $REBALANCE_HOME/outbox)")] = None,
 ) -> None:
@@ -205,32 +432,56 @@ def export_orders(
                pd.DataFrame(report.refused, columns=["proposal_id", "reason"]))
         err.print(f"[bold red]{len(report.refused)} approved proposals were not exported[/bold red] "
                   "(fix them and export again)")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command()
 def sample(
-    out: Annotated[Path, typer.Option(help="landing folder to write")],
-    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"])] = dt.datetime(2014, 1, 2),
-    days: int = 3,
-    funds: int = 36,
-    holdings: int = 12,
-    seed: int = 7,
+    out: Annotated[Path, typer.Option(help="landing folder to write (one sub-folder per date)")],
+    start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, metavar="YYYY-MM-DD", show_default=False,
+                                               help="first trading day, or the next one after it "
+                                                    "[default: 2014-01-02]")]
+    = dt.datetime(2014, 1, 2),
+    days: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                             help="trading days to write [default: 3; with --extend: 1]")] = None,
+    funds: Annotated[int, typer.Option(min=1, help="number of funds")] = 36,
+    holdings: Annotated[int, typer.Option(min=1, help="holdings per fund")] = 12,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same files")] = 7,
+    extend: Annotated[bool, typer.Option(
+        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on); "
+                         "--start, --funds, --holdings and --seed are taken from the folder")] = False,
 ) -> None:
-    """Write a realistic synthetic landing folder (trading days from START)."""
-    from rebalance_pipeline.sample import generate
+    """Write a realistic synthetic landing folder (trading days from --start), or extend one.
 
-    dates = generate(out, start.date(), days=days, funds=funds, holdings=holdings, seed=seed)
+    `rebalance sample --out DIR --extend` adds the next trading day to a folder this
+    command wrote (e.g. the demo's, .rebalance/demo-landing): run it, then
+    `rebalance run --date <the new date> --landing DIR` for the second morning.
+    """
+    from rebalance_pipeline.sample import SampleError, extend_landing, generate
+
+    try:
+        if extend:
+            dates = extend_landing(out, days=days or 1)
+        else:
+            dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed)
+    except SampleError as exc:
+        err.print(f"[bold red]not written:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
     console.print(" ".join(d.isoformat() for d in dates))
 
 
 @app.command()
 def simulate(
-    date_from: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first date")],
-    date_to: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last date")],
+    date_from: Annotated[dt.datetime, typer.Option("--from", formats=DATE_FORMATS, metavar="YYYY-MM-DD",
+                                                   help="first date")],
+    date_to: Annotated[dt.datetime, typer.Option("--to", formats=DATE_FORMATS, metavar="YYYY-MM-DD",
+                                                 help="last date")],
     landing: Annotated[Path, typer.Option(help="landing folder with the dates' sub-folders")],
-    out: Annotated[Path | None, typer.Option(help="where the CSVs and charts go")] = None,
-    charts: Annotated[int, typer.Option(help="charts for at most this many funds (largest tracking first)")] = 50,
+    out: Annotated[Path | None, typer.Option(help="where the CSVs and charts go (default: $REBALANCE_HOME/simulation)")]
+    = None,
+    charts: Annotated[int, typer.Option(min=0, help="charts for at most this many funds (largest tracking first)")]
+    = 50,
+    rows: Annotated[int, typer.Option(min=1, help="funds listed in the terminal (all are in the CSV)")] = 20,
     validate: Annotated[bool, typer.Option(
         "--validate/--no-validate", help="run the nightly checks on each day (funds they block do not trade)")] = True,
 ) -> None:
@@ -240,15 +491,25 @@ def simulate(
     from rebalance_pipeline.simulate import run_simulation
 
     out = out or settings.home() / "simulation"
+    if not landing.is_dir():
+        err.print(f"[bold red]simulation failed:[/bold red] the landing root {landing} does not exist")
+        raise typer.Exit(EXIT_CANNOT_RUN)
     try:
         result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts, validate=validate)
     except StructuralError as exc:
-        err.print(f"[bold red]simulation failed:[/bold red] {exc}")
-        raise typer.Exit(2) from None
+        err.print(f"[bold red]simulation failed:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    dates = sorted(pd.to_datetime(result.daily["as_of_date"]).dt.date.unique()) if len(result.daily) else []
+    first, last = (dates[0], dates[-1]) if dates else (date_from.date(), date_to.date())
+    if dates and (first > date_from.date() or last < date_to.date()):
+        err.print(f"[bold yellow]the landing folder holds {_n(len(dates), 'trading day')} of the range asked for:"
+                  f"[/bold yellow] replayed {first} to {last}, not {date_from:%Y-%m-%d} to {date_to:%Y-%m-%d}")
     summary = result.summary.sort_values("tracking_difference", key=abs, ascending=False)
-    _table(f"Policy replay {date_from:%Y-%m-%d} to {date_to:%Y-%m-%d} ({len(summary)} funds, largest tracking first)",
-           summary.head(20))
-    console.print(f"summary, daily series and charts in {folder}")
+    _table(f"Policy replay {first} to {last} ({_n(len(summary), 'fund')}, largest tracking difference first)",
+           summary.head(rows).drop(columns=["first_date", "last_date"], errors="ignore"),
+           drop=("realized_gain", "target_return", "return", "est_cost", "base_currency", "turnover", "policy", "days"))
+    _more(min(rows, len(summary)), len(summary), f"{folder / 'simulation_summary.csv'} (or --rows {len(summary)})")
+    console.print(f"summary, daily series and charts in {folder}", soft_wrap=True)
 
 
 @warehouse_app.command("migrate")
@@ -279,50 +540,120 @@ def warehouse_stop() -> None:
 
 
 # ------------------------------------------------------------------ output
-def _print_report(engine, as_of: dt.date) -> None:
-    from rebalance_pipeline import reports
+REPORT_LIMIT = 15
+# Wrapping free text (at spaces); every other column stays on one line.
+TEXT_COLUMNS = {"blocked_reason", "detail", "note", "notes", "file", "review_note", "came_back"}
+LABELS = {"as_of_date": "date", "max_abs_drift": "max drift", "breach_count": "breaches",
+          "proposal_status": "proposal", "trade_count": "trades", "est_cost": "est. cost",
+          "est_realized_gain": "realized gain", "wash_sale_trades": "wash sales", "wash_sale": "wash sale",
+          "weight_before": "before", "weight_after": "after", "target_weight": "target",
+          "reviewed_by": "reviewed by", "blocked_reason": "reason", "security_id": "security",
+          "failed_rows": "failed rows", "decided_by": "by", "decided_at": "at", "tracking_difference": "tracking diff",
+          "decision": "decision", "fund_id": "fund", "proposal_id": "proposal id"}
 
-    _table(f"Funds on {as_of}", reports.status_counts(engine, as_of))
-    proposed = reports.fund_summary(engine, as_of, "proposed", limit=15)
-    _table("Proposed funds (largest drift first)",
-           proposed[["fund_id", "policy", "nav", "max_abs_drift", "breach_count", "trigger", "proposal_id",
-                     "proposal_status", "turnover"]])
-    _table("Top trades", reports.top_trades(engine, as_of))
-    blocked = reports.fund_summary(engine, as_of, "blocked", limit=20)
+
+def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
+    from rebalance_pipeline import reports
+    from rebalance_pipeline.fund_states import STATE_LABELS
+    from rebalance_pipeline.review import queries
+
+    limit = None if all_rows else REPORT_LIMIT
+    night = reports.night_run(engine, as_of)
+    if night is not None:
+        console.print(f"Night of {as_of}: {night['funds']:,} funds, {night['funds_proposed']:,} proposed, "
+                      f"{night['funds_blocked']:,} blocked, {night['trades']:,} trades; published "
+                      f"{fmt.timestamp(night['published_at'])} by run {night['run_id']}", soft_wrap=True,
+                      highlight=False)
+    states = reports.state_counts(engine, as_of)
+    states = states.assign(state=states["state"].map(STATE_LABELS))
+    _table(f"Funds on {as_of}", states, drop=("nav",))
+    pending = reports.pending_count(engine, as_of)
+    console.print(f"{_n(pending, 'proposal')} of the night pending review"
+                  + (f": rebalance proposals --date {as_of} --status pending_review" if pending else ""),
+                  soft_wrap=True)
+    proposed = reports.fund_summary(engine, as_of, "proposed", limit=limit)
+    total_proposed = reports.fund_count(engine, as_of, "proposed")
+    if len(proposed):
+        _table("Proposed funds (largest drift first)",
+               proposed[["fund_id", "policy", "nav", "max_abs_drift", "breach_count", "trigger", "proposal_id",
+                         "proposal_status", "turnover"]],
+               drop=("breach_count", "policy", "trigger", "nav", "turnover", "proposal_status", "fund_id"))
+        _more(len(proposed), total_proposed, f"rebalance report --date {as_of} --all, or "
+                                             f"rebalance proposals --date {as_of}")
+        came_back = queries.prior_rejections(engine, proposed["proposal_id"].dropna().tolist())
+        if len(came_back):
+            console.print("[bold yellow]Proposed again after a rejection of the same trades:[/bold yellow]")
+            for row in came_back.to_dict("records"):
+                console.print(f"  {row['proposal_id']}: {queries.rejection_text(row)}", soft_wrap=True,
+                              highlight=False, markup=False)
+    trades = reports.top_trades(engine, as_of)
+    if len(trades):
+        _table(f"Top {len(trades)} trades by notional", trades,
+               drop=("target_weight", "reason", "weight_before", "weight_after", "quantity", "fund_id"))
+        _more(len(trades), reports.trade_count(engine, as_of), "rebalance show <proposal id> (a proposal's trades)")
+    blocked = reports.fund_summary(engine, as_of, "blocked", limit=limit)
     if len(blocked):
         _table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
+        _more(len(blocked), reports.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
     failures = reports.validation_failures(engine, as_of)
     if len(failures):
         _table("Failed checks", failures)
 
 
-def _table(title: str, frame: pd.DataFrame) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in frame.columns:
-        # Ids are copied into other commands: never wrapped.
-        is_id = str(column).endswith("_id")
-        table.add_column(str(column), overflow="ellipsis" if is_id else "fold", no_wrap=is_id,
-                         min_width=max((len(str(v)) for v in frame[column]), default=0) if is_id else None)
-    for row in frame.itertuples(index=False):
-        table.add_row(*(_fmt(v) for v in row))
+def _more(shown: int, total: int, where: str) -> None:
+    """Under a cut list: how many more there are and where to see them."""
+    if total > shown:
+        console.print(f"[dim]… and {total - shown:,} more (of {total:,}): {where}[/dim]", soft_wrap=True,
+                      highlight=False)
+
+
+def _table(title: str, frame: pd.DataFrame, drop: tuple[str, ...] = (), currency: str | None = None) -> None:
+    """A Rich table that fits the terminal: the columns in ``drop`` are left out, in that order,
+    until it does; ids and numbers are never wrapped or cut, free text wraps at spaces."""
+    columns = list(frame.columns)
+    for_dropping = [c for c in drop if c in columns]
+    while True:
+        table = _build_table(title, frame[columns], currency, strict=True)
+        if _min_width(table) <= console.width or not for_dropping:
+            break
+        columns.remove(for_dropping.pop(0))
+    if _min_width(table) > console.width:
+        table = _build_table(title, frame[columns], currency, strict=False)
+    left_out = [c for c in frame.columns if c not in columns]
+    if left_out:
+        table.caption = f"not shown on a terminal this narrow: {', '.join(_label(c) for c in left_out)}"
+        table.caption_justify = "left"
     console.print(table)
 
 
-def _fmt(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    try:
-        from decimal import Decimal
+def _min_width(table: Table) -> int:
+    """The narrowest the table can be drawn without wrapping a one-line column: its columns'
+    minimum widths plus padding and rules (Rich's own measure is capped at the terminal)."""
+    return sum((c.min_width or 1) + 3 for c in table.columns) + 1
 
-        if isinstance(value, Decimal):
-            return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    except Exception:  # pragma: no cover
-        pass
-    if isinstance(value, dt.datetime):
-        return f"{value:%Y-%m-%d %H:%M}"
-    return str(value)
+
+def _label(column) -> str:
+    return LABELS.get(str(column), str(column).replace("_", " "))
+
+
+def _build_table(title: str, frame: pd.DataFrame, currency: str | None, strict: bool) -> Table:
+    table = Table(title=title, title_justify="left")
+    cells = {c: [fmt.cell(c, v, currency) for v in frame[c]] for c in frame.columns}
+    for column in frame.columns:
+        name = str(column)
+        label = _label(name)
+        if name in TEXT_COLUMNS:
+            table.add_column(label, overflow="fold", min_width=min(20, max((len(w) for w in label.split()), default=1)))
+            continue
+        # Ids are copied into other commands: never wrapped, never cut.
+        is_id = name.endswith("_id")
+        widest = max([len(v) for v in cells[name]] + [len(label)])  # the header stays on one line too
+        table.add_column(label, no_wrap=True, overflow="ellipsis",
+                         justify="right" if fmt.is_numeric_kind(name) else "left",
+                         min_width=widest if (strict or is_id) else None)
+    for i in range(len(frame)):
+        table.add_row(*(escape(cells[c][i]) for c in frame.columns))
+    return table
 
 
 if __name__ == "__main__":

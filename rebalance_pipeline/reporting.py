@@ -5,6 +5,8 @@
 - headline numbers of the night: funds, NAV (per base currency: NAVs in different
   currencies are never added up), funds proposed / breached but waiting for their calendar
   date / in band / blocked, and the night's proposals still to review;
+- the decisions on the night's own proposals, whenever taken (so a report of any date agrees
+  with its status chart), and the night's proposals whose same trades were rejected before;
 - the review work of the date: decisions *taken on* the business date (``decided_at`` in
   America/New_York; the night's own proposals are only reviewed the next morning) and over
   the trailing window of ``history_days`` business dates: approved, rejected, median and
@@ -18,7 +20,9 @@
 
 It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
 ``approval_latency``); only the per-holding bands (``fund_drift``), the dates
-(``fund_summary``) and the checks (``validation_result``) come from tables. The page needs
+(``fund_summary``), the checks (``validation_result``) and earlier rejections of the same
+trades (``proposal``) come from tables. Figures are formatted by ``formatting``, fund states
+defined by ``fund_states``, as in the CLI and the review view. The page needs
 nothing but itself: no scripts, no external URLs, a Content-Security-Policy that forbids
 both, and every value rendered by Jinja2 with autoescaping (a fund id is data, never markup).
 
@@ -28,6 +32,7 @@ both, and every value rendered by Jinja2 with autoescaping (a fund id is data, n
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import numbers
@@ -40,7 +45,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline import formatting
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
 from rebalance_pipeline.warehouse import read_frame
 
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
@@ -50,13 +57,10 @@ DECISION_TIMEZONE = SCHEDULE_TIMEZONE
 PROPOSAL_STATUSES = ("pending_review", "approved", "rejected", "superseded")
 STATUS_COLOURS = {"pending_review": "#ff7f0e", "approved": "#2ca02c", "rejected": "#d62728",
                   "superseded": "#bcbcbc"}
-# A fund's state on the page: its status, with the in-band funds that breach told apart.
-FUND_STATES = ("proposed", "waiting", "breached", "in_band", "blocked")
-STATE_LABELS = {"proposed": "proposed", "waiting": "breached, waits for its calendar date",
-                "breached": "breached, no proposal", "in_band": "in band", "blocked": "blocked"}
+# A fund's state on the page: its status, with the in-band funds that breach told apart
+# (rebalance_pipeline.fund_states: the same definition as the CLI's and the review view's).
 STATE_COLOURS = {"proposed": "#d62728", "waiting": "#ff7f0e", "breached": "#bcbd22", "in_band": "#2ca02c",
                  "blocked": "#7f7f7f"}
-CALENDAR_POLICIES = ("calendar", "hybrid")
 
 
 def require_views(engine: Engine, migrate: bool = False) -> None:
@@ -127,19 +131,8 @@ class ReportData:
     decisions: pd.DataFrame        # index "day" / "window": decided, approved, rejected, median_hours, p90_hours
     backlog: pd.Series             # pending, oldest: proposals of earlier dates undecided at the end of the date
     window_start: dt.date          # first business date of the trailing window (of the trend too)
-
-
-def fund_states(funds: pd.DataFrame) -> pd.Series:
-    """Each fund's state: its status, except that an in-band fund with breaches is
-    ``waiting`` (a calendar or hybrid fund between its calendar dates: no trigger yet) or
-    ``breached`` (any other reason it has no proposal, e.g. every trade below its minimum)."""
-    status = funds["status"].astype(object)
-    breached = (funds["breached"].astype("boolean").fillna(False).astype(bool)
-                | (pd.to_numeric(funds["breach_count"], errors="coerce").fillna(0) > 0))
-    untriggered = funds["trigger"].isna() & funds["policy"].isin(CALENDAR_POLICIES)
-    in_band_breached = (status == "in_band") & breached
-    state = np.select([in_band_breached & untriggered, in_band_breached], ["waiting", "breached"], default=status)
-    return pd.Series(state, index=funds.index, dtype=object)
+    # the night's proposals whose same trades were rejected on an earlier night (review.queries.prior_rejections)
+    came_back: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
@@ -185,16 +178,20 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
         decisions = load_decisions(conn, as_of, window_start)
         backlog = load_backlog(conn, as_of)
     funds = funds.assign(state=fund_states(funds))
+    from rebalance_pipeline.review.queries import prior_rejections
+
     return ReportData(as_of=as_of, funds=funds, proposals=proposals, bands=bands, trend=trend,
                       failures=validation_failures(engine, as_of), history_days=history_days,
-                      decisions=decisions, backlog=backlog, window_start=window_start)
+                      decisions=decisions, backlog=backlog, window_start=window_start,
+                      came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()))
 
 
 def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.DataFrame:
-    """Decisions taken on ``as_of`` (row ``day``) and from ``window_start`` to ``as_of``
-    (row ``window``), whatever the date of the proposal decided: a decision's date is its
-    ``decided_at`` in ``timezone``. Hours run from the proposal's ``created_at`` (its
-    publication) to its first decision (``approval_latency``)."""
+    """Decisions on the proposals of the night of ``as_of`` (row ``night``, whenever they
+    were taken, as far as recorded), decisions taken on ``as_of`` (row ``day``) and from
+    ``window_start`` to ``as_of`` (row ``window``), whatever the date of the proposal
+    decided: a decision's date is its ``decided_at`` in ``timezone``. Hours run from the
+    proposal's ``created_at`` (its publication) to its first decision (``approval_latency``)."""
     frame = read_frame(conn,
                        "WITH taken AS ("
                        " SELECT decision, latency_hours, (decided_at AT TIME ZONE :tz)::date AS day "
@@ -203,16 +200,19 @@ def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = 
                        "  AND decided_at >= CAST(:start AS timestamp) AT TIME ZONE :tz "
                        "  AND decided_at < CAST(:end AS timestamp) AT TIME ZONE :tz), "
                        "scoped AS (SELECT 'day' AS scope, * FROM taken WHERE day = :d "
-                       "           UNION ALL SELECT 'window', * FROM taken) "
+                       "           UNION ALL SELECT 'window', * FROM taken "
+                       "           UNION ALL SELECT 'night', decision, latency_hours, "
+                       "            (decided_at AT TIME ZONE :tz)::date FROM rebalance.approval_latency "
+                       "            WHERE as_of_date = :d) "
                        "SELECT s.scope, count(t.day) AS decided, "
                        " count(*) FILTER (WHERE t.decision = 'approved') AS approved, "
                        " count(*) FILTER (WHERE t.decision = 'rejected') AS rejected, "
                        " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_hours) AS median_hours, "
                        " percentile_cont(0.9) WITHIN GROUP (ORDER BY t.latency_hours) AS p90_hours "
-                       "FROM (VALUES ('day'), ('window')) s (scope) LEFT JOIN scoped t USING (scope) "
+                       "FROM (VALUES ('night'), ('day'), ('window')) s (scope) LEFT JOIN scoped t USING (scope) "
                        "GROUP BY s.scope",
                        {"d": as_of, "start": window_start, "end": as_of + dt.timedelta(days=1), "tz": timezone})
-    return frame.set_index("scope").reindex(["day", "window"])
+    return frame.set_index("scope").reindex(["night", "day", "window"])
 
 
 def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.Series:
@@ -267,6 +267,7 @@ def render_report(data: ReportData) -> str:
 
     funds = data.funds
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(formatting.jinja_filters(blank=""))
     env.filters.update(num=_num, pct=_pct, text=_text)
     states = funds["state"].value_counts()
     proposal_status = data.proposals["status"].value_counts()
@@ -279,6 +280,7 @@ def render_report(data: ReportData) -> str:
         # "breached, no proposal" is rare: a card only when it happens.
         "fund_state": {s: int(states.get(s, 0)) for s in FUND_STATES if s != "breached" or states.get(s, 0)},
         "proposal_status": {s: int(proposal_status.get(s, 0)) for s in PROPOSAL_STATUSES},
+        "night": _decision_numbers(data.decisions.loc["night"]),
         "day": _decision_numbers(data.decisions.loc["day"]),
         "window": _decision_numbers(data.decisions.loc["window"]),
         "backlog": int(data.backlog["pending"]),
@@ -296,7 +298,13 @@ def render_report(data: ReportData) -> str:
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
-        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS)
+        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back))
+
+
+def _came_back(frame: pd.DataFrame) -> list[dict]:
+    from rebalance_pipeline.review.queries import rejection_text
+
+    return [{"proposal_id": r["proposal_id"], "text": rejection_text(r)} for r in frame.to_dict("records")]
 
 
 # ------------------------------------------------------------------ charts
@@ -452,15 +460,12 @@ def _text(value) -> str:
 
 
 def _num(value, digits: int = 0) -> str:
-    if _blank(value):
-        return ""
-    return f"{float(value):,.{digits}f}" if isinstance(value, numbers.Number) else str(value)
+    """Counts and headline totals: whole numbers unless asked (rebalance_pipeline.formatting)."""
+    return formatting.number(value, digits) if isinstance(value, numbers.Number) else _text(value)
 
 
 def _pct(value, digits: int = 2) -> str:
-    if _blank(value):
-        return ""
-    return f"{float(value) * 100:.{digits}f}%" if isinstance(value, numbers.Number) else str(value)
+    return formatting.percent(value, digits) if isinstance(value, numbers.Number) else _text(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -526,10 +531,22 @@ figcaption { max-width: 52em; }
   <div class="card"><div class="n" id="{{ prefix }}-p90-hours">{{ stats.p90_hours | num(1) if stats.p90_hours is not none else "–" }}</div>
     <div class="l">90th percentile hours</div></div>
 {%- endmacro %}
+<h3>Decisions on the proposals of the night of {{ as_of }}</h3>
+<p class="sub">Approvals and rejections of this night's own proposals, whenever they were taken (usually the next
+  morning), as far as recorded when this page was generated; the same proposals as the status chart below. Hours
+  run from a proposal's publication to its decision.</p>
+<div class="cards">
+  {{ decision_cards(headline.night, "night") }}
+</div>
+{% if came_back %}
+<p class="sub" id="came-back">Proposed again with the same trades after a rejection:</p>
+<ul>{% for r in came_back %}<li><span class="ccy">{{ r.proposal_id }}</span>: {{ r.text }}</li>{% endfor %}</ul>
+{% endif %}
+
 <h3>Decisions taken on {{ as_of }}</h3>
-<p class="sub">Approvals and rejections recorded on {{ as_of }} ({{ timezone }} time), of proposals of any date, as
-  far as recorded when this page was generated (the night's own proposals are reviewed the next morning). Hours run
-  from a proposal's publication to its decision.</p>
+<p class="sub">Approvals and rejections recorded on {{ as_of }} ({{ timezone }} time), of proposals of any date
+  (mostly earlier nights': a night's own proposals are reviewed the next morning), as far as recorded when this page
+  was generated.</p>
 <div class="cards">
   {{ decision_cards(headline.day, "day") }}
   <div class="card"><div class="n" id="backlog">{{ headline.backlog | num }}</div>
@@ -571,11 +588,11 @@ figcaption { max-width: 52em; }
 <th class="r">turnover</th><th class="r">est. cost</th></tr></thead>
 <tbody>
 {% for f in top %}
-<tr><td class="id">{{ f.fund_id }}</td><td class="name">{{ f.name | text }}</td><td>{{ f.policy | text }}</td><td class="r">{{ f.nav | num }} <span class="ccy">{{ f.base_currency | text }}</span></td>
+<tr><td class="id">{{ f.fund_id }}</td><td class="name">{{ f.name | text }}</td><td>{{ f.policy | text }}</td><td class="r">{{ f.nav | money }} <span class="ccy">{{ f.base_currency | text }}</span></td>
 <td class="r">{{ f.max_abs_drift | pct }}</td><td class="r">{{ f.breach_count | num }}</td>
 <td class="state"><span class="swatch" style="background: {{ state_colours[f.state] }}"></span>{{ state_labels[f.state] }}{% if f.trigger %} <span class="ccy">({{ f.trigger }})</span>{% endif %}</td>
 <td class="id">{{ f.proposal_id | text }}</td><td>{{ f.proposal_status | text | replace("_", " ") }}</td>
-<td class="r">{{ f.turnover | pct }}</td><td class="r">{{ f.est_cost | num(2) }}</td></tr>
+<td class="r">{{ f.turnover | pct }}</td><td class="r">{{ f.est_cost | money }}{% if f.est_cost is not none %} <span class="ccy">{{ f.base_currency | text }}</span>{% endif %}</td></tr>
 {% endfor %}
 </tbody>
 </table>

@@ -145,3 +145,59 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
             write_csv(targets, folder / "targets.csv")
             write_csv(securities_frame, folder / "securities.csv")
     return dates
+
+
+class SampleError(Exception):
+    """A landing folder that cannot be extended (missing, or not one this module wrote)."""
+
+
+def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
+    """Add ``days`` trading days after the latest date folder of ``out``; return their dates.
+
+    The same funds, models and books: positions, cash, tax lots and flows are those of the
+    latest date (no orders reached the market in a synthetic world), reference files stay
+    where they are (their latest version applies), and prices continue their random walk
+    from the latest close (deterministic: seeded by the new date). So a newcomer can run
+    the demo's second morning: ``rebalance sample --out DIR --extend`` then ``rebalance run``.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise SampleError(f"{out} does not exist: write it first (rebalance sample --out {out})")
+    dated = sorted(p for p in out.iterdir() if p.is_dir() and _iso_date(p.name) is not None)
+    if not dated:
+        raise SampleError(f"{out} holds no date folders (YYYY-MM-DD) to extend")
+    latest_folder = dated[-1]
+    latest = _iso_date(latest_folder.name)
+    for stem in ("prices", "positions", "cash"):
+        if not (latest_folder / f"{stem}.csv").exists():
+            raise SampleError(f"{latest_folder} has no {stem}.csv: only a CSV folder written by "
+                              "`rebalance sample` can be extended")
+    securities = None
+    for folder in reversed(dated):
+        if (folder / "securities.csv").exists():
+            securities = pd.read_csv(folder / "securities.csv", dtype={"security_id": str})
+            break
+    prices = pd.read_csv(latest_folder / "prices.csv", dtype={"security_id": str})
+    carried = {stem: pd.read_csv(latest_folder / f"{stem}.csv", dtype={"fund_id": str, "security_id": str})
+               for stem in ("positions", "cash", "tax_lots", "flows") if (latest_folder / f"{stem}.csv").exists()}
+    dates = sessions_between(latest + dt.timedelta(days=1), latest + dt.timedelta(days=days * 2 + 10))[:days]
+    asset_class = (prices["security_id"].map(securities.set_index("security_id")["asset_class"])
+                   if securities is not None and "asset_class" in securities else pd.Series(None, index=prices.index))
+    daily_vol = np.where(asset_class.to_numpy() == "fixed_income", 0.004, 0.015)
+    close = prices["close_price"].to_numpy(dtype="float64")
+    for as_of in dates:
+        rng = np.random.default_rng(as_of.toordinal())
+        close = np.round(close * np.exp(rng.normal(0.0002, daily_vol)), 4)
+        folder = out / as_of.isoformat()
+        stamp = as_of.isoformat()
+        write_csv(prices.assign(as_of_date=stamp, close_price=close), folder / "prices.csv")
+        for stem, frame in carried.items():
+            write_csv(frame.assign(as_of_date=stamp) if "as_of_date" in frame else frame, folder / f"{stem}.csv")
+    return dates
+
+
+def _iso_date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ fund, with the rebalance days marked. Nothing is written to the warehouse.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -70,13 +71,43 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
 
     result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
                       check_day=check_day if validate else None)
+    result = dataclasses.replace(result, summary=_with_fund_columns(result.summary, initial["funds"], dates))
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.summary.to_csv(out_dir / "simulation_summary.csv", index=False)
-    result.daily.to_csv(out_dir / "simulation_daily.csv", index=False)
+    _rounded(result.summary).to_csv(out_dir / "simulation_summary.csv", index=False)
+    _rounded(result.daily.merge(result.summary[["fund_id", "policy", "base_currency"]], on="fund_id", how="left")
+             ).to_csv(out_dir / "simulation_daily.csv", index=False)
     charted = result.summary.reindex(result.summary["tracking_difference"].abs().sort_values(
         ascending=False).index).head(max_charts)["fund_id"]
     _charts(result, set(charted), out_dir)
     return result, out_dir
+
+
+# Money in the CSVs to the cent; ratios (turnover, returns) to 1e-8.
+MONEY_COLUMNS = ("nav", "target_nav", "cost", "est_cost", "realized_gain")
+RATIO_COLUMNS = ("turnover", "return", "target_return", "tracking_difference")
+
+
+def _with_fund_columns(summary: pd.DataFrame, funds: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:
+    """The summary with each fund's policy (as at the first date) and base currency, and the
+    range really replayed (``first_date``, ``last_date``)."""
+    ref = funds.drop_duplicates("fund_id").set_index("fund_id")
+    out = summary.copy()
+    out.insert(1, "policy", out["fund_id"].map(ref["policy"]) if "policy" in ref else None)
+    out.insert(2, "base_currency", out["fund_id"].map(ref["base_currency"]) if "base_currency" in ref else None)
+    out.insert(3, "first_date", dates[0])
+    out.insert(4, "last_date", dates[-1])
+    return out
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in MONEY_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").round(2)
+    for column in RATIO_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").round(8)
+    return frame
 
 
 def _reference_before(landing_dir: Path, first: dt.date) -> dict[str, pd.DataFrame]:
@@ -100,21 +131,33 @@ def _charts(result: SimulationResult, funds: set[str], out_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from rebalance_pipeline import formatting as fmt
+
     daily = result.daily[result.daily["fund_id"].isin(funds)]
     summary = result.summary.set_index("fund_id")
     for fund_id, rows in daily.groupby("fund_id"):
         s = summary.loc[fund_id]
         fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-        dates = pd.to_datetime(rows["as_of_date"])
-        ax.plot(dates, rows["nav"] / rows["nav"].iloc[0] * 100, label="fund (policy, after costs)")
-        ax.plot(dates, rows["target_nav"] / rows["target_nav"].iloc[0] * 100, label="always on target", ls="--")
+        # Trading days side by side (no weekend gaps), labelled as days.
+        days = [pd.Timestamp(d).date() for d in rows["as_of_date"]]
+        x = list(range(len(days)))
+        nav = (rows["nav"] / rows["nav"].iloc[0] * 100).to_numpy()
+        ax.plot(x, nav, label="fund (policy, after costs)", marker="." if len(x) < 30 else None)
+        ax.plot(x, (rows["target_nav"] / rows["target_nav"].iloc[0] * 100).to_numpy(), label="always on target",
+                ls="--")
         rebalanced = rows["rebalanced"].to_numpy()
-        ax.scatter(dates[rebalanced], (rows["nav"] / rows["nav"].iloc[0] * 100)[rebalanced], marker="o",
+        ax.scatter([i for i, r in zip(x, rebalanced, strict=True) if r], nav[rebalanced], marker="o",
                    color="tab:red", zorder=3, label="rebalance")
-        ax.set_title(f"{fund_id}: {int(s['rebalances'])} rebalances, turnover {s['turnover']:.1%}, "
-                     f"costs {s['est_cost']:,.0f}, tracking diff {s['tracking_difference'] * 1e4:+.1f} bp",
-                     fontsize=9)
+        ticks = list(range(0, len(days), max(1, -(-len(days) // 8))))
+        ax.set_xticks(ticks, [days[i].isoformat() for i in ticks])
+        ax.set_xlim(-0.5, len(days) - 0.5)
+        currency = s.get("base_currency") if isinstance(s.get("base_currency"), str) else None
+        ax.set_title(f"{fund_id} ({s.get('policy') or '?'} policy), {days[0]} to {days[-1]} ({len(days)} trading days)"
+                     f"\n{int(s['rebalances'])} rebalances, turnover {fmt.percent(s['turnover'])}, "
+                     f"costs {fmt.money(s['est_cost'], currency)}, "
+                     f"tracking difference {s['tracking_difference'] * 1e4:+.1f} bp", fontsize=9)
         ax.set_ylabel("value (start = 100)")
+        ax.set_xlabel("trading day")
         ax.legend(fontsize=8)
         fig.autofmt_xdate()
         fig.tight_layout()

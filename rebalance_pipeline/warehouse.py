@@ -256,7 +256,17 @@ def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str |
         if row is None:
             raise ReviewError(f"proposal {proposal_id} was replaced by a rerun of its date; review the new one")
         if row.status == SUPERSEDED:
-            raise ReviewError(f"proposal {proposal_id} is superseded by a later proposal and cannot be {decision}")
+            # Say what superseded it: the fund's latest later night (a newer proposal, or none).
+            later = conn.execute(sa.text(
+                "SELECT as_of_date, status, blocked_reason, proposal_id FROM rebalance.fund_summary "
+                "WHERE fund_id = :f AND as_of_date > :d ORDER BY as_of_date DESC LIMIT 1"),
+                {"f": found.fund_id, "d": found.as_of_date}).first()
+            what = ("a later night" if later is None
+                    else f"a later night: fund {found.fund_id} blocked on {later.as_of_date}: {later.blocked_reason}"
+                    if later.status == "blocked"
+                    else f"newer proposal {later.proposal_id} of {later.as_of_date}" if later.proposal_id
+                    else f"a later night: fund {found.fund_id} in band on {later.as_of_date}, no newer proposal")
+            raise ReviewError(f"proposal {proposal_id} is superseded by {what}; it cannot be {decision}")
         if row.status != PENDING:
             raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
                               f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")

@@ -307,6 +307,9 @@ def test_drift_report_is_self_contained_with_charts_headline_and_escaping(engine
     assert [headline(f"day-{k}") for k in ("approved", "rejected", "median-hours", "p90-hours")] \
         == ["1", "1", "34.0", "57.2"]
     assert headline("backlog") == "0"
+    # Decisions on the night's own proposals, whenever taken: F2's rejection (F1's still waits).
+    assert "<h3>Decisions on the proposals of the night of 2014-01-06</h3>" in html
+    assert [headline(f"night-{k}") for k in ("approved", "rejected", "median-hours")] == ["0", "1", "5.0"]
     assert [headline(f"window-{k}") for k in ("approved", "rejected", "median-hours")] == ["1", "1", "34.0"]
     assert "over the last 2 business date(s), 2014-01-03 to 2014-01-06" in html
     nav = 130 * 700 + 100 * 300 + 130 * 500 + 100 * 500 + 50 * 2000 + 1000
@@ -420,6 +423,8 @@ def test_decisions_are_counted_on_the_new_york_date_they_were_taken(engine, tmp_
     data = reporting.load_report_data(engine, SECOND)
     assert data.window_start == dt.date(2014, 1, 2)
     day, window = data.decisions.loc["day"], data.decisions.loc["window"]
+    # The night of the 6th: P9 only, undecided.
+    assert data.decisions.loc["night", ["decided", "approved", "rejected"]].tolist() == [0, 0, 0]
     assert (day["decided"], day["approved"], day["rejected"]) == (3, 2, 1)
     assert (day["median_hours"], day["p90_hours"]) == (pytest.approx(64.0), pytest.approx(74.4))
     assert (window["decided"], window["approved"], window["rejected"]) == (4, 3, 1)   # + P4 on the 3rd
@@ -435,6 +440,11 @@ def test_decisions_are_counted_on_the_new_york_date_they_were_taken(engine, tmp_
     # The 3rd: P4 decided that day; P6 waits; P7 was superseded by G's night of the 3rd.
     friday_data = reporting.load_report_data(engine, FIRST, history_days=2)
     assert friday_data.window_start == dt.date(2014, 1, 2)
+    # The night of the 3rd, reported on later: its proposals' decisions count, whenever taken
+    # (P1, P3, P5 approved; P2 rejected; all after the 3rd) - not "0 approved, 0 rejected".
+    assert friday_data.decisions.loc["night", ["decided", "approved", "rejected"]].tolist() == [4, 3, 1]
+    friday_html = reporting.render_report(friday_data)
+    assert 'id="night-approved">3<' in friday_html and 'id="night-rejected">1<' in friday_html
     assert friday_data.decisions.loc["day", ["decided", "approved", "rejected"]].tolist() == [1, 1, 0]
     assert friday_data.decisions.loc["day", "median_hours"] == pytest.approx(14.0)
     assert (friday_data.backlog["pending"], friday_data.backlog["oldest"]) == (1, dt.date(2014, 1, 2))
@@ -516,7 +526,8 @@ def test_cli_report_html(engine, landing, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "elsewhere" / "drift_report_2014-01-03.html").exists()
     missing = runner.invoke(app, ["report-html", "--date", "2014-01-04", "--out", str(tmp_path)])
-    assert missing.exit_code == 1 and "nothing published for 2014-01-04" in missing.output
+    assert missing.exit_code == 1 and "no night published for 2014-01-04" in missing.output
+    assert "the latest night is 2014-01-06" in missing.output
 
 
 def test_the_report_and_its_command_need_only_the_reader_role(engine, landing, tmp_path, monkeypatch):

@@ -231,3 +231,19 @@ def test_a_bulk_decision_decides_each_selected_proposal_once(review_server, nigh
         assert "already approved by ops" in again["results"][0]["detail"]
     assert audit(night["engine"], night["pending"]) == [("approved", "ops", "ui", "morning batch")]
     assert audit(night["engine"], night["superseded"]) == []
+
+
+def test_the_proposal_page_says_what_superseded_it_and_an_earlier_rejection_of_the_same_trades(review_server, night):
+    engine = night["engine"]
+    with browser(review_server, "viewer") as client:
+        old = client.get(f"/rebalance/proposals/{night['superseded']}").text
+        assert f"newer proposal {night['pending']} of 2014-01-03" in old
+        with engine.begin() as conn:   # suppose the first night's proposal had been rejected instead
+            conn.execute(sa.text("UPDATE rebalance.proposal SET status = 'rejected', reviewed_by = 'ops.bob', "
+                                 "reviewed_at = '2014-01-02 20:00-05', review_note = 'not before the flows' "
+                                 "WHERE proposal_id = :id"), {"id": night["superseded"]})
+        page = client.get(f"/rebalance/proposals/{night['pending']}").text
+        assert 'id="rejected-before"' in page
+        assert "rejected on 2014-01-02 by ops.bob: not before the flows" in page
+        assert "55.00%–65.00%" in page                      # EQ's band that night
+        assert re.search(r'<td class="num">100</td>', page)   # whole shares

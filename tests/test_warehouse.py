@@ -77,11 +77,11 @@ def test_cli_run_review_and_report(engine, landing):
     assert listed.exit_code == 0 and "ops.alice" in listed.output
 
 
-def test_cli_structural_fault_exits_2_with_file_row_column(engine, landing):
+def test_cli_structural_fault_exits_3_with_file_row_column(engine, landing):
     folder = small_landing(landing)
     (folder / "prices.csv").write_text("as_of_date,security_id,close_price,currency\n2014-01-02,EQ,1,USD\n")
     result = runner.invoke(app, ["run", "--date", "2014-01-03", "--landing", str(landing)])
-    assert result.exit_code == 2
+    assert result.exit_code == 3   # the night cannot run (2 is a usage error)
     assert "prices.csv, row 2, column 'as_of_date'" in result.output
     assert "nothing written" in result.output
 
@@ -97,5 +97,14 @@ def test_cli_simulate_writes_summary_and_charts(tmp_path):
     assert result.exit_code == 0, result.output
     summary = __import__("pandas").read_csv(out / "simulation_summary.csv")
     assert len(summary) == 4 and (summary["days"] == 6).all()
+    # The folder holds 6 of the range's trading days: said, and the real range is the one shown.
+    assert "holds 6 trading days of the range asked for" in result.output
+    assert "replayed 2014-01-02 to 2014-01-09" in result.output and "Policy replay 2014-01-02 to 2014-01-09" \
+        in result.output
+    assert {"policy", "base_currency"} <= set(summary.columns) and (summary["base_currency"] == "USD").all()
+    assert (summary["first_date"] == "2014-01-02").all() and (summary["last_date"] == "2014-01-09").all()
+    daily = __import__("pandas").read_csv(out / "simulation_daily.csv")
+    assert {"policy", "base_currency"} <= set(daily.columns)
+    assert ((daily["nav"] * 100).round(6) % 1 == 0).all() and ((summary["est_cost"] * 100).round(6) % 1 == 0).all()
     charts = sorted(out.glob("FUND*.png"))
     assert len(charts) == 2 and all(c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for c in charts)

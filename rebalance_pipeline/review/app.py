@@ -32,6 +32,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebalance_pipeline import formatting
+from rebalance_pipeline.fund_states import STATE_BADGES, STATE_LABELS
 from rebalance_pipeline.review import csrf, queries
 from rebalance_pipeline.review.charts import drift_chart
 
@@ -129,24 +131,15 @@ def _parse_date(value: str | None, fallback: dt.date | None) -> dt.date | None:
 
 
 # ------------------------------------------------------------------ template filters
-def _number(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
-    return f"{float(value):,.{digits}f}"
-
-
-def _percent(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
-    return f"{float(value) * 100:.{digits}f}%"
-
-
 def _blank(value) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
-TEMPLATES.env.filters.update(number=_number, percent=_percent)
+# One formatting policy with the CLI and the HTML report (rebalance_pipeline.formatting):
+# money, percent, quantity, price, count, yes_no, band, timestamp, number.
+TEMPLATES.env.filters.update(formatting.jinja_filters(blank="–"))
 TEMPLATES.env.tests["blank"] = _blank
+TEMPLATES.env.globals.update(state_badges=STATE_BADGES, state_labels=STATE_LABELS)
 
 
 def _path_for(request: Request):
@@ -262,7 +255,9 @@ def create_app() -> FastAPI:
             raise HTTPException(404, f"no proposal {proposal_id}")
         return render(request, user, "proposal.html", {
             "p": detail.proposal, "trades": _records(detail.trades), "reviews": _records(detail.reviews),
-            "export": detail.export, "message": DONE_MESSAGES.get(done or "")})
+            "export": detail.export, "message": DONE_MESSAGES.get(done or ""),
+            "later": queries.later_night_text(detail.proposal["fund_id"], detail.later),
+            "rejected_before": queries.rejection_text(detail.rejected_before)})
 
     @app.post("/proposals/{proposal_id:path}/decision", dependencies=[CAN_DECIDE], name="decide_form")
     def decide_form(request: Request, user: GetUserDep, proposal_id: str,

@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.fund_states import fund_states, state_counts
 from rebalance_pipeline.warehouse import read_frame
 
 FUND_STATUSES = ("proposed", "in_band", "blocked")
@@ -81,16 +82,19 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
     with engine.connect() as conn:
         rows = read_frame(conn,
                           "SELECT s.fund_id, s.name, s.policy, s.base_currency, s.nav, s.cash_weight, s.max_abs_drift,"
-                          " s.breach_count, s.trigger, s.status, s.blocked_reason, s.flow, s.proposal_id,"
+                          " s.breached, s.breach_count, s.trigger, s.status, s.blocked_reason, s.flow, s.proposal_id,"
                           " p.status AS proposal_status, p.turnover, p.est_cost, p.trade_count "
                           f"{frm} WHERE {where} ORDER BY {order} LIMIT :n OFFSET :o",
                           {**params, "n": flt.limit, "o": flt.offset})
         total = conn.execute(sa.text(f"SELECT count(*) {frm} WHERE {where}"), params).scalar_one()
-        counts = dict(conn.execute(sa.text("SELECT status, count(*) FROM rebalance.fund_summary "
-                                           "WHERE as_of_date = :d GROUP BY status"), {"d": flt.as_of}).all())
+        # Counted by state (rebalance_pipeline.fund_states), as the CLI and the HTML report count.
+        states = read_frame(conn, "SELECT status, breached, breach_count, trigger, policy FROM rebalance.fund_summary "
+                                  "WHERE as_of_date = :d", {"d": flt.as_of})
         pending = conn.execute(sa.text("SELECT count(*) FROM rebalance.proposal WHERE as_of_date = :d "
                                        "AND status = 'pending_review'"), {"d": flt.as_of}).scalar_one()
+    counts = {s: n for s, n in state_counts(states).items() if n or s != "breached"}
     counts["pending_review"] = pending
+    rows = rows.assign(state=fund_states(rows)) if len(rows) else rows.assign(state=None)
     return FundPage(rows=rows, total=int(total), counts={k: int(v) for k, v in counts.items()})
 
 
@@ -126,6 +130,8 @@ class ProposalDetail:
     trades: pd.DataFrame
     reviews: pd.DataFrame
     export: dict | None
+    later: dict | None = None             # the fund's latest night after this one (later_night)
+    rejected_before: dict | None = None   # the same trades rejected on an earlier night (prior_rejections)
 
 
 def proposal_detail(engine: Engine, proposal_id: str) -> ProposalDetail | None:
@@ -137,12 +143,16 @@ def proposal_detail(engine: Engine, proposal_id: str) -> ProposalDetail | None:
                                    "WHERE p.proposal_id = :id"), {"id": proposal_id}).mappings().first()
         if row is None:
             return None
+        # Each line with the band its holding was judged against that night (fund_drift).
         trades = read_frame(conn,
-                            "SELECT security_id, side, quantity, price, currency, notional, weight_before,"
-                            " weight_after, target_weight, est_cost, est_realized_gain, est_realized_gain_short,"
-                            " est_realized_gain_long, wash_sale, reason FROM rebalance.proposal_trade "
-                            "WHERE proposal_id = :id ORDER BY side DESC, notional DESC, security_id",
-                            {"id": proposal_id})
+                            "SELECT t.security_id, t.side, t.quantity, t.price, t.currency, t.notional,"
+                            " t.weight_before, t.weight_after, t.target_weight, d.band_lower, d.band_upper,"
+                            " t.est_cost, t.est_realized_gain, t.est_realized_gain_short, t.est_realized_gain_long,"
+                            " t.wash_sale, t.reason FROM rebalance.proposal_trade t "
+                            "LEFT JOIN rebalance.fund_drift d ON d.as_of_date = :d AND d.fund_id = :f"
+                            " AND d.security_id = t.security_id "
+                            "WHERE t.proposal_id = :id ORDER BY t.side DESC, t.notional DESC, t.security_id",
+                            {"id": proposal_id, "d": row["as_of_date"], "f": row["fund_id"]})
         reviews = read_frame(conn,
                              "SELECT decision, decided_by, decided_at, note, channel FROM rebalance.proposal_review "
                              "WHERE proposal_id = :id ORDER BY decided_at, review_id", {"id": proposal_id})
@@ -151,7 +161,67 @@ def proposal_detail(engine: Engine, proposal_id: str) -> ProposalDetail | None:
             found = conn.execute(sa.text("SELECT file_name, order_count, exported_at FROM rebalance.order_export "
                                          "WHERE proposal_id = :id"), {"id": proposal_id}).mappings().first()
             export = dict(found) if found else None
-    return ProposalDetail(proposal=dict(row), trades=trades, reviews=reviews, export=export)
+        later = later_night(conn, row["fund_id"], row["as_of_date"])
+    rejected = prior_rejections(engine, [proposal_id])
+    return ProposalDetail(proposal=dict(row), trades=trades, reviews=reviews, export=export, later=later,
+                          rejected_before=rejected.iloc[0].to_dict() if len(rejected) else None)
+
+
+def later_night(conn, fund_id: str, as_of: dt.date) -> dict | None:
+    """The fund's latest night after ``as_of`` (its state now): date, status, blocked reason,
+    proposal id and that proposal's status; None when no later night was published."""
+    row = conn.execute(sa.text(
+        "SELECT s.as_of_date, s.status, s.blocked_reason, s.proposal_id, p.status AS proposal_status "
+        "FROM rebalance.fund_summary s LEFT JOIN rebalance.proposal p ON p.proposal_id = s.proposal_id "
+        "WHERE s.fund_id = :f AND s.as_of_date > :d ORDER BY s.as_of_date DESC LIMIT 1"),
+        {"f": fund_id, "d": as_of}).mappings().first()
+    return dict(row) if row else None
+
+
+def later_night_text(fund_id: str, later: dict | None) -> str | None:
+    """What became of a fund after a proposal's night, in words (None: no later night)."""
+    if not later:
+        return None
+    day = later["as_of_date"]
+    if later["status"] == "blocked":
+        return f"fund {fund_id} blocked on {day}: {later['blocked_reason']}"
+    if later["proposal_id"]:
+        return f"newer proposal {later['proposal_id']} of {day} ({later['proposal_status'] or 'unknown'})"
+    return f"fund {fund_id} in band on {day} (no newer proposal)"
+
+
+def prior_rejections(engine: Engine, proposal_ids: list[str]) -> pd.DataFrame:
+    """Per proposal, the latest earlier proposal of its fund with the same trades (same
+    fingerprint: the id's last part) that was rejected: ``rejected_id``, ``rejected_date``
+    (its night), ``rejected_by``, ``rejected_at``, ``rejected_note``."""
+    if not proposal_ids:
+        return pd.DataFrame(columns=["proposal_id", "rejected_id", "rejected_date", "rejected_by", "rejected_at",
+                                     "rejected_note"])
+    with engine.connect() as conn:
+        return read_frame(conn,
+                          "SELECT DISTINCT ON (p.proposal_id) p.proposal_id, r.proposal_id AS rejected_id,"
+                          " r.as_of_date AS rejected_date, r.reviewed_by AS rejected_by,"
+                          " r.reviewed_at AS rejected_at, r.review_note AS rejected_note "
+                          "FROM rebalance.proposal p JOIN rebalance.proposal r ON r.fund_id = p.fund_id"
+                          " AND r.as_of_date < p.as_of_date AND r.status = 'rejected'"
+                          " AND substring(r.proposal_id from '-([0-9a-f]{12})$')"
+                          " = substring(p.proposal_id from '-([0-9a-f]{12})$') "
+                          "WHERE p.proposal_id = ANY(:ids) ORDER BY p.proposal_id, r.as_of_date DESC",
+                          {"ids": list(proposal_ids)})
+
+
+def rejection_text(rejected: dict | None) -> str | None:
+    """"rejected on <date> by <who>: <note>" for a proposal whose same trades were rejected before."""
+    if not rejected:
+        return None
+    from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+
+    at = rejected.get("rejected_at")
+    day = pd.Timestamp(at).tz_convert(SCHEDULE_TIMEZONE).date() if at is not None and not pd.isna(at) else "?"
+    note = rejected.get("rejected_note")
+    return (f"the same trades were rejected on {day} by {rejected.get('rejected_by')}"
+            + (f": {note}" if note else " (no note)")
+            + f" (proposal {rejected.get('rejected_id')} of {rejected.get('rejected_date')})")
 
 
 def _escape_like(text: str) -> str:
