@@ -145,3 +145,14 @@ def test_shards_resolve_from_the_option_the_environment_and_the_size(monkeypatch
     assert steps.shard_count(None, 10) == 5
     with pytest.raises(ValueError):
         steps.shard_count(0, 10)
+
+
+def test_every_index_of_a_night_table_is_built_by_the_shards(engine):
+    """An index on a parent that night_shard_seal does not build on each leaf would be built by
+    the publish, inside its transaction (a 10M-position night spent 17 s there)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT t.table_name, (t.key_columns IS NOT NULL)::int + (t.index_columns IS NOT NULL)::int AS declared,"
+            " (SELECT count(*) FROM pg_index i WHERE i.indrelid = ('rebalance.' || t.table_name)::regclass) AS actual "
+            "FROM rebalance.night_table t")).all()
+    assert rows and all(r.declared == r.actual for r in rows), rows

@@ -268,8 +268,9 @@ BEGIN
 END
 $$;
 
--- Fund lookups by date and fund (the review view's fund page, the reports).
-CREATE INDEX fund_drift_fund_idx ON rebalance.fund_drift (fund_id, as_of_date);
+-- Every index of a parent must exist on each leaf before the publish attaches it, or the
+-- publish would build it inside its transaction: indexes are declared in night_table only
+-- (night_shard_seal builds them in the shards, in parallel).
 
 -- ---------------------------------------------------------------- views, as in V005
 CREATE VIEW rebalance.fund_drift_history AS
