@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from rebalance_assets import PROPOSALS_ASSET  # dags/: the assets both DAGs share
+from rebalance_assets import PROPOSALS_ASSET  # plugins/: the assets both DAGs share
 from rebalance_timetable import TradingDayTimetable  # plugins/: trading days of the exchange calendar
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-from rebalance_assets import PROPOSALS_ASSET  # dags/: the assets both DAGs share
+from rebalance_assets import PROPOSALS_ASSET  # plugins/: the assets both DAGs share
 
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 
