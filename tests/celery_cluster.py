@@ -151,8 +151,16 @@ class CeleryCluster:
                                     f"/logs/{ti['try_number']}?map_index={ti['map_index']}")
         except ClusterError as error:
             return f"    (log unavailable: {error})"
-        content = found.get("content") or []
-        text = [c.get("event", str(c)) if isinstance(c, dict) else str(c) for c in content]
+        text = []
+        for entry in found.get("content") or []:
+            if not isinstance(entry, dict):
+                text.append(str(entry))
+                continue
+            text.append(str(entry.get("event", entry)))
+            for error in entry.get("error_detail") or []:   # the exception, not only "Task failed"
+                text.append(f"  {error.get('exc_type')}: {error.get('exc_value')}")
+                text.extend(f"    at {f.get('filename')}:{f.get('lineno')} {f.get('name')}"
+                            for f in (error.get("frames") or [])[-4:])
         return "\n".join("    | " + line for line in text[-lines:])
 
     # ------------------------------------------------------------------ workers
@@ -176,13 +184,14 @@ class CeleryCluster:
         return None
 
     def worker_owning(self, pid: int) -> str | None:
-        """The worker (w1, w2) a process belongs to: each worker leads a process group of its own."""
-        with contextlib.suppress(OSError):
-            group = os.getpgid(pid)
-            for name in WORKERS:
-                component = self.components.get(f"worker-{name}")
-                if component and component.process.pid == group:
-                    return name
+        """The worker (w1, w2) a process descends from (Celery pool child, task supervisor, task)."""
+        import psutil
+
+        leaders = {c.process.pid: name for name, c in self.components.items() if name.startswith("worker-")}
+        with contextlib.suppress(psutil.Error):
+            for ancestor in psutil.Process(pid).parents():
+                if ancestor.pid in leaders:
+                    return leaders[ancestor.pid].removeprefix("worker-")
         return None
 
     # ------------------------------------------------------------------ health

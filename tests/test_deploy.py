@@ -43,7 +43,8 @@ def test_every_airflow_process_runs_celery_with_the_same_broker_secret_and_execu
     for name, env in envs.items():
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:6379/0", name
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
+        # psycopg2 spelled out: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3 (not installed)
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://"), name
         assert "@airflow-db:5432/airflow" in env["AIRFLOW__CELERY__RESULT_BACKEND"], name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith("postgresql+asyncpg://"), name
