@@ -4,7 +4,7 @@ One cluster for the module (tests/celery_cluster.py: api-server, scheduler, dag-
 two ``airflow celery worker`` processes on PostgreSQL 127.0.0.1:5432 and Redis 127.0.0.1:6379;
 skipped when those do not answer). A night of a small sample landing folder runs through it
 and must write exactly what a single-process run (``steps.run_nightly``) of the same date
-writes; then the same date runs again while a task's process is killed midway: the previous
+writes; then the same date runs again while a shard task's process is killed midway: the previous
 night's rows stay as they were until the retried run publishes, and the result is the same.
 """
 
@@ -153,17 +153,18 @@ def test_nightly_on_two_celery_workers_writes_what_one_process_writes(cluster, c
         warnings.warn(f"every task of the run went to one worker: {workers}", stacklevel=1)
 
 
-def test_a_task_killed_midway_leaves_the_previous_night_then_the_retry_publishes(cluster, celery_night,
-                                                                                expected):
-    """Kill -9 the process of the task that is writing the night, then retry it.
+def test_a_shard_killed_midway_leaves_the_previous_night_then_the_retry_publishes(cluster, celery_night,
+                                                                                 expected):
+    """Kill -9 the process of a shard task in the middle of writing its leaves, then retry it.
 
-    Deterministic midway: the test holds the date's advisory lock (the one every publish of the
-    date takes), so the publishing task is caught inside its transaction, waiting. Its task
-    process (titled ``airflow worker -- <ti id>`` by Airflow) is SIGKILLed; the worker's
+    Deterministic midway: the test holds an EXCLUSIVE lock on ``rebalance.proposal_stage``,
+    which a shard's transaction touches after it has created its leaf tables and COPYed its
+    rows into them, so the shard tasks are caught inside their transactions, waiting. One of
+    them (titled ``airflow worker -- <ti id>`` by Airflow) is SIGKILLed; the worker's
     supervisor reports the failure, the task goes up for retry. The rows of the previous run of
-    the date must be untouched (run id included) while the run is not done; the retry is then
-    started at once by clearing the task through the REST API (the DAG waits two minutes between
-    tries) and the run must succeed with the same rows as a single-process run.
+    the date must be untouched (run id included) while the run is not done, and the killed
+    shard must have left no leaf behind; the retry is then started at once by clearing the task
+    through the REST API and the run must succeed with the same rows as a single-process run.
     """
     previous_run_id, _ = celery_night
     engine = warehouse.get_engine(cluster.warehouse_url)
@@ -173,9 +174,9 @@ def test_a_task_killed_midway_leaves_the_previous_night_then_the_retry_publishes
     holder = engine.connect()
     held = holder.begin()
     try:
-        warehouse.date_lock(holder, AS_OF)
+        holder.execute(sa.text("LOCK TABLE rebalance.proposal_stage IN EXCLUSIVE MODE"))
         run_id = cluster.trigger(DAG_ID, night_conf(cluster))
-        victim = _wait_for_task_waiting_on_the_date_lock(cluster, engine, run_id)
+        victim = _wait_for_shard_waiting_on_the_stage(cluster, engine, run_id)
         process = cluster.task_process(victim["id"])
         assert process is not None, f"no process titled 'airflow worker -- {victim['id']}'"
         owner = cluster.worker_owning(process.pid)
@@ -190,11 +191,16 @@ def test_a_task_killed_midway_leaves_the_previous_night_then_the_retry_publishes
     finally:
         held.rollback()
         holder.close()
+    with engine.connect() as conn:   # the killed shard's transaction left nothing (its leaves rolled back)
+        sealed = conn.execute(sa.text(
+            "SELECT count(*) FROM rebalance.night_shard WHERE run_id = :r AND shard = :s"),
+            {"r": f"airflow-{run_id}", "s": victim["map_index"]}).scalar()
+    assert sealed == 0
 
     assert killed["state"] == "up_for_retry", f"{victim['task_id']} has retries: {killed}"
     cluster.api("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", {
-        "dry_run": False, "dag_run_id": run_id, "task_ids": [victim["task_id"]], "only_failed": False,
-        "reset_dag_runs": True})
+        "dry_run": False, "dag_run_id": run_id, "task_ids": [[victim["task_id"], victim["map_index"]]],
+        "only_failed": False, "reset_dag_runs": True})
     state = cluster.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT)
     assert state == "success", f"{cluster.describe_run(DAG_ID, run_id)}\n{cluster.logs()}"
     retried = next(ti for ti in cluster.task_instances(DAG_ID, run_id)
@@ -207,7 +213,8 @@ def test_a_task_killed_midway_leaves_the_previous_night_then_the_retry_publishes
         orphans = conn.execute(sa.text(
             "SELECT count(*) FROM rebalance.proposal_trade t LEFT JOIN rebalance.proposal p USING (proposal_id) "
             "WHERE p.proposal_id IS NULL")).scalar()
-    assert run_ids == [f"airflow-{run_id}"] and orphans == 0
+        leftovers = conn.execute(sa.text("SELECT count(*) FROM rebalance.night_leaf")).scalar()
+    assert run_ids == [f"airflow-{run_id}"] and orphans == 0 and leftovers == 0
 
 
 def assert_frames_identical(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:
@@ -215,8 +222,8 @@ def assert_frames_identical(actual: dict[str, pd.DataFrame], expected: dict[str,
         pd.testing.assert_frame_equal(actual[table], want, obj=table)
 
 
-def _wait_for_task_waiting_on_the_date_lock(cluster, engine, run_id: str, timeout: float = 240) -> dict:
-    """The running task instance whose warehouse session waits for the date's advisory lock."""
+def _wait_for_shard_waiting_on_the_stage(cluster, engine, run_id: str, timeout: float = 240) -> dict:
+    """A running decide_shard task instance once a shard's session waits for proposal_stage."""
     database = engine.url.database
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,20 +231,18 @@ def _wait_for_task_waiting_on_the_date_lock(cluster, engine, run_id: str, timeou
         with engine.connect() as conn:
             waiting = conn.execute(sa.text(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                "WHERE a.datname = :db AND l.locktype = 'advisory' AND NOT l.granted "
-                "AND l.classid = :ns AND l.objid = :key"),
-                {"db": database, "ns": warehouse.LOCK_NAMESPACE, "key": int(AS_OF.strftime("%Y%m%d"))}).scalar()
-        running = [ti for ti in cluster.task_instances(DAG_ID, run_id) if ti["state"] == "running"]
+                "WHERE a.datname = :db AND l.locktype = 'relation' AND NOT l.granted "
+                "AND l.relation = 'rebalance.proposal_stage'::regclass"), {"db": database}).scalar()
+        running = [ti for ti in cluster.task_instances(DAG_ID, run_id)
+                   if ti["state"] == "running" and ti["task_id"] == "decide_shard"]
         if waiting and running:
-            # the writer of the night: publish (the one that takes the date lock) if several run
-            running.sort(key=lambda ti: ("publish" not in ti["task_id"], ti["task_id"]))
-            return running[0]
+            return sorted(running, key=lambda ti: ti["map_index"])[0]
         state = cluster.run_state(DAG_ID, run_id)
         if state in ("success", "failed"):
-            raise ClusterError(f"run {run_id} ended ({state}) without waiting for the date lock:\n"
+            raise ClusterError(f"run {run_id} ended ({state}) without a shard waiting:\n"
                                f"{cluster.describe_run(DAG_ID, run_id)}")
         time.sleep(1)
-    raise ClusterError(f"no task of {run_id} waited for the date lock in {timeout} s:\n"
+    raise ClusterError(f"no shard of {run_id} waited for proposal_stage in {timeout} s:\n"
                        f"{cluster.describe_run(DAG_ID, run_id)}\n{cluster.logs()}")
 
 
