@@ -12,7 +12,8 @@ Exit codes:
   2  usage error: an unknown option or choice, a malformed date (the message says which);
   3  the night cannot run: a structural fault in the landing folder (the message names file,
      row and column), a missing landing root or date folder, a date that is not a trading
-     day on the funds' calendars.
+     day on the funds' calendars, no warehouse configured where Airflow runs a distributed
+     executor.
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ class ProposalStatus(enum.StrEnum):
 
 
 def _engine(migrate: bool = True):
-    from rebalance_pipeline import warehouse
+    from rebalance_pipeline import settings, warehouse
 
-    engine = warehouse.get_engine()
+    try:
+        engine = warehouse.get_engine()
+    except settings.WarehouseNotConfigured as exc:   # a Celery/Kubernetes worker without a warehouse URL
+        err.print(f"[bold red]no warehouse:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
     if migrate:
         warehouse.migrate(engine)
     return engine

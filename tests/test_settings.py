@@ -120,3 +120,16 @@ def _airflow_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("airflow") is not None
+
+
+def test_the_cli_refuses_to_start_a_worker_local_warehouse(monkeypatch):
+    """Under a distributed executor without REBALANCE_WAREHOUSE_URL the command says so (exit 3)."""
+    from typer.testing import CliRunner
+
+    from rebalance_pipeline.cli import app
+
+    monkeypatch.delenv("REBALANCE_WAREHOUSE_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    result = CliRunner().invoke(app, ["proposals"])
+    assert result.exit_code == 3
+    assert "REBALANCE_WAREHOUSE_URL" in result.output
