@@ -139,28 +139,26 @@ def read_file(path: Path, spec: FileSpec, as_of: dt.date) -> pd.DataFrame:
     return _typed(_read_raw(path), spec, as_of, path.name, FIRST_DATA_ROW)
 
 
-def read_file_split(path: Path, spec: FileSpec, as_of: dt.date, shards: int,
-                    batch_bytes: int = 64 << 20) -> list[pa.Table]:
+def read_file_split(path: Path, spec: FileSpec, as_of: dt.date, shards: int, sink,
+                    batch_bytes: int = 64 << 20) -> set[str]:
     """A large fund-keyed file, checked and typed batch by batch and split by the shard of its
-    ``fund_id``: one Arrow table per shard. Memory is a batch plus the compact Arrow parts,
-    never the whole file as Python objects. Faults are reported as ``read_file`` does."""
-    parts: list[list[pa.Table]] = [[] for _ in range(shards)]
+    ``fund_id``: each batch's rows of shard i go to ``sink(i, arrow_table)`` at once, so
+    memory is one batch, never the file. Faults are reported as ``read_file`` does (the
+    first in file order). Returns the fund ids the file lists."""
     first_row = FIRST_DATA_ROW
+    funds: set[str] = set()
     for raw in _raw_batches(path, batch_bytes):
         typed = _typed(raw, spec, as_of, path.name, first_row)
         first_row += len(raw)
+        funds.update(typed["fund_id"].unique())
         shard = shard_of(typed["fund_id"].to_numpy(), shards)
         for i in range(shards):
             piece = typed[shard == i]
             if len(piece):
-                parts[i].append(pa.Table.from_pandas(piece, preserve_index=False))
-    if first_row == FIRST_DATA_ROW:   # no rows at all: an empty, typed table per shard
-        empty = pa.Table.from_pandas(_typed(_read_raw(path), spec, as_of, path.name, FIRST_DATA_ROW),
-                                     preserve_index=False)
-        return [empty for _ in range(shards)]
-    # A column empty in one batch (type null) takes the type the others give it.
-    schema = pa.unify_schemas([t.schema for p in parts for t in p], promote_options="permissive")
-    return [pa.concat_tables([t.cast(schema) for t in p]) if p else schema.empty_table() for p in parts]
+                sink(i, pa.Table.from_pandas(piece, preserve_index=False))
+    if first_row == FIRST_DATA_ROW:   # a header and no rows: still checked for its columns
+        _typed(_read_raw(path), spec, as_of, path.name, FIRST_DATA_ROW)
+    return funds
 
 
 def count_rows(path: Path) -> int:

@@ -36,15 +36,16 @@ from sqlalchemy.engine import Engine
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
 from rebalance_pipeline import history, landing, publish, warehouse
-from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace, Workspace
+from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace, Workspace, get_parts
 
 log = logging.getLogger(__name__)
 
 REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
 DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
 # Frames keyed by fund: split by shard. The others are the whole night's.
-FUND_KEYED = ("file_positions", "file_cash", "file_flows", "file_tax_lots", "file_targets", "ref_funds",
-              "ref_targets", "recent_loss_sales", "approved_unexecuted")
+FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted")
+# Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
+SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
 
 
@@ -110,9 +111,18 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     frames, sources = landing.read_landing(run.landing_dir, run.as_of, skip=landing.SPLIT_STEMS)
     positions = landing.count_rows(folder / sources["positions"])
     count = shard_count(shards, positions)
-    split: dict[str, list] = {f"file_{stem}": landing.read_file_split(folder / sources[stem], landing.SPECS[stem],
-                                                                      run.as_of, count)
-                              for stem in landing.SPLIT_STEMS if stem in sources}
+    ws = run.workspace
+    parts: dict[tuple[str, int], int] = {}
+
+    def sink_for(name: str):
+        def sink(shard: int, table) -> None:   # a batch's rows of one shard, stored at once
+            k = parts[(name, shard)] = parts.get((name, shard), 0) + 1
+            ws.put(f"s{shard}/{name}/part{k:05d}", table)
+        return sink
+
+    listed = {stem: landing.read_file_split(folder / sources[stem], landing.SPECS[stem], run.as_of, count,
+                                            sink_for(f"file_{stem}"))
+              for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
         for stem in ("funds", "securities", "asset_classes"):
@@ -128,27 +138,20 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             else:
                 effective = history_rows
             night[f"ref_{stem}"] = _typed_reference(stem, effective)
-        # Targets in force: this date's file for the funds it lists, the history for the others.
-        listed = (sorted({f for part in split["file_targets"] for f in part.column("fund_id").unique().to_pylist()})
-                  if "file_targets" in split else [])
-        history_parts: list[list[pd.DataFrame]] = [[] for _ in range(count)]
-        for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, listed):
+        # Targets in force: this date's file for the funds it lists, the history for the others
+        # (streamed, and stored by shard as it comes).
+        history_sink = sink_for("targets_history")
+        for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, sorted(listed.get("targets", ()))):
             for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
-                history_parts[i].append(part)
+                if len(part):
+                    history_sink(i, part)
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
-    ref_targets = []
-    for i in range(count):
-        pieces = [p for p in history_parts[i] if len(p)]
-        if "file_targets" in split:
-            pieces.insert(0, split["file_targets"][i].to_pandas())
-        ref_targets.append(pd.concat(pieces, ignore_index=True) if pieces else landing.empty_frame("targets"))
-    del history_parts
     if night["ref_funds"].empty:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring funds.csv)")
-    if not any(len(t) for t in ref_targets):
+    if not any(name in ("file_targets", "targets_history") for name, _ in parts):
         raise landing.StructuralError(
             "targets.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring targets.csv)")
@@ -161,18 +164,12 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     outcome = validation.validate(_validation_frames(night, shard_frames=None), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
-    ws = run.workspace
     for name, frame in night.items():
         if name in FUND_KEYED:
             for i, part in enumerate(_split(frame, count)):
                 ws.put(f"s{i}/{name}", part)
         else:
             ws.put(f"night/{name}", frame)
-    for name, parts in split.items():
-        for i, part in enumerate(parts):
-            ws.put(f"s{i}/{name}", part)
-    for i, part in enumerate(ref_targets):
-        ws.put(f"s{i}/ref_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
                              {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
@@ -310,8 +307,19 @@ def _total(results: list[dict]) -> dict:
 
 # --------------------------------------------------------------------- helpers
 def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
+    """The shard's frames; the files read in parts put together again, and its targets in
+    force (this date's file rows, then the history of the funds the file does not list)."""
     ws = run.workspace
-    return {name: ws.get(f"s{shard}/{name}") for name in FUND_KEYED if ws.has(f"s{shard}/{name}")}
+    frames = {name: ws.get(f"s{shard}/{name}") for name in FUND_KEYED if ws.has(f"s{shard}/{name}")}
+    sources = json.loads(ws.get("night/meta").set_index("key").loc["sources", "value"])
+    for name, stem in SPLIT_PARTS.items():
+        if stem in sources:
+            part = get_parts(ws, f"s{shard}/{name}")
+            frames[name] = part if part is not None else landing.empty_frame(stem)
+    pieces = [f for f in (frames.get("file_targets"), get_parts(ws, f"s{shard}/targets_history"))
+              if f is not None and len(f)]
+    frames["ref_targets"] = pd.concat(pieces, ignore_index=True) if pieces else landing.empty_frame("targets")
+    return frames
 
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:

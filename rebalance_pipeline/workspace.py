@@ -25,7 +25,17 @@ class Workspace(Protocol):
     def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None: ...
     def get(self, name: str) -> pd.DataFrame: ...
     def has(self, name: str) -> bool: ...
+    def names(self, prefix: str) -> list[str]: ...
     def clear(self) -> None: ...
+
+
+def get_parts(workspace: Workspace, prefix: str) -> pd.DataFrame | None:
+    """The frames stored under ``prefix/`` (parts written as they were read), as one; None
+    when there are none."""
+    names = workspace.names(prefix + "/")
+    if not names:
+        return None
+    return pd.concat([workspace.get(n) for n in names], ignore_index=True)
 
 
 class MemoryWorkspace:
@@ -40,6 +50,9 @@ class MemoryWorkspace:
 
     def has(self, name: str) -> bool:
         return name in self._frames
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self._frames if n.startswith(prefix))
 
     def clear(self) -> None:
         self._frames.clear()
@@ -67,6 +80,11 @@ class DirectoryWorkspace:
 
     def has(self, name: str) -> bool:
         return self._path(name).exists()
+
+    def names(self, prefix: str) -> list[str]:
+        found = self.folder.glob(prefix + "**/*.parquet") if prefix.endswith("/") else self.folder.glob(
+            prefix + "*.parquet")
+        return sorted(str(p.relative_to(self.folder))[: -len(".parquet")] for p in found)
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -100,6 +118,12 @@ class WarehouseWorkspace:
             return conn.execute(sa.text(
                 "SELECT 1 FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
                 {"r": self.run_id, "n": name}).first() is not None
+
+    def names(self, prefix: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT name FROM rebalance.run_artifact WHERE run_id = :r AND starts_with(name, :p) ORDER BY name"),
+                {"r": self.run_id, "p": prefix}).scalars())
 
     def clear(self) -> None:
         with self.engine.begin() as conn:
