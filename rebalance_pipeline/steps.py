@@ -33,6 +33,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
+from rebalance_core.models import fund_models, models_in_force, targets_in_force
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
 from rebalance_pipeline import history, landing, publish, warehouse
@@ -40,11 +42,11 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
+REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets")
 DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_positions", "file_cash", "file_flows", "file_tax_lots", "file_targets", "ref_funds",
-              "ref_targets", "recent_loss_sales", "approved_unexecuted")
+              "ref_targets", "recent_loss_sales", "approved_unexecuted", "prev_funds", "prev_own_targets")
 SHARDS_ENV = "REBALANCE_SHARDS"
 
 
@@ -115,7 +117,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
                               for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in ("funds", "securities", "asset_classes"):
+        for stem in ("funds", "securities", "asset_classes", "models"):
             key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
@@ -135,6 +137,11 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, listed):
             for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
                 history_parts[i].append(part)
+        # Model versions: the whole (small) history before tonight, and tonight's file.
+        night["ref_model_targets"] = _model_history(warehouse.model_target_history(conn, run.as_of),
+                                                    frames.get("model_targets"), run.as_of)
+        if "model_targets" in frames:
+            night["file_model_targets"] = frames["model_targets"]
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
     ref_targets = []
@@ -148,7 +155,9 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring funds.csv)")
-    if not any(len(t) for t in ref_targets):
+    # Where every fund follows a model, targets.csv may be header-only or absent.
+    own_target_funds = fund_models(night["ref_funds"]).isna().any()
+    if own_target_funds and not any(len(t) for t in ref_targets):
         raise landing.StructuralError(
             "targets.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring targets.csv)")
@@ -158,7 +167,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
-    outcome = validation.validate(_validation_frames(night, shard_frames=None), scope="night")
+    outcome = validation.validate(_validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
     ws = run.workspace
@@ -173,6 +182,12 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             ws.put(f"s{i}/{name}", part)
     for i, part in enumerate(ref_targets):
         ws.put(f"s{i}/ref_targets", part)
+    with run.engine.connect() as conn:
+        prev_funds, prev_own = _previous_reference(conn, run.as_of, night["ref_funds"], listed, ref_targets)
+    for i, part in enumerate(_split(prev_funds, count)):
+        ws.put(f"s{i}/prev_funds", part)
+    for i, part in enumerate(prev_own):
+        ws.put(f"s{i}/prev_own_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
                              {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
@@ -195,11 +210,13 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
     from rebalance_pipeline import validation
 
     frames = _shard_frames(run, shard)
-    outcome = validation.validate(_validation_frames(_night_frames(run), frames), scope="shard")
+    night = _night_frames(run)
+    outcome = validation.validate(_validation_frames(night, frames, as_of=run.as_of), scope="shard")
     night_faults = run.workspace.get("night/night_faults")
     faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
         len(night_faults) or len(outcome.faults)) else outcome.faults
-    blocked = blocked_funds(faults, frames["file_positions"], frames["ref_targets"])
+    targets = targets_in_force(run.as_of, frames["ref_funds"], frames["ref_targets"], night.get("ref_model_targets"))
+    blocked = blocked_funds(faults, frames["file_positions"], targets, frames["ref_funds"])
     run.workspace.put(f"s{shard}/blocked", blocked)
     run.workspace.put(f"s{shard}/results", outcome.results)
     run.workspace.put(f"s{shard}/faults", outcome.faults)
@@ -221,7 +238,9 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
         flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
-        approved_unexecuted=frames["approved_unexecuted"])
+        approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
+        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"),
+                                          night.get("ref_model_targets")))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
@@ -316,7 +335,7 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes")
+    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets")
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
@@ -324,9 +343,12 @@ def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
 
-def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None) -> dict:
+def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
+                       as_of: dt.date) -> dict:
     """The frames validation reads, by file stem: the night's, and a shard's fund rows."""
     frames = {"prices": night["file_prices"]}
+    if night.get("ref_model_targets") is not None and len(night["ref_model_targets"]):
+        frames["model_targets"] = models_in_force(as_of, night["ref_model_targets"])
     for stem in ("fx_rates",):
         if f"file_{stem}" in night:
             frames[stem] = night[f"file_{stem}"]
@@ -341,7 +363,70 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     frames["cash"] = shard_frames["file_cash"]
     if "file_flows" in shard_frames:
         frames["flows"] = shard_frames["file_flows"]
+    if "file_targets" in shard_frames:
+        frames["file_targets"] = shard_frames["file_targets"]
     return frames
+
+
+def _model_history(stored: pd.DataFrame, today: pd.DataFrame | None, as_of: dt.date) -> pd.DataFrame:
+    """Model versions known tonight: those stored before tonight and tonight's file (which
+    replaces a version stored for this date by an earlier run)."""
+    parts = [stored.astype({"target_weight": "float64"}) if len(stored) else stored]
+    if today is not None and len(today):
+        parts.append(today.assign(valid_from=as_of))
+    parts = [p for p in parts if len(p)]
+    columns = ["model_id", "security_id", "target_weight", "valid_from", "effective_date", "source_row"]
+    if not parts:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    else:
+        out = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+    out["target_weight"] = pd.to_numeric(out["target_weight"], errors="coerce").astype("float64")
+    for column in ("valid_from", "effective_date"):
+        out[column] = pd.to_datetime(out[column], errors="coerce")
+    out["source_row"] = pd.to_numeric(out["source_row"], errors="coerce").astype("Int64")
+    return out
+
+
+def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[str],
+                        ref_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """What each fund followed on its previous business date (its calendar's last session
+    before ``as_of``): its funds.csv row then (with ``prev_date``) and, per shard, its own
+    targets.csv rows then. A fund's own rows change only with a version stored after that
+    date: tonight's file or one between the two dates; the others are tonight's history rows."""
+    calendars = (funds["calendar"] if "calendar" in funds else pd.Series(None, index=funds.index, dtype="object"))
+    calendars = calendars.fillna(DEFAULT_CALENDAR).where(calendars.fillna("") != "", DEFAULT_CALENDAR)
+    fund_calendar = pd.Series(calendars.to_numpy(), index=funds["fund_id"].to_numpy())
+    prev_funds, changed_rows = [], []
+    changed: set[str] = set(listed)
+    for calendar in sorted(fund_calendar.unique()):
+        prev = previous_session(as_of, calendar)
+        ids = fund_calendar.index[fund_calendar == calendar]
+        then = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", prev, include_same_day=True))
+        prev_funds.append(then[then["fund_id"].isin(ids)].assign(prev_date=prev))
+        moved = (set(warehouse.target_versions_between(conn, prev, as_of)) | set(listed)) & set(ids)
+        changed |= moved
+        if moved:
+            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(conn, prev, sorted(moved))))
+    prev_funds = pd.concat(prev_funds, ignore_index=True) if prev_funds else funds.iloc[0:0].assign(prev_date=None)
+    changed_frame = pd.concat(changed_rows, ignore_index=True) if changed_rows else landing.empty_frame("targets")
+    count = len(ref_targets)
+    changed_parts = _split(changed_frame, count)
+    own = [pd.concat([part[~part["fund_id"].isin(changed)], changed_parts[i]], ignore_index=True)
+           for i, part in enumerate(ref_targets)]
+    return prev_funds, own
+
+
+def previous_targets(prev_funds: pd.DataFrame | None, prev_own: pd.DataFrame | None,
+                     model_history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each fund's targets in force on its previous business date, resolved as tonight's are."""
+    if prev_funds is None or prev_funds.empty:
+        return None
+    own = prev_own if prev_own is not None else landing.empty_frame("targets")
+    parts = []
+    for prev, funds in prev_funds.groupby("prev_date", sort=True):
+        prev = pd.Timestamp(prev).date()
+        parts.append(targets_in_force(prev, funds, own[own["fund_id"].isin(funds["fund_id"])], model_history))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
