@@ -269,3 +269,22 @@ def test_simulate_replays_model_changes_like_the_night(engine, landing, tmp_path
     assert changes.values.tolist() == [[D1, "MOVER", "model_change"], [D2, "B1", "model_change"],
                                        [D2, "MOVER", "model_change"], [D3, "A1", "model_change"],
                                        [D3, "A2", "model_change"]]
+
+
+def test_the_sample_book_with_models_runs_and_its_model_change_moves_the_first_models_followers(engine, landing):
+    from rebalance_pipeline.sample import generate
+
+    dates = generate(landing, dt.date(2014, 1, 2), days=3, funds=40, holdings=6, models=3)
+    for as_of in dates:
+        steps.run_nightly(as_of, landing, engine, shards=2)
+    funds = pd.read_csv(landing / dates[0].isoformat() / "funds.csv")
+    assert funds["model_id"].notna().mean() > 0.6
+    s = q(engine, "SELECT fund_id, model_id, trigger, status, blocked_reason FROM rebalance.fund_summary "
+                  "WHERE as_of_date = :d", d=dates[-1]).set_index("fund_id")
+    assert not s["blocked_reason"].fillna("").str.contains("model").any()
+    on_first = set(s.index[s["model_id"] == "MODEL00"])
+    changed = set(s.index[s["trigger"] == "model_change"])
+    assert on_first and changed == on_first - set(s.index[s["status"] == "blocked"])
+    earlier = q(engine, "SELECT count(*) AS n FROM rebalance.fund_summary WHERE trigger = 'model_change' "
+                        "AND as_of_date < :d", d=dates[-1])
+    assert earlier["n"][0] == 0
