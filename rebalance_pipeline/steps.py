@@ -240,7 +240,7 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
         approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
         previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"),
-                                          night.get("ref_model_targets")))
+                                          frames["ref_targets"], night.get("ref_model_targets")))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
@@ -390,9 +390,10 @@ def _model_history(stored: pd.DataFrame, today: pd.DataFrame | None, as_of: dt.d
 def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[str],
                         ref_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """What each fund followed on its previous business date (its calendar's last session
-    before ``as_of``): its funds.csv row then (with ``prev_date``) and, per shard, its own
-    targets.csv rows then. A fund's own rows change only with a version stored after that
-    date: tonight's file or one between the two dates; the others are tonight's history rows."""
+    before ``as_of``): its funds.csv row then, with ``prev_date`` and ``own_changed``, and, per
+    shard, the targets.csv rows then of the funds whose own rows changed since (tonight's
+    file lists them, or a version stored between the two dates). The other funds' rows then
+    are tonight's history rows, which the shard already has: they are not stored twice."""
     calendars = (funds["calendar"] if "calendar" in funds else pd.Series(None, index=funds.index, dtype="object"))
     calendars = calendars.fillna(DEFAULT_CALENDAR).where(calendars.fillna("") != "", DEFAULT_CALENDAR)
     fund_calendar = pd.Series(calendars.to_numpy(), index=funds["fund_id"].to_numpy())
@@ -408,20 +409,21 @@ def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[
         if moved:
             changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(conn, prev, sorted(moved))))
     prev_funds = pd.concat(prev_funds, ignore_index=True) if prev_funds else funds.iloc[0:0].assign(prev_date=None)
+    prev_funds["own_changed"] = prev_funds["fund_id"].isin(changed)
     changed_frame = pd.concat(changed_rows, ignore_index=True) if changed_rows else landing.empty_frame("targets")
-    count = len(ref_targets)
-    changed_parts = _split(changed_frame, count)
-    own = [pd.concat([part[~part["fund_id"].isin(changed)], changed_parts[i]], ignore_index=True)
-           for i, part in enumerate(ref_targets)]
-    return prev_funds, own
+    return prev_funds, _split(changed_frame, len(ref_targets))
 
 
-def previous_targets(prev_funds: pd.DataFrame | None, prev_own: pd.DataFrame | None,
-                     model_history: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Each fund's targets in force on its previous business date, resolved as tonight's are."""
+def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame | None,
+                     ref_targets: pd.DataFrame, model_history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each fund's targets in force on its previous business date, resolved as tonight's are:
+    its own rows then are ``prev_changed``'s when they changed since, else tonight's."""
     if prev_funds is None or prev_funds.empty:
         return None
-    own = prev_own if prev_own is not None else landing.empty_frame("targets")
+    changed = prev_funds.loc[prev_funds["own_changed"].astype(bool), "fund_id"]
+    own = ref_targets[~ref_targets["fund_id"].isin(changed)]
+    if prev_changed is not None and len(prev_changed):
+        own = pd.concat([own, prev_changed], ignore_index=True)
     parts = []
     for prev, funds in prev_funds.groupby("prev_date", sort=True):
         prev = pd.Timestamp(prev).date()

@@ -49,7 +49,8 @@ def _funds(models: dict[str, str | None]) -> list[dict]:
 def model_book(root):
     """D0: M1 60/40 (A1, A2, MOVER), M2 50/50 (B1), OWN its own 60/40.
     D1: MOVER moves to M2; M1's next version (70/30) is announced, effective D3.
-    D2: M2 becomes 40/60.   D3: M1's announced version comes into force."""
+    D2: M2 becomes 40/60.   D3: M1's announced version comes into force, and OWN gets a new
+    targets.csv version (50/50)."""
     folder = _day(root, D0)
     write(folder, "funds.csv", _funds({"A1": "M1", "A2": "M1", "B1": "M2", "MOVER": "M1", "OWN": None}))
     write(folder, "targets.csv", [{"fund_id": "OWN", "security_id": "EQ", "target_weight": 0.6},
@@ -67,7 +68,9 @@ def model_book(root):
     folder = _day(root, D2)
     write(folder, "model_targets.csv", [{"model_id": "M2", "security_id": "EQ", "target_weight": 0.4},
                                         {"model_id": "M2", "security_id": "BD", "target_weight": 0.6}])
-    _day(root, D3)
+    folder = _day(root, D3)
+    write(folder, "targets.csv", [{"fund_id": "OWN", "security_id": "EQ", "target_weight": 0.5},
+                                  {"fund_id": "OWN", "security_id": "BD", "target_weight": 0.5}])
     return root
 
 
@@ -110,11 +113,13 @@ def test_a_model_change_moves_every_account_on_the_model_and_no_other(engine, la
     assert _trades(trades, "MOVER") == {("EQ", "SELL", 200, "model_change"), ("BD", "BUY", 200, "model_change")}
     assert targets["A1"] == 0.6
 
-    # D3: M1's announced 70/30 comes into force: A1 and A2 buy 100 EQ and sell 100 BD.
+    # D3: M1's announced 70/30 comes into force: A1 and A2 buy 100 EQ and sell 100 BD; OWN's
+    # new targets.csv version (50/50) is a change too: it sells 100 EQ and buys 100 BD.
     s, trades, targets = night(engine, D3)
-    assert s["trigger"].dropna().to_dict() == {"A1": "model_change", "A2": "model_change"}
+    assert s["trigger"].dropna().to_dict() == {"A1": "model_change", "A2": "model_change", "OWN": "model_change"}
     assert _trades(trades, "A2") == {("EQ", "BUY", 100, "model_change"), ("BD", "SELL", 100, "model_change")}
-    assert targets.to_dict() == {"A1": 0.7, "A2": 0.7, "B1": 0.4, "MOVER": 0.4, "OWN": 0.6}
+    assert _trades(trades, "OWN") == {("EQ", "SELL", 100, "model_change"), ("BD", "BUY", 100, "model_change")}
+    assert targets.to_dict() == {"A1": 0.7, "A2": 0.7, "B1": 0.4, "MOVER": 0.4, "OWN": 0.5}
 
     # History kept: M2 has two versions, M1 two (one with its effective date).
     versions = q(engine, "SELECT model_id, valid_from, effective_date FROM rebalance.model_target_ref "
@@ -126,6 +131,10 @@ def test_a_model_change_moves_every_account_on_the_model_and_no_other(engine, la
     s, trades, targets = night(engine, D1)
     assert targets.to_dict() == {"A1": 0.6, "A2": 0.6, "B1": 0.5, "MOVER": 0.5, "OWN": 0.6}
     assert s["trigger"].dropna().to_dict() == {"MOVER": "model_change"}
+    # ... and a rerun of D3 finds the same changes (the previous date's targets come from history).
+    steps.run_nightly(D3, landing, engine, shards=3)
+    assert night(engine, D3)[0]["trigger"].dropna().to_dict() == {
+        "A1": "model_change", "A2": "model_change", "OWN": "model_change"}
 
 
 def test_a_model_with_bad_weights_blocks_its_followers_with_the_reason(engine, landing):
@@ -268,7 +277,7 @@ def test_simulate_replays_model_changes_like_the_night(engine, landing, tmp_path
     changes = result.proposals[["as_of_date", "fund_id", "trigger"]].sort_values(["as_of_date", "fund_id"])
     assert changes.values.tolist() == [[D1, "MOVER", "model_change"], [D2, "B1", "model_change"],
                                        [D2, "MOVER", "model_change"], [D3, "A1", "model_change"],
-                                       [D3, "A2", "model_change"]]
+                                       [D3, "A2", "model_change"], [D3, "OWN", "model_change"]]
 
 
 def test_the_sample_book_with_models_runs_and_its_model_change_moves_the_first_models_followers(engine, landing):
