@@ -63,6 +63,11 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     prices = frames["prices"]
     targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight", "source_row"]))
     known_funds = pd.Index(funds["fund_id"].unique())
+    # A fund that follows a model is judged on its model (the model suites); rows of its own
+    # left in the history from before it joined the model no longer apply to it.
+    if len(funds) and len(targets):
+        followers = fund_models(funds).dropna().index
+        targets = targets[~targets["fund_id"].isin(followers)]
     priced = pd.Index(prices["security_id"].unique())
     suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
 

@@ -179,6 +179,26 @@ def test_a_model_listing_a_security_twice_or_out_of_range_blocks_its_followers(e
         "model_targets.csv row 5: model M2: target weight -0.5 of BD is not between 0 and 1")
 
 
+def test_a_fund_that_joins_a_model_leaves_its_own_targets_behind(engine, landing):
+    # D0: OWN holds and targets EQ/GLD 50/50 on its own. D1: it joins M1 (60/40 EQ/BD) and
+    # GLD is no longer priced; its old rows (GLD included) stay in the history but no longer
+    # apply: it is not blocked, and it trades to M1: buy 100 EQ, sell 100 BD.
+    folder = _day(landing, D0, books={"OWN": (500, 500)}, prices={"EQ": 100.0, "BD": 100.0, "GLD": 100.0})
+    write(folder, "funds.csv", _funds({"OWN": None}))
+    write(folder, "targets.csv", [{"fund_id": "OWN", "security_id": "EQ", "target_weight": 0.5},
+                                  {"fund_id": "OWN", "security_id": "GLD", "target_weight": 0.5}])
+    write(folder, "model_targets.csv", [{"model_id": "M1", "security_id": "EQ", "target_weight": 0.6},
+                                        {"model_id": "M1", "security_id": "BD", "target_weight": 0.4}])
+    folder = _day(landing, D1, books={"OWN": (500, 500)})
+    write(folder, "funds.csv", _funds({"OWN": "M1"}))
+    for as_of in (D0, D1):
+        steps.run_nightly(as_of, landing, engine)
+    s, trades, targets = night(engine, D1)
+    assert (s.loc["OWN", "status"], s.loc["OWN", "trigger"], s.loc["OWN", "model_id"]) == (
+        "proposed", "model_change", "M1")
+    assert _trades(trades, "OWN") == {("EQ", "BUY", 100, "model_change"), ("BD", "SELL", 100, "model_change")}
+
+
 def test_targets_csv_may_be_absent_or_header_only_when_every_fund_follows_a_model(engine, landing):
     folder = _day(landing, D0, books={"A1": (600, 400)})
     write(folder, "funds.csv", _funds({"A1": "M1"}))
