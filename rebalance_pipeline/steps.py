@@ -239,7 +239,7 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
         approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
-        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"),
+        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
                                           frames["ref_targets"], night.get("ref_model_targets")))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
@@ -414,11 +414,17 @@ def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[
     return prev_funds, _split(changed_frame, len(ref_targets))
 
 
-def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame | None,
+def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame | None, funds: pd.DataFrame,
                      ref_targets: pd.DataFrame, model_history: pd.DataFrame | None) -> pd.DataFrame | None:
     """Each fund's targets in force on its previous business date, resolved as tonight's are:
     its own rows then are ``prev_changed``'s when they changed since, else tonight's."""
     if prev_funds is None or prev_funds.empty:
+        return None
+    # Only a fund on a model (then or now) or whose own rows changed can have new targets;
+    # the others are left out (nothing to compare), which keeps a book without models cheap.
+    on_model = fund_models(prev_funds).dropna().index.union(fund_models(funds).dropna().index)
+    prev_funds = prev_funds[prev_funds["own_changed"].astype(bool) | prev_funds["fund_id"].isin(on_model)]
+    if prev_funds.empty:
         return None
     changed = prev_funds.loc[prev_funds["own_changed"].astype(bool), "fund_id"]
     own = ref_targets[~ref_targets["fund_id"].isin(changed)]
