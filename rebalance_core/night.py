@@ -29,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.calendar import session_close
-from rebalance_core.drift import CLASS_DRIFT_COLUMNS, apply_class_bands, compute_class_drift, compute_drift, summarize_funds
+from rebalance_core.drift import (
+    CLASS_DRIFT_COLUMNS,
+    apply_class_bands,
+    compute_class_drift,
+    compute_drift,
+    summarize_funds,
+)
 from rebalance_core.models import changed_targets, fund_models, targets_in_force
 from rebalance_core.proposals import apply_presets, propose, resolve_flow_triggers, resolve_triggers
 from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED, TRIGGER_MODEL_CHANGE
