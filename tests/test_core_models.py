@@ -111,3 +111,29 @@ def test_class_drift_sums_each_class_and_a_security_without_a_class_is_its_own()
     assert set(trades.index) == {"BD1", "BD2"}
     assert trades["quantity"].tolist() == [80, 80] and set(trades["side"]) == {"BUY"}
     assert decision.summary.loc[0, "breach_count"] == 1
+
+
+@pytest.mark.parametrize(("fund", "as_of", "expected"), [
+    # Band-style: equities 66 % go to their band edge 65 % (sell 1,000: 5 shares each of EQ1
+    # and EQ2, split 30:30), bonds 34 % to 35 % (buy 1,000: 5 each of BD1 and BD2, 20:20).
+    ({"rebalance_to": "band"}, AS_OF, {"EQ1": -5, "EQ2": -5, "BD1": 5, "BD2": 5}),
+    # Calendar date (first trading day of 2014), classes inside a 10 pp band: every class
+    # still goes back to target. Equities 66 % -> 60 %: sell 6,000 (30 shares each); bonds
+    # 34 % -> 40 %: buy 6,000 (30 each).
+    ({"policy": "calendar", "frequency": "monthly", "abs_band": 0.10}, dt.date(2014, 1, 2),
+     {"EQ1": -30, "EQ2": -30, "BD1": 30, "BD2": 30}),
+    # Threshold inside a 10 pp band: nothing trades.
+    ({"abs_band": 0.10}, AS_OF, {}),
+])
+def test_class_level_destinations(fund, as_of, expected):
+    targets, positions, prices, cash = book("F", {"EQ1": (340, 100, 0.3), "EQ2": (320, 100, 0.3),
+                                                  "BD1": (170, 100, 0.2), "BD2": (170, 100, 0.2)})
+    funds = funds_frame({"fund_id": "F", "band_level": "asset_class", **fund})
+    securities = pd.DataFrame({"security_id": ["EQ1", "EQ2", "BD1", "BD2"], "lot_size": 1.0,
+                               "asset_class": ["equity", "equity", "bond", "bond"], "tradable": True})
+    decision = decide_night(as_of, NightInputs(prices=prices, positions=positions, cash=cash, funds=funds,
+                                               targets=targets, securities=securities))
+    trades = decision.trades
+    signed = dict(zip(trades["security_id"], np.where(trades["side"] == "BUY", 1, -1) * trades["quantity"],
+                      strict=True)) if len(trades) else {}
+    assert signed == expected
