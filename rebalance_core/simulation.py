@@ -80,7 +80,14 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         if check_day is not None:
             inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
         decision = decide_night(as_of, inputs)
-        previous_targets = decision.targets
+        # Tomorrow compares with today's targets, except for a fund blocked today: it keeps its
+        # earlier ones, so a change it could not trade today is traded when it can (as nightly).
+        blocked_today = decision.blocked["fund_id"].unique()
+        kept = (previous_targets[previous_targets["fund_id"].isin(blocked_today)]
+                if previous_targets is not None and len(blocked_today) else None)
+        previous_targets = decision.targets[~decision.targets["fund_id"].isin(blocked_today)]
+        if kept is not None and len(kept):
+            previous_targets = pd.concat([previous_targets, kept], ignore_index=True)
         drift, proposals, trades = decision.drift, decision.proposals, decision.trades
         # Funds only named by a fault (positions of a fund not in funds.csv) have no book here.
         summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"])]

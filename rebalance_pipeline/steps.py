@@ -390,7 +390,8 @@ def _model_history(stored: pd.DataFrame, today: pd.DataFrame | None, as_of: dt.d
 def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[str],
                         ref_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """What each fund followed on its previous business date (its calendar's last session
-    before ``as_of``): its funds.csv row then, with ``prev_date`` and ``own_changed``, and, per
+    before ``as_of``; for a fund blocked that day, its last date not blocked): its funds.csv
+    row then, with ``prev_date`` and ``own_changed``, and, per
     shard, the targets.csv rows then of the funds whose own rows changed since (tonight's
     file lists them, or a version stored between the two dates). The other funds' rows then
     are tonight's history rows, which the shard already has: they are not stored twice."""
@@ -402,9 +403,22 @@ def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[
     for calendar in sorted(fund_calendar.unique()):
         prev = previous_session(as_of, calendar)
         ids = fund_calendar.index[fund_calendar == calendar]
+        # A fund blocked on its previous date got no proposal for a change it saw then: it is
+        # compared with its last date not blocked, so the change is traded once it can be.
+        late = warehouse.last_unblocked_dates(conn, prev)
+        late = late[late["fund_id"].isin(ids)]
         then = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", prev, include_same_day=True))
-        prev_funds.append(then[then["fund_id"].isin(ids)].assign(prev_date=prev))
-        moved = (set(warehouse.target_versions_between(conn, prev, as_of)) | set(listed)) & set(ids)
+        prev_funds.append(then[then["fund_id"].isin(ids) & ~then["fund_id"].isin(late["fund_id"])].assign(
+            prev_date=prev))
+        for day, group in late.groupby("last_date"):
+            day = pd.Timestamp(day).date()
+            earlier = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", day, include_same_day=True))
+            prev_funds.append(earlier[earlier["fund_id"].isin(group["fund_id"])].assign(prev_date=day))
+            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(
+                conn, day, sorted(group["fund_id"]))))
+            changed |= set(group["fund_id"])
+        moved = ((set(warehouse.target_versions_between(conn, prev, as_of)) | set(listed)) & set(ids)) - set(
+            late["fund_id"])
         changed |= moved
         if moved:
             changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(conn, prev, sorted(moved))))

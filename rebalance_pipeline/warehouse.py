@@ -252,6 +252,15 @@ def targets_in_force_for(conn: Connection, as_of: dt.date, fund_ids: list[str]) 
                                                                          errors="ignore")
 
 
+def last_unblocked_dates(conn: Connection, blocked_on: dt.date) -> pd.DataFrame:
+    """fund_id, last_date: for each fund blocked on ``blocked_on``, its latest earlier date on
+    which it was not blocked (funds never decided before are left out)."""
+    return read_frame(conn, (
+        "WITH blocked AS (SELECT fund_id FROM rebalance.fund_summary WHERE as_of_date = :d AND status = 'blocked') "
+        "SELECT s.fund_id, max(s.as_of_date) AS last_date FROM rebalance.fund_summary s JOIN blocked USING (fund_id) "
+        "WHERE s.as_of_date < :d AND s.status <> 'blocked' GROUP BY s.fund_id"), {"d": blocked_on})
+
+
 def target_versions_between(conn: Connection, after: dt.date, before: dt.date) -> list[str]:
     """Funds with a targets.csv version stored strictly between two dates."""
     return list(conn.execute(sa.text(

@@ -317,3 +317,29 @@ def test_the_sample_book_with_models_runs_and_its_model_change_moves_the_first_m
     earlier = q(engine, "SELECT count(*) AS n FROM rebalance.fund_summary WHERE trigger = 'model_change' "
                         "AND as_of_date < :d", d=dates[-1])
     assert earlier["n"][0] == 0
+
+
+def test_a_fund_blocked_on_the_change_date_trades_the_change_when_it_can(engine, landing, tmp_path):
+    # D0: A1 and A2 on M1 (60/40). D1: M1 becomes 70/30, but A2's flow is not a number: A2 is
+    # blocked. D2: A2 is compared with D0, its last night not blocked: model_change then.
+    books = {"A1": (600, 400), "A2": (600, 400)}
+    folder = _day(landing, D0, books=books)
+    write(folder, "funds.csv", _funds({"A1": "M1", "A2": "M1"}))
+    write(folder, "model_targets.csv", [{"model_id": "M1", "security_id": "EQ", "target_weight": 0.6},
+                                        {"model_id": "M1", "security_id": "BD", "target_weight": 0.4}])
+    folder = _day(landing, D1, books=books)
+    write(folder, "model_targets.csv", [{"model_id": "M1", "security_id": "EQ", "target_weight": 0.7},
+                                        {"model_id": "M1", "security_id": "BD", "target_weight": 0.3}])
+    write(folder, "flows.csv", [{"fund_id": "A2", "amount": "n/a"}])
+    _day(landing, D2, books=books)
+    for as_of in (D0, D1, D2):
+        steps.run_nightly(as_of, landing, engine)
+    s1, s2 = night(engine, D1)[0], night(engine, D2)[0]
+    assert (s1.loc["A1", "trigger"], s1.loc["A2", "status"]) == ("model_change", "blocked")
+    assert s2["trigger"].dropna().to_dict() == {"A2": "model_change"}
+    _, trades, _ = night(engine, D2)
+    assert _trades(trades, "A2") == {("EQ", "BUY", 100, "model_change"), ("BD", "SELL", 100, "model_change")}
+    # The replay blocks A2 on D1 too and moves it on D2.
+    result, _ = run_simulation(landing, D0, D2, tmp_path / "sim", max_charts=0)
+    changes = result.proposals[["as_of_date", "fund_id", "trigger"]].sort_values(["as_of_date", "fund_id"])
+    assert changes.values.tolist() == [[D1, "A1", "model_change"], [D2, "A2", "model_change"]]
