@@ -41,6 +41,7 @@ class FileSpec:
     reference: bool = False             # kept as history; latest earlier version applies
     optional_columns: tuple[str, ...] = ()
     optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
+    strict_dates: tuple[str, ...] = ()      # date columns where a value that is not a date stops the night
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              optional_numeric=("abs_band", "rel_band", "half_spread_bps")),
     FileSpec("model_targets", ("model_id", "security_id", "target_weight"), numeric=("target_weight",),
              dates=("effective_date",), keys=("model_id", "security_id"), reference=True,
-             optional_columns=("effective_date",)),
+             optional_columns=("effective_date",), strict_dates=("effective_date",)),
     FileSpec("models", ("model_id", "name"), keys=("model_id",), reference=True),
     FileSpec("flows", ("fund_id", "amount"), numeric=("amount",), keys=("fund_id",)),
     FileSpec("tax_lots", ("fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"),
@@ -223,7 +224,17 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
     for column in spec.dates:
         if column not in frame:
             continue
-        frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601").dt.date
+        parsed = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
+        if column in spec.strict_dates:
+            # A model version's start decides when every follower trades: a typo must not
+            # make it start at once (an empty cell does: no announced date).
+            text = frame[column].astype("object").where(frame[column].notna(), "").astype(str).str.strip()
+            bad = parsed.isna() & (text != "")
+            if bad.any():
+                row = int(frame.loc[bad, "source_row"].iloc[0])
+                raise StructuralError(path.name, f"{text[bad].iloc[0]!r} is not a date (YYYY-MM-DD)", row=row,
+                                      column=column)
+        frame[column] = parsed.dt.date
     return frame
 
 

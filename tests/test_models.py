@@ -343,3 +343,15 @@ def test_a_fund_blocked_on_the_change_date_trades_the_change_when_it_can(engine,
     result, _ = run_simulation(landing, D0, D2, tmp_path / "sim", max_charts=0)
     changes = result.proposals[["as_of_date", "fund_id", "trigger"]].sort_values(["as_of_date", "fund_id"])
     assert changes.values.tolist() == [[D1, "A1", "model_change"], [D2, "A2", "model_change"]]
+
+
+def test_an_effective_date_that_is_not_a_date_stops_the_night(engine, landing):
+    folder = _day(landing, D0, books={"A1": (600, 400)})
+    write(folder, "funds.csv", _funds({"A1": "M1"}))
+    write(folder, "model_targets.csv", [
+        {"model_id": "M1", "security_id": "EQ", "target_weight": 0.6, "effective_date": ""},
+        {"model_id": "M1", "security_id": "BD", "target_weight": 0.4, "effective_date": "2014-13-01"}])
+    with pytest.raises(StructuralError) as caught:
+        steps.run_nightly(D0, landing, engine)
+    assert str(caught.value) == ("model_targets.csv, row 3, column 'effective_date': '2014-13-01' is not a date "
+                                 "(YYYY-MM-DD)")
