@@ -35,7 +35,7 @@ demo: venv
 	@mkdir -p $(REBALANCE_HOME)
 	@rm -rf $(DEMO_LANDING)
 	@echo "== sample landing folder: 36 funds, 3 trading days, in $(DEMO_LANDING)"
-	@$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12
+	@$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12 --models 3
 	@$(BIN)/rebalance warehouse migrate
 	@for d in $(DEMO_DATES); do $(BIN)/rebalance run --date $$d --landing $(DEMO_LANDING) --quiet || exit 1; done
 	@echo "== Airflow metadata database in $(AIRFLOW_HOME)"
@@ -57,7 +57,7 @@ UI_PASSWORDS := $(REBALANCE_HOME)/ui-passwords.json
 ui: venv
 	@mkdir -p $(REBALANCE_HOME)
 	@if [ ! -d $(DEMO_LANDING) ]; then \
-		$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12 >/dev/null; fi
+		$(BIN)/rebalance sample --out $(DEMO_LANDING) --start 2014-01-02 --days 3 --funds 36 --holdings 12 --models 3 >/dev/null; fi
 	@$(BIN)/rebalance warehouse migrate
 	@for d in $(DEMO_DATES) $(DEMO_LATEST); do $(BIN)/rebalance run --date $$d --landing $(DEMO_LANDING) --quiet || exit 1; done
 	@$(BIN)/airflow db migrate > $(REBALANCE_HOME)/airflow-db-migrate.log 2>&1 || (cat $(REBALANCE_HOME)/airflow-db-migrate.log; exit 1)

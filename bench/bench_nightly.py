@@ -163,15 +163,16 @@ def shard_task_fixed_cost() -> dict:
     return out
 
 
-def landing_for(funds: int, holdings: int, securities: int, basic: bool) -> Path:
+def landing_for(funds: int, holdings: int, securities: int, basic: bool, models: int = 0) -> Path:
     from rebalance_pipeline import settings
     from rebalance_pipeline.sample import generate
 
-    kind = "basic" if basic else "full"
+    kind = ("basic" if basic else "full") + (f"-m{models}" if models else "")
     landing = settings.home() / f"bench-landing-{funds}x{holdings}-{kind}"
     if not (landing / AS_OF.isoformat() / "positions.csv").exists():
         print(f"generating {funds:,} funds x {holdings} holdings ({kind}) in {landing} ...", flush=True)
-        generate(landing, AS_OF, days=1, funds=funds, holdings=holdings, securities=securities, full_engine=not basic)
+        generate(landing, AS_OF, days=1, funds=funds, holdings=holdings, securities=securities, full_engine=not basic,
+                 models=models)
     return landing
 
 
@@ -241,6 +242,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=None, help="shards of funds (default: chosen by size)")
     parser.add_argument("--basic", action="store_true",
                         help="contract files only (default: full engine: costs, tax lots for 10%% of funds, flows)")
+    parser.add_argument("--models", type=int, default=0,
+                        help="model portfolios in the book (most funds follow one; default: none)")
     parser.add_argument("--matrix", action="store_true", help="a table of funds x shards (first runs only)")
     parser.add_argument("--matrix-funds", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--matrix-shards", type=int, nargs="+", default=[1, 2, 4])
@@ -254,7 +257,7 @@ def main() -> None:
         matrix(args)
         return
 
-    landing = landing_for(args.funds, args.holdings, args.securities, args.basic)
+    landing = landing_for(args.funds, args.holdings, args.securities, args.basic, args.models)
     folder = landing / AS_OF.isoformat()
     rows = {f.stem: sum(1 for _ in f.open()) - 1 for f in sorted(folder.glob("*.csv"))}
     result = measure(landing, args.runs, args.shards, morning=not args.no_morning)

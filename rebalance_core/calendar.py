@@ -65,3 +65,9 @@ def session_close(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> pd.Timest
     if cal.is_session(day):
         return cal.session_close(day)
     return (day + pd.Timedelta(days=1)).tz_localize("UTC")
+
+
+def previous_session(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dt.date:
+    """The last trading day strictly before ``as_of``."""
+    cal = _calendar(calendar)
+    return cal.date_to_session(pd.Timestamp(as_of) - pd.Timedelta(days=1), direction="previous").date()

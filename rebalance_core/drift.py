@@ -17,12 +17,17 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from rebalance_core.schema import CASH, WEIGHT_EPS
+from rebalance_core.schema import BAND_LEVEL_ASSET_CLASS, CASH, WEIGHT_EPS
 
 DRIFT_COLUMNS = [
     "as_of_date", "fund_id", "security_id", "quantity", "price", "currency", "fx_rate",
     "market_value", "current_weight", "target_weight", "drift", "band_lower", "band_upper",
     "breached",
+]
+
+CLASS_DRIFT_COLUMNS = [
+    "as_of_date", "fund_id", "asset_class", "current_weight", "target_weight", "drift", "band_lower",
+    "band_upper", "breached",
 ]
 
 
@@ -166,3 +171,97 @@ def summarize_funds(drift: pd.DataFrame) -> pd.DataFrame:
     summary["breach_count"] = summary["breach_count"].fillna(0).astype("int64")
     summary["breached"] = summary["breach_count"] > 0
     return summary.rename_axis("fund_id").reset_index()
+
+
+def security_classes(security_ids: pd.Series, securities: pd.DataFrame | None) -> pd.Series:
+    """The asset class of each security (securities.csv); a security without one is its own
+    class, and CASH is the class ``CASH``."""
+    # Worked out once per distinct security, then spread over the rows.
+    codes, uniques = pd.factorize(security_ids, sort=False)
+    uniques = pd.Series(np.asarray(uniques, dtype=object))
+    if securities is not None and len(securities) and "asset_class" in securities:
+        classes = uniques.map(securities.drop_duplicates("security_id").set_index("security_id")["asset_class"])
+    else:
+        classes = pd.Series(np.nan, index=uniques.index, dtype="object")
+    classes = classes.astype("object")
+    blank = classes.isna() | (classes.astype(str).str.strip() == "")
+    classes = classes.where(~blank, uniques).where(uniques != CASH, CASH).to_numpy(dtype=object)
+    out = np.where(codes >= 0, classes[np.clip(codes, 0, None)] if len(classes) else None, None)
+    return pd.Series(out, index=security_ids.index, dtype="object")
+
+
+def band_levels(funds: pd.DataFrame) -> pd.Series:
+    """``band_level`` per fund (index fund_id): ``security`` unless funds.csv says ``asset_class``."""
+    ids = funds.drop_duplicates("fund_id")
+    level = ids["band_level"] if "band_level" in ids else pd.Series(None, index=ids.index, dtype="object")
+    level = level.astype("object").where(level.notna(), "security").astype(str).str.strip().str.lower()
+    level = level.where(level != "", "security")
+    return pd.Series(level.to_numpy(), index=ids["fund_id"].to_numpy())
+
+
+def compute_class_drift(as_of: dt.date, drift: pd.DataFrame, funds: pd.DataFrame,
+                        securities: pd.DataFrame | None = None,
+                        asset_class_bands: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per fund and asset class: the class's total weight against the sum of its targets,
+    with the class's bands (asset_classes.csv when it sets one, else the fund's), for every
+    fund whatever its ``band_level``. A class held with no target breaches; CASH never does."""
+    if drift.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
+    # One integer key per (fund, class) and bincount sums: a groupby on two string keys
+    # costs several times more at millions of rows.
+    fund_codes, fund_values = pd.factorize(drift["fund_id"], sort=False)
+    class_codes, class_values = pd.factorize(security_classes(drift["security_id"], securities), sort=False)
+    key = fund_codes.astype("int64") * len(class_values) + class_codes
+    keys, group = np.unique(key, return_inverse=True)
+    weight = drift["current_weight"].to_numpy(dtype="float64")
+    known = ~np.isnan(weight)
+    current = np.bincount(group, weights=np.where(known, weight, 0.0), minlength=len(keys))
+    current[np.bincount(group, weights=known, minlength=len(keys)) == 0] = np.nan
+    out = pd.DataFrame({
+        "fund_id": np.asarray(fund_values, dtype=object)[keys // len(class_values)],
+        "asset_class": np.asarray(class_values, dtype=object)[keys % len(class_values)],
+        "current_weight": current,
+        "target_weight": np.bincount(group, weights=drift["target_weight"].to_numpy(dtype="float64"),
+                                     minlength=len(keys)),
+        "held": np.bincount(group, weights=(drift["quantity"].to_numpy(dtype="float64") > 0),
+                            minlength=len(keys)) > 0,
+    })
+    fund_bands = funds.drop_duplicates("fund_id").set_index("fund_id")[["abs_band", "rel_band"]].astype("float64")
+    for band in ("abs_band", "rel_band"):
+        out[band] = out["fund_id"].map(fund_bands[band])
+        if asset_class_bands is not None and len(asset_class_bands) and band in asset_class_bands:
+            override = asset_class_bands.drop_duplicates("asset_class").set_index("asset_class")[band]
+            out[band] = out["asset_class"].map(override).astype("float64").fillna(out[band])
+    out["drift"] = out["current_weight"] - out["target_weight"]
+    tolerance = band_tolerance(out["target_weight"], out["abs_band"], out["rel_band"])
+    is_cash = out["asset_class"] == CASH
+    out["band_lower"] = (out["target_weight"] - tolerance).where(~is_cash)
+    out["band_upper"] = (out["target_weight"] + tolerance).where(~is_cash)
+    outside = out["drift"].abs() > (tolerance + WEIGHT_EPS).fillna(np.inf)
+    unwanted = (out["target_weight"] <= 0) & out["held"]
+    out["breached"] = (outside.fillna(False).astype(bool) | unwanted) & ~is_cash
+    out["as_of_date"] = as_of
+    out = out.sort_values(["fund_id", "asset_class"], kind="stable", ignore_index=True)
+    return out[CLASS_DRIFT_COLUMNS]
+
+
+def apply_class_bands(drift: pd.DataFrame, summary: pd.DataFrame, class_drift: pd.DataFrame,
+                      funds: pd.DataFrame, securities: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For funds with ``band_level = asset_class``: a security breaches when its class does,
+    and the fund's breaches are its breaching classes. Other funds are left as they are."""
+    levels = band_levels(funds)
+    by_class = levels.index[levels == BAND_LEVEL_ASSET_CLASS]
+    if len(by_class) == 0 or drift.empty:
+        return drift, summary
+    drift = drift.copy()
+    on_class = drift["fund_id"].isin(by_class) & (drift["security_id"] != CASH)
+    classes = security_classes(drift.loc[on_class, "security_id"], securities)
+    breached = class_drift.set_index(["fund_id", "asset_class"])["breached"]
+    keys = pd.MultiIndex.from_arrays([drift.loc[on_class, "fund_id"], classes])
+    drift.loc[on_class, "breached"] = breached.reindex(keys).fillna(False).to_numpy(dtype=bool)
+    count = class_drift[class_drift["fund_id"].isin(by_class)].groupby("fund_id")["breached"].sum()
+    summary = summary.copy()
+    mask = summary["fund_id"].isin(by_class)
+    summary.loc[mask, "breach_count"] = summary.loc[mask, "fund_id"].map(count).fillna(0).astype("int64")
+    summary["breached"] = summary["breach_count"] > 0
+    return drift, summary

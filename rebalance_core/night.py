@@ -11,6 +11,12 @@ Rules decided here (and nowhere else):
 - a fund blocked by validation, whose NAV cannot be computed, or whose approved orders are
   not in the market by this date's close (``awaiting execution``) gets no proposal;
 - a security without its own half spread takes its asset class's;
+- a fund with a ``model_id`` takes the targets of that model's version in force on the date
+  (``rebalance_core.models``); a fund whose targets differ from those of its previous
+  business date (``previous_targets``) rebalances to them whatever its policy (trigger and
+  trade reason ``model_change``);
+- ``band_level = asset_class``: a fund's bands are judged on its classes' total weights
+  (``fund_class_drift``, written for every fund) and its rebalance trades classes;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``.
 """
 
@@ -23,9 +29,16 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.calendar import session_close
-from rebalance_core.drift import compute_drift, summarize_funds
+from rebalance_core.drift import (
+    CLASS_DRIFT_COLUMNS,
+    apply_class_bands,
+    compute_class_drift,
+    compute_drift,
+    summarize_funds,
+)
+from rebalance_core.models import changed_targets, fund_models, targets_in_force
 from rebalance_core.proposals import apply_presets, propose, resolve_flow_triggers, resolve_triggers
-from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED
+from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED, TRIGGER_MODEL_CHANGE
 from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
@@ -39,8 +52,9 @@ class NightInputs:
     """What one night knows, for the funds it decides (a whole night or one shard).
 
     Fund-keyed frames (positions, cash, targets, funds, flows, tax_lots, blocked,
-    recent_loss_sales, approved_unexecuted) may hold only the shard's funds; security-keyed
-    ones (prices, securities, asset_classes, fx_rates) are whole.
+    recent_loss_sales, approved_unexecuted, previous_targets) may hold only the shard's
+    funds; security-keyed ones (prices, securities, asset_classes, fx_rates) and the model
+    history are whole.
     """
 
     prices: pd.DataFrame                          # security_id, close_price, currency
@@ -56,6 +70,12 @@ class NightInputs:
     blocked: pd.DataFrame | None = None           # fund_id, blocked_reason: what validation found
     recent_loss_sales: pd.DataFrame | None = None  # fund_id, security_id: approved loss sales, last 30 days
     approved_unexecuted: pd.DataFrame | None = None  # AWAITING_COLUMNS: latest approved earlier proposal per fund
+    # Model versions known tonight (rebalance_core.models.MODEL_HISTORY_COLUMNS): model_id,
+    # security_id, target_weight, valid_from (the folder's date), effective_date.
+    model_targets: pd.DataFrame | None = None
+    # fund_id, security_id, target_weight: each fund's targets in force on its previous
+    # business date (resolved as tonight's are); a fund without rows has nothing to compare.
+    previous_targets: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -71,6 +91,8 @@ class NightInputs:
 @dataclass(frozen=True)
 class NightDecision:
     drift: pd.DataFrame        # rebalance_core.drift.DRIFT_COLUMNS
+    class_drift: pd.DataFrame  # rebalance_core.drift.CLASS_DRIFT_COLUMNS, every fund
+    targets: pd.DataFrame      # each fund's targets in force (own or its model's), with model_id
     summary: pd.DataFrame      # one row per fund: nav, breaches, trigger, status, blocked_reason, proposal_id
     proposals: pd.DataFrame    # one row per proposed fund
     trades: pd.DataFrame       # one row per trade
@@ -82,9 +104,12 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``."""
     funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
     securities = with_class_spreads(inputs.securities, inputs.asset_classes)
-    drift = compute_drift(as_of, funds, inputs.targets, inputs.positions, inputs.prices, inputs.cash,
+    targets = targets_in_force(as_of, funds, inputs.targets, inputs.model_targets)
+    drift = compute_drift(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
                           inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
     summary = summarize_funds(drift)
+    class_drift = compute_class_drift(as_of, drift, funds, securities, inputs.asset_classes)
+    drift, summary = apply_class_bands(drift, summary, class_drift, funds, securities)
 
     blocked = _blocked_by_validation(inputs.blocked)
     # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
@@ -96,8 +121,10 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
 
     triggers = resolve_triggers(as_of, funds, summary)
     triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
+    changed = changed_targets(targets, inputs.previous_targets)
+    triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
     proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
-                                flows=inputs.flows)
+                                flows=inputs.flows, class_drift=class_drift)
     fx_rate = None
     if len(trades):
         fx_rate = trades[["fund_id", "security_id"]].merge(
@@ -115,7 +142,10 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     summary = summary.assign(flow=summary["fund_id"].map(inputs.flows.groupby("fund_id")["amount"].sum())
                              if inputs.flows is not None and len(inputs.flows) else np.nan)
     fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
-    return NightDecision(drift, fund_summary, proposals, trades, lots, blocked)
+    fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
+    if class_drift.empty:
+        class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
+    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked)
 
 
 def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -32,14 +32,18 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
+from rebalance_core.drift import band_levels, security_classes
 from rebalance_core.schema import (
     BAND_FRACTION,
+    BAND_LEVEL_ASSET_CLASS,
     CASH,
     REASON_BAND,
     REASON_CALENDAR,
     REASON_CASH_FLOW,
+    REASON_MODEL_CHANGE,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
+    TRIGGER_MODEL_CHANGE,
     TRIGGER_THRESHOLD,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
@@ -134,8 +138,14 @@ def propose(
     securities: pd.DataFrame | None = None,
     blocked: pd.DataFrame | None = None,
     flows: pd.DataFrame | None = None,
+    class_drift: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Proposals and their trades for the funds that trigger; (proposals, trades)."""
+    """Proposals and their trades for the funds that trigger; (proposals, trades).
+
+    ``model_change``: every holding of the fund goes to its (new) target, whatever its
+    policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
+    breach) restore their breaching classes, or all classes on a calendar date, and split
+    each class's trade over its securities in proportion to their targets."""
     fund_state = summary.set_index("fund_id")[["nav", "cash"]]
     blocked_ids = set(blocked["fund_id"]) if blocked is not None else set()
     active = triggers.dropna()
@@ -182,10 +192,19 @@ def propose(
     tolerance = after_flow["band_upper"] - after_flow["target_weight"]
     after_flow["breached"] = ((after_flow["drift"].abs() > (tolerance + WEIGHT_EPS).fillna(np.inf))
                               | ((after_flow["target_weight"] <= 0) & (after_flow["quantity"] > 0)))
+    class_level = fund.map(band_levels(funds) == BAND_LEVEL_ASSET_CLASS).fillna(False).astype(bool)
+    # Class-level funds keep the class verdict (a flow is judged on the securities' bands).
+    after_flow["breached"] = after_flow["breached"].where(~class_level, rows["breached"])
     still_breached = after_flow["breached"].groupby(fund).transform("any")
-    rebalances = (rows["trigger"] == TRIGGER_CALENDAR) | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached)
+    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, TRIGGER_MODEL_CHANGE])
+                  | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached))
     destination = _destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
+    on_class = class_level & (rows["trigger"] != TRIGGER_MODEL_CHANGE)
+    if on_class.any() and class_drift is not None:
+        class_value = _class_trades(after_flow[on_class], class_drift, securities)
+        rebalance_value = rebalance_value.where(~on_class, class_value.reindex(rows.index).where(rebalances, 0.0)
+                                                ).fillna(0.0)
 
     unit_value = rows["price"] * rows["fx_rate"]
     qty = (flow_value + rebalance_value) / unit_value
@@ -230,6 +249,42 @@ def propose(
 
     from_flow_only = (flow_value != 0) & (rebalance_value == 0)
     return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only)
+
+
+def _class_trades(rows: pd.DataFrame, class_drift: pd.DataFrame, securities: pd.DataFrame | None) -> pd.Series:
+    """Signed value each security of a class-level fund trades: its class moves from its
+    weight to its destination (the class target, or toward its band edge for band-style
+    funds; a class inside its band stays unless the date is a calendar one), and the class's
+    trade is split over its tradable securities in proportion to their targets (a class
+    with no target is sold)."""
+    fund = rows["fund_id"]
+    cls = security_classes(rows["security_id"], securities)
+    key = [fund, cls]
+    tradable = rows["tradable"] & rows["price"].notna()
+    target = rows["target_weight"] * rows["target_scale"]
+    class_target = target.groupby(key).transform("sum")
+    class_raw_target = rows["target_weight"].groupby(key).transform("sum")
+    class_weight = rows["current_weight"].groupby(key).transform("sum")
+    bands = class_drift.set_index(["fund_id", "asset_class"])
+    index = pd.MultiIndex.from_arrays([fund, cls])
+    tolerance = pd.Series((bands["band_upper"] - bands["target_weight"]).reindex(index).to_numpy(),
+                          index=rows.index).fillna(0.0)
+    breached = pd.Series(bands["breached"].reindex(index).fillna(False).to_numpy(dtype=bool), index=rows.index)
+    fraction = rows["band_fraction"].fillna(rows["rebalance_to"].map(BAND_FRACTION)).fillna(1.0)
+    offset = np.where(rows["rebalance_to"] == "vanguard", np.minimum(tolerance, VANGUARD_DESTINATION),
+                      fraction * tolerance)
+    toward_band = class_raw_target + np.sign(class_weight - class_raw_target) * offset
+    band_style = (rows["rebalance_to"] != "target") | rows["band_fraction"].notna()
+    full = rows["trigger"] == TRIGGER_CALENDAR
+    destination = np.where(band_style & ~full, toward_band, class_target)
+    destination = np.where(breached | full, destination, class_weight)
+    destination = np.where(class_raw_target <= 0, 0.0, destination)
+    share_base = target.where(tradable, 0.0)
+    share = share_base / share_base.groupby(key).transform("sum").replace(0.0, np.nan)
+    value = (destination - class_weight) * rows["nav"] * share
+    # A class with no target: each held security is sold whole.
+    value = value.where(class_raw_target > 0, -rows["market_value"].where(tradable, 0.0))
+    return value.fillna(0.0)
 
 
 def _rescale_around_frozen(rows: pd.DataFrame, fund: pd.Series) -> pd.DataFrame:
@@ -331,7 +386,8 @@ def _destination_weight(rows: pd.DataFrame) -> pd.Series:
     offset = np.where(rows["rebalance_to"] == "vanguard", np.minimum(tolerance, VANGUARD_DESTINATION),
                       fraction * tolerance)
     toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
-    band_style = (rows["rebalance_to"] != "target") | rows["band_fraction"].notna()
+    band_style = (((rows["rebalance_to"] != "target") | rows["band_fraction"].notna())
+                  & (rows["trigger"] != TRIGGER_MODEL_CHANGE))
     destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
     destination = pd.Series(destination, index=rows.index)
     destination[rows["target_weight"] <= 0] = 0.0
@@ -387,10 +443,11 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
         "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
+                           np.where(t["trigger"] == TRIGGER_MODEL_CHANGE, REASON_MODEL_CHANGE,
                            np.where(t["breached"], REASON_BAND,
                                     np.where(t["restricted"], REASON_RESTRICTION,
                                              np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR,
-                                                      REASON_TO_TARGET)))),
+                                                      REASON_TO_TARGET))))),
     })
     if trades.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)

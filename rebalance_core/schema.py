@@ -21,6 +21,14 @@ VANGUARD_DESTINATION = 0.0175
 TRIGGER_CALENDAR = "calendar"
 TRIGGER_THRESHOLD = "threshold"
 TRIGGER_CASH_FLOW = "cash_flow"
+# A fund's targets differ from those of its previous business date (a new model version, a
+# move to another model, a new targets.csv version): it rebalances whatever its policy.
+TRIGGER_MODEL_CHANGE = "model_change"
+
+# Where a fund's bands are judged (funds.csv band_level).
+BAND_LEVEL_SECURITY = "security"
+BAND_LEVEL_ASSET_CLASS = "asset_class"
+BAND_LEVELS = (BAND_LEVEL_SECURITY, BAND_LEVEL_ASSET_CLASS)
 
 STATUS_PROPOSED = "proposed"
 STATUS_IN_BAND = "in_band"
@@ -35,6 +43,7 @@ SUPERSEDED = "superseded"
 REASON_BAND = "band_breach"
 REASON_CALENDAR = "calendar"
 REASON_CASH_FLOW = "cash_flow"
+REASON_MODEL_CHANGE = "model_change"
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9

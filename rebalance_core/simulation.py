@@ -28,7 +28,9 @@ from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.schema import CASH
 from rebalance_core.tax_lots import WASH_SALE_DAYS
 
-REFERENCE = ("funds", "targets", "securities", "asset_classes")
+REFERENCE = ("funds", "targets", "securities", "asset_classes", "models")
+NO_TARGETS = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
+                           "target_weight": pd.Series(dtype="float64")})
 
 
 @dataclass
@@ -41,8 +43,15 @@ class SimulationResult:
 
 def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.DataFrame]],
              positions: pd.DataFrame, cash: pd.DataFrame, tax_lots: pd.DataFrame | None = None,
-             check_day: Callable[[dt.date, NightInputs], pd.DataFrame] | None = None) -> SimulationResult:
-    """Replay ``dates`` from the book (positions, cash, tax lots) held at the first date's close."""
+             check_day: Callable[[dt.date, NightInputs], pd.DataFrame] | None = None,
+             model_history: pd.DataFrame | None = None,
+             previous_targets: pd.DataFrame | None = None) -> SimulationResult:
+    """Replay ``dates`` from the book (positions, cash, tax lots) held at the first date's close.
+
+    ``model_history``: model versions known before the first date (valid_from, optional
+    effective_date); a day's ``model_targets`` frame adds a version dated that day.
+    ``previous_targets``: the funds' targets in force on the business date before the first
+    (then each day's are the day before's), so a target change triggers ``model_change``."""
     positions = positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
     cash = cash[["fund_id", "currency", "amount"]].copy()
     lots = tax_lots.copy() if tax_lots is not None and len(tax_lots) else None
@@ -55,16 +64,30 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
     for as_of in dates:
         frames = load_day(as_of)
         reference.update({k: v for k, v in frames.items() if k in REFERENCE})
+        if frames.get("model_targets") is not None:
+            today = frames["model_targets"].assign(valid_from=pd.Timestamp(as_of))
+            model_history = (today if model_history is None or model_history.empty else pd.concat(
+                [model_history[pd.to_datetime(model_history["valid_from"]) != pd.Timestamp(as_of)], today],
+                ignore_index=True))
         window = loss_sales[pd.to_datetime(loss_sales["as_of_date"]).dt.date >= as_of - dt.timedelta(
             days=WASH_SALE_DAYS)]
         inputs = NightInputs(
             prices=frames["prices"], positions=positions, cash=cash, funds=reference["funds"],
-            targets=reference["targets"], securities=reference.get("securities"),
+            targets=reference.get("targets", NO_TARGETS), securities=reference.get("securities"),
             asset_classes=reference.get("asset_classes"), flows=frames.get("flows"), fx_rates=frames.get("fx_rates"),
-            tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]])
+            tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]], model_targets=model_history,
+            previous_targets=previous_targets)
         if check_day is not None:
             inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
         decision = decide_night(as_of, inputs)
+        # Tomorrow compares with today's targets, except for a fund blocked today: it keeps its
+        # earlier ones, so a change it could not trade today is traded when it can (as nightly).
+        blocked_today = decision.blocked["fund_id"].unique()
+        kept = (previous_targets[previous_targets["fund_id"].isin(blocked_today)]
+                if previous_targets is not None and len(blocked_today) else None)
+        previous_targets = decision.targets[~decision.targets["fund_id"].isin(blocked_today)]
+        if kept is not None and len(kept):
+            previous_targets = pd.concat([previous_targets, kept], ignore_index=True)
         drift, proposals, trades = decision.drift, decision.proposals, decision.trades
         # Funds only named by a fault (positions of a fund not in funds.csv) have no book here.
         summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"])]

@@ -452,6 +452,8 @@ def sample(
     funds: Annotated[int, typer.Option(min=1, help="number of funds")] = 36,
     holdings: Annotated[int, typer.Option(min=1, help="holdings per fund")] = 12,
     seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same files")] = 7,
+    models: Annotated[int, typer.Option(min=0, help="model portfolios (most funds follow one; the first is "
+                                                    "reweighted on the last day)")] = 0,
     extend: Annotated[bool, typer.Option(
         "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on); "
                          "--start, --funds, --holdings and --seed are taken from the folder")] = False,
@@ -468,7 +470,8 @@ def sample(
         if extend:
             dates = extend_landing(out, days=days or 1)
         else:
-            dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed)
+            dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed,
+                             models=models)
     except SampleError as exc:
         err.print(f"[bold red]not written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None

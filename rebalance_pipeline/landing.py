@@ -41,6 +41,7 @@ class FileSpec:
     reference: bool = False             # kept as history; latest earlier version applies
     optional_columns: tuple[str, ...] = ()
     optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
+    strict_dates: tuple[str, ...] = ()      # date columns where a value that is not a date stops the night
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -64,7 +65,7 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
                        "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
              numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"), boolean=("allow_fractional",),
              optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
-                               "max_cost_bps", "tax_lot_method", "min_trade_pct_nav"),
+                               "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav"),
              keys=("fund_id",), reference=True),
@@ -74,6 +75,10 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
     FileSpec("asset_classes", ("asset_class",), keys=("asset_class",), reference=True,
              optional_columns=("abs_band", "rel_band", "half_spread_bps"),
              optional_numeric=("abs_band", "rel_band", "half_spread_bps")),
+    FileSpec("model_targets", ("model_id", "security_id", "target_weight"), numeric=("target_weight",),
+             dates=("effective_date",), keys=("model_id", "security_id"), reference=True,
+             optional_columns=("effective_date",), strict_dates=("effective_date",)),
+    FileSpec("models", ("model_id", "name"), keys=("model_id",), reference=True),
     FileSpec("flows", ("fund_id", "amount"), numeric=("amount",), keys=("fund_id",)),
     FileSpec("tax_lots", ("fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"),
              numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
@@ -215,7 +220,19 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
                                   index=frame.index, dtype="object")
     for column in spec.dates:
-        frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601").dt.date
+        if column not in frame:
+            continue
+        parsed = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
+        if column in spec.strict_dates:
+            # A model version's start decides when every follower trades: a typo must not
+            # make it start at once (an empty cell does: no announced date).
+            text = frame[column].astype("object").where(frame[column].notna(), "").astype(str).str.strip()
+            bad = parsed.isna() & (text != "")
+            if bad.any():
+                row = int(frame.loc[bad, "source_row"].iloc[0])
+                raise StructuralError(path.name, f"{text[bad].iloc[0]!r} is not a date (YYYY-MM-DD)", row=row,
+                                      column=column)
+        frame[column] = parsed.dt.date
     return frame
 
 

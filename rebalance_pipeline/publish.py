@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from rebalance_core.drift import DRIFT_COLUMNS
+from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.night import NightDecision
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
 
@@ -50,19 +50,22 @@ REFERENCE_INPUTS = {
                                      "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
-                                     "min_trade_pct_nav"]),
+                                     "min_trade_pct_nav", "model_id", "band_level"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
                                                     "half_spread_bps"]),
+    "model_targets": ("rebalance.model_target_ref", ["valid_from", "source_row", "model_id", "security_id",
+                                                     "target_weight", "effective_date"]),
+    "models": ("rebalance.model_ref", ["valid_from", "source_row", "model_id", "name"]),
 }
-SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_summary",
-                "proposal_trade", "proposal_trade_lot"]
+SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
+                "fund_summary", "proposal_trade", "proposal_trade_lot"]
 NIGHT_TABLES = ["price", "fx_rate"]
 CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot"]
 SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
-                   "run_id", "flow"]
+                   "run_id", "flow", "model_id"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades"]
@@ -73,6 +76,7 @@ LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", 
                "term"]
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
 DRIFT_LEAF_COLUMNS = [c for c in DRIFT_COLUMNS if c != "as_of_date"]
+CLASS_DRIFT_LEAF_COLUMNS = [c for c in CLASS_DRIFT_COLUMNS if c != "as_of_date"]
 
 
 class NightIncomplete(RuntimeError):
@@ -141,6 +145,7 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
             table, columns = DAILY_INPUTS[stem]
             written += copy_frame(conn, leaves[table], frame, columns)
         written += copy_frame(conn, leaves["fund_drift"], decision.drift, DRIFT_LEAF_COLUMNS)
+        written += copy_frame(conn, leaves["fund_class_drift"], decision.class_drift, CLASS_DRIFT_LEAF_COLUMNS)
         written += copy_frame(conn, leaves["fund_summary"], decision.summary.assign(run_id=run_id), SUMMARY_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade"], decision.trades, TRADE_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)

@@ -36,12 +36,20 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings: int = 12,
              securities: int | None = None, seed: int = 7, fund_drift: float = 0.25, full_engine: bool = True,
-             tax_lot_share: float = 0.1, flow_share: float = 0.05) -> list[dt.date]:
+             tax_lot_share: float = 0.1, flow_share: float = 0.05, models: int = 0, model_share: float = 0.8,
+             model_change_day: int | None = None, asset_class_share: float = 0.1) -> list[dt.date]:
     """Write ``days`` trading-day folders under ``out`` from ``start``; return their dates.
 
     ``full_engine`` adds what the richer policies use: trading costs (commissions, spreads,
     daily volumes), tax lots for ``tax_lot_share`` of the funds and pending flows for
     ``flow_share`` of them.
+
+    ``models`` > 0 writes that many model portfolios (model_targets.csv, models.csv) and puts
+    ``model_share`` of the funds on one (funds.csv ``model_id``; they have no targets.csv
+    rows); the first model is reweighted on day ``model_change_day`` (default: the last day,
+    when there are two or more), so its followers rebalance with trigger ``model_change``;
+    ``asset_class_share`` of the funds judge their bands by asset class. Without models the
+    files are exactly those of earlier versions (same seed, same bytes).
     """
     rng = np.random.default_rng(seed)
     dates = sessions_between(start, start + dt.timedelta(days=days * 2 + 10))[:days]
@@ -82,6 +90,35 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     weights = raw_w / raw_w.sum(axis=1, keepdims=True) * (1 - cash_target)[:, None]
     weights = np.round(weights, 6)
     weights[:, -1] += (1 - cash_target) - weights.sum(axis=1)  # exact sum after rounding
+    model_files: dict[int, dict[str, pd.DataFrame]] = {}
+    followers = np.zeros(funds, dtype=bool)
+    if models > 0:
+        # A generator of its own: the draws of a book without models stay as they were.
+        mrng = np.random.default_rng([seed, 9])
+        model_ids = np.array([f"MODEL{i:02d}" for i in range(models)])
+        model_offsets = mrng.integers(0, n_sec, size=models)
+        model_picks = (model_offsets[:, None] + np.arange(holdings)[None, :] * max(1, n_sec // holdings)) % n_sec
+        model_weights = _unit_weights(mrng.gamma(2.0, 1.0, size=(models, holdings)))
+        followers = mrng.random(funds) < model_share
+        follows = np.where(followers, mrng.integers(0, models, size=funds), -1)
+        picks[followers] = model_picks[follows[followers]]
+        weights[followers] = model_weights[follows[followers]]
+        cash_target[followers] = 0.0
+        funds_frame["model_id"] = np.where(followers, model_ids[np.clip(follows, 0, None)], None)
+        funds_frame["band_level"] = np.where(mrng.random(funds) < asset_class_share, "asset_class", "security")
+
+        def model_frame(ids, chosen, w) -> pd.DataFrame:
+            return pd.DataFrame({"model_id": np.repeat(ids, holdings), "security_id": sec_ids[chosen.ravel()],
+                                 "target_weight": w.ravel()})
+
+        model_files[0] = {"model_targets": model_frame(model_ids, model_picks, model_weights),
+                          "models": pd.DataFrame({"model_id": model_ids,
+                                                  "name": [f"Model {chr(65 + i % 26)}{i // 26 or ''}"
+                                                           for i in range(models)]})}
+        change_day = model_change_day if model_change_day is not None else (days - 1 if days > 1 else None)
+        if change_day is not None and 0 < change_day < days:
+            model_files[change_day] = {"model_targets": model_frame(
+                model_ids[:1], model_picks[:1], _unit_weights(mrng.gamma(2.0, 1.0, size=(1, holdings))))}
 
     fund_col = np.repeat(fund_ids, holdings)
     sec_col = sec_ids[picks.ravel()]
@@ -89,6 +126,8 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     cash_rows = pd.DataFrame({"fund_id": fund_ids[cash_target > 0], "security_id": "CASH",
                               "target_weight": cash_target[cash_target > 0]})
     targets = pd.concat([targets, cash_rows], ignore_index=True).sort_values(["fund_id", "security_id"])
+    if followers.any():
+        targets = targets[~targets["fund_id"].isin(fund_ids[followers])]
 
     # Start off target by a fund-specific amount, so some funds are already out of band.
     tilt = rng.normal(0, fund_drift, size=(funds, holdings)) * rng.random((funds, 1))
@@ -144,7 +183,16 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
             write_csv(funds_frame, folder / "funds.csv")
             write_csv(targets, folder / "targets.csv")
             write_csv(securities_frame, folder / "securities.csv")
+        for stem, frame in model_files.get(day, {}).items():
+            write_csv(frame, folder / f"{stem}.csv")
     return dates
+
+
+def _unit_weights(raw: np.ndarray) -> np.ndarray:
+    """Rows of weights summing to exactly 1 after rounding to 6 decimals."""
+    weights = np.round(raw / raw.sum(axis=1, keepdims=True), 6)
+    weights[:, -1] += 1 - weights.sum(axis=1)
+    return weights
 
 
 class SampleError(Exception):

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from rebalance_core.calendar import sessions_between
+from rebalance_core.calendar import previous_session, sessions_between
 from rebalance_core.faults import blocked_funds
+from rebalance_core.models import models_in_force, targets_in_force
 from rebalance_core.night import NightInputs
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
-REFERENCE = ("funds", "targets", "securities", "asset_classes")
+REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "model_targets")
 DAILY = ("prices", "fx_rates", "flows")
 
 
@@ -34,6 +35,9 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
     first = dates[0]
     book, _ = landing.read_landing(landing_dir, first)
     initial = _reference_before(landing_dir, first)
+    initial.pop("model_targets", None)   # versions come from every folder, with their dates
+    model_history = _model_history(landing_dir, first)
+    previous = _previous_targets(landing_dir, first, model_history)
     day_files: dict[dt.date, dict[str, pd.DataFrame]] = {}
 
     def load_day(as_of: dt.date) -> dict[str, pd.DataFrame]:
@@ -48,6 +52,8 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         if as_of == first:
             frames.update(initial)
         for stem in REFERENCE:
+            if stem == "model_targets" and as_of == first:
+                continue   # already in the history
             path = landing.find_file(folder, stem)
             if path is not None:
                 frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
@@ -62,15 +68,21 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         files = day_files[as_of]
         frames = {"prices": files["prices"], "funds": inputs.funds, "targets": inputs.targets,
                   "positions": inputs.positions, "cash": inputs.cash}
+        if inputs.model_targets is not None and len(inputs.model_targets):
+            frames["model_targets"] = models_in_force(as_of, inputs.model_targets)
+        if "targets" in files:
+            frames["file_targets"] = files["targets"]
         for stem, frame in (("fx_rates", inputs.fx_rates), ("flows", inputs.flows),
                             ("securities", inputs.securities)):
             if frame is not None and len(frame):
                 frames[stem] = frame
         outcome = validation.validate(frames)
-        return blocked_funds(outcome.faults, inputs.positions, inputs.targets)
+        targets = targets_in_force(as_of, inputs.funds, inputs.targets, inputs.model_targets)
+        return blocked_funds(outcome.faults, inputs.positions, targets, inputs.funds)
 
     result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
-                      check_day=check_day if validate else None)
+                      check_day=check_day if validate else None, model_history=model_history,
+                      previous_targets=previous)
     result = dataclasses.replace(result, summary=_with_fund_columns(result.summary, initial["funds"], dates))
     out_dir.mkdir(parents=True, exist_ok=True)
     _rounded(result.summary).to_csv(out_dir / "simulation_summary.csv", index=False)
@@ -120,9 +132,40 @@ def _reference_before(landing_dir: Path, first: dt.date) -> dict[str, pd.DataFra
             if stem not in found and path is not None:
                 found[stem] = landing.read_file(path, landing.SPECS[stem], first)
     for stem in ("funds", "targets"):
-        if stem not in found:
+        if stem not in found and not (stem == "targets" and _model_history(landing_dir, first).size):
             raise landing.StructuralError(f"{stem}.csv", f"no version on or before {first} in {landing_dir}")
     return found
+
+
+def _model_history(landing_dir: Path, upto: dt.date) -> pd.DataFrame:
+    """Every model_targets.csv of the folders up to ``upto``, each dated by its folder."""
+    parts = []
+    for folder in sorted(p for p in Path(landing_dir).iterdir() if p.is_dir() and p.name <= upto.isoformat()):
+        path = landing.find_file(folder, "model_targets")
+        day = _folder_date(folder)
+        if path is not None and day is not None:
+            parts.append(landing.read_file(path, landing.SPECS["model_targets"], day).assign(
+                valid_from=pd.Timestamp(day)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _previous_targets(landing_dir: Path, first: dt.date, model_history: pd.DataFrame) -> pd.DataFrame | None:
+    """The funds' targets in force on the trading day before ``first`` (from the folders up to
+    it), as the nightly run compares them; None when no folder is that old."""
+    prev = previous_session(first)
+    try:
+        reference = _reference_before(landing_dir, prev)
+    except (landing.StructuralError, FileNotFoundError):
+        return None
+    targets = reference.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight"]))
+    return targets_in_force(prev, reference["funds"], targets, model_history)
+
+
+def _folder_date(folder: Path) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(folder.name)
+    except ValueError:
+        return None
 
 
 def _charts(result: SimulationResult, funds: set[str], out_dir: Path) -> None:

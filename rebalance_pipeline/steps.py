@@ -33,6 +33,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
+from rebalance_core.models import fund_models, models_in_force, targets_in_force
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
 from rebalance_pipeline import history, landing, publish, warehouse
@@ -40,10 +42,11 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes")
+REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets")
 DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
 # Frames keyed by fund: split by shard. The others are the whole night's.
-FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted")
+FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
+              "prev_own_targets")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -125,7 +128,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
               for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in ("funds", "securities", "asset_classes"):
+        for stem in ("funds", "securities", "asset_classes", "models"):
             key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
@@ -145,13 +148,20 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
                 if len(part):
                     history_sink(i, part)
+        # Model versions: the whole (small) history before tonight, and tonight's file.
+        night["ref_model_targets"] = _model_history(warehouse.model_target_history(conn, run.as_of),
+                                                    frames.get("model_targets"), run.as_of)
+        if "model_targets" in frames:
+            night["file_model_targets"] = frames["model_targets"]
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
     if night["ref_funds"].empty:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring funds.csv)")
-    if not any(name in ("file_targets", "targets_history") for name, _ in parts):
+    # Where every fund follows a model, targets.csv may be header-only or absent.
+    own_target_funds = fund_models(night["ref_funds"]).isna().any()
+    if own_target_funds and not any(name in ("file_targets", "targets_history") for name, _ in parts):
         raise landing.StructuralError(
             "targets.csv", "not in this date's folder and no earlier version is in the warehouse "
             "(the first date loaded must bring targets.csv)")
@@ -161,7 +171,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
-    outcome = validation.validate(_validation_frames(night, shard_frames=None), scope="night")
+    outcome = validation.validate(_validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
     for name, frame in night.items():
@@ -170,6 +180,13 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
                 ws.put(f"s{i}/{name}", part)
         else:
             ws.put(f"night/{name}", frame)
+    with run.engine.connect() as conn:
+        prev_funds, prev_own = _previous_reference(conn, run.as_of, night["ref_funds"],
+                                                   sorted(listed.get("targets", ())), count)
+    for i, part in enumerate(_split(prev_funds, count)):
+        ws.put(f"s{i}/prev_funds", part)
+    for i, part in enumerate(prev_own):
+        ws.put(f"s{i}/prev_own_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
                              {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
@@ -192,11 +209,13 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
     from rebalance_pipeline import validation
 
     frames = _shard_frames(run, shard)
-    outcome = validation.validate(_validation_frames(_night_frames(run), frames), scope="shard")
+    night = _night_frames(run)
+    outcome = validation.validate(_validation_frames(night, frames, as_of=run.as_of), scope="shard")
     night_faults = run.workspace.get("night/night_faults")
     faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
         len(night_faults) or len(outcome.faults)) else outcome.faults
-    blocked = blocked_funds(faults, frames["file_positions"], frames["ref_targets"])
+    targets = targets_in_force(run.as_of, frames["ref_funds"], frames["ref_targets"], night.get("ref_model_targets"))
+    blocked = blocked_funds(faults, frames["file_positions"], targets, frames["ref_funds"])
     run.workspace.put(f"s{shard}/blocked", blocked)
     run.workspace.put(f"s{shard}/results", outcome.results)
     run.workspace.put(f"s{shard}/faults", outcome.faults)
@@ -218,7 +237,9 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
         flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
-        approved_unexecuted=frames["approved_unexecuted"])
+        approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
+        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
+                                          frames["ref_targets"], night.get("ref_model_targets")))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
@@ -324,7 +345,7 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes")
+    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets")
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
@@ -332,9 +353,12 @@ def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
 
-def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None) -> dict:
+def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
+                       as_of: dt.date) -> dict:
     """The frames validation reads, by file stem: the night's, and a shard's fund rows."""
     frames = {"prices": night["file_prices"]}
+    if night.get("ref_model_targets") is not None and len(night["ref_model_targets"]):
+        frames["model_targets"] = models_in_force(as_of, night["ref_model_targets"])
     for stem in ("fx_rates",):
         if f"file_{stem}" in night:
             frames[stem] = night[f"file_{stem}"]
@@ -349,7 +373,92 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     frames["cash"] = shard_frames["file_cash"]
     if "file_flows" in shard_frames:
         frames["flows"] = shard_frames["file_flows"]
+    if "file_targets" in shard_frames:
+        frames["file_targets"] = shard_frames["file_targets"]
     return frames
+
+
+def _model_history(stored: pd.DataFrame, today: pd.DataFrame | None, as_of: dt.date) -> pd.DataFrame:
+    """Model versions known tonight: those stored before tonight and tonight's file (which
+    replaces a version stored for this date by an earlier run)."""
+    parts = [stored.astype({"target_weight": "float64"}) if len(stored) else stored]
+    if today is not None and len(today):
+        parts.append(today.assign(valid_from=as_of))
+    parts = [p for p in parts if len(p)]
+    columns = ["model_id", "security_id", "target_weight", "valid_from", "effective_date", "source_row"]
+    if not parts:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    else:
+        out = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+    out["target_weight"] = pd.to_numeric(out["target_weight"], errors="coerce").astype("float64")
+    for column in ("valid_from", "effective_date"):
+        out[column] = pd.to_datetime(out[column], errors="coerce")
+    out["source_row"] = pd.to_numeric(out["source_row"], errors="coerce").astype("Int64")
+    return out
+
+
+def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[str],
+                        count: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """What each fund followed on its previous business date (its calendar's last session
+    before ``as_of``; for a fund blocked that day, its last date not blocked): its funds.csv
+    row then, with ``prev_date`` and ``own_changed``, and, per
+    shard, the targets.csv rows then of the funds whose own rows changed since (tonight's
+    file lists them, or a version stored between the two dates). The other funds' rows then
+    are tonight's history rows, which the shard already has: they are not stored twice."""
+    calendars = (funds["calendar"] if "calendar" in funds else pd.Series(None, index=funds.index, dtype="object"))
+    calendars = calendars.fillna(DEFAULT_CALENDAR).where(calendars.fillna("") != "", DEFAULT_CALENDAR)
+    fund_calendar = pd.Series(calendars.to_numpy(), index=funds["fund_id"].to_numpy())
+    prev_funds, changed_rows = [], []
+    changed: set[str] = set(listed)
+    for calendar in sorted(fund_calendar.unique()):
+        prev = previous_session(as_of, calendar)
+        ids = fund_calendar.index[fund_calendar == calendar]
+        # A fund blocked on its previous date got no proposal for a change it saw then: it is
+        # compared with its last date not blocked, so the change is traded once it can be.
+        late = warehouse.last_unblocked_dates(conn, prev)
+        late = late[late["fund_id"].isin(ids)]
+        then = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", prev, include_same_day=True))
+        prev_funds.append(then[then["fund_id"].isin(ids) & ~then["fund_id"].isin(late["fund_id"])].assign(
+            prev_date=prev))
+        for day, group in late.groupby("last_date"):
+            day = pd.Timestamp(day).date()
+            earlier = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", day, include_same_day=True))
+            prev_funds.append(earlier[earlier["fund_id"].isin(group["fund_id"])].assign(prev_date=day))
+            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(
+                conn, day, sorted(group["fund_id"]))))
+            changed |= set(group["fund_id"])
+        moved = ((set(warehouse.target_versions_between(conn, prev, as_of)) | set(listed)) & set(ids)) - set(
+            late["fund_id"])
+        changed |= moved
+        if moved:
+            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(conn, prev, sorted(moved))))
+    prev_funds = pd.concat(prev_funds, ignore_index=True) if prev_funds else funds.iloc[0:0].assign(prev_date=None)
+    prev_funds["own_changed"] = prev_funds["fund_id"].isin(changed)
+    changed_frame = pd.concat(changed_rows, ignore_index=True) if changed_rows else landing.empty_frame("targets")
+    return prev_funds, _split(changed_frame, count)
+
+
+def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame | None, funds: pd.DataFrame,
+                     ref_targets: pd.DataFrame, model_history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each fund's targets in force on its previous business date, resolved as tonight's are:
+    its own rows then are ``prev_changed``'s when they changed since, else tonight's."""
+    if prev_funds is None or prev_funds.empty:
+        return None
+    # Only a fund on a model (then or now) or whose own rows changed can have new targets;
+    # the others are left out (nothing to compare), which keeps a book without models cheap.
+    on_model = fund_models(prev_funds).dropna().index.union(fund_models(funds).dropna().index)
+    prev_funds = prev_funds[prev_funds["own_changed"].astype(bool) | prev_funds["fund_id"].isin(on_model)]
+    if prev_funds.empty:
+        return None
+    changed = prev_funds.loc[prev_funds["own_changed"].astype(bool), "fund_id"]
+    own = ref_targets[~ref_targets["fund_id"].isin(changed)]
+    if prev_changed is not None and len(prev_changed):
+        own = pd.concat([own, prev_changed], ignore_index=True)
+    parts = []
+    for prev, funds in prev_funds.groupby("prev_date", sort=True):
+        prev = pd.Timestamp(prev).date()
+        parts.append(targets_in_force(prev, funds, own[own["fund_id"].isin(funds["fund_id"])], model_history))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
-from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, REBALANCE_TO
+from rebalance_core.models import fund_models
+from rebalance_core.schema import BAND_LEVELS, CASH, FREQUENCIES, POLICIES, REBALANCE_TO
 
 NO_ROWS = "no rows to check"
 # Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
@@ -32,7 +33,7 @@ class Check:
     dataset: str                 # file (or derived view) the rows come from
     name: str                    # short, stable name stored in validation_result.check
     expectation: object          # a great_expectations.expectations.Expectation
-    blames: str                  # "fund_id" or "security_id"
+    blames: str                  # "fund_id", "security_id" or "model_id"
     message: str                 # str.format template over the failing row's columns ({value}: the column)
 
 
@@ -52,7 +53,7 @@ def _expectations():
 # Suites whose rows are about securities or currencies, not funds: a fault there touches
 # every fund exposed to it, so they run once per night; the others run shard by shard on
 # the shard's funds (a fund's rows are all in its shard) and give the same faults.
-NIGHT_SUITES = ("prices", "securities", "fx_rates")
+NIGHT_SUITES = ("prices", "securities", "fx_rates", "model_targets", "model_sums")
 
 
 def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
@@ -62,6 +63,11 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
     prices = frames["prices"]
     targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight", "source_row"]))
     known_funds = pd.Index(funds["fund_id"].unique())
+    # A fund that follows a model is judged on its model (the model suites); rows of its own
+    # left in the history from before it joined the model no longer apply to it.
+    if len(funds) and len(targets):
+        followers = fund_models(funds).dropna().index
+        targets = targets[~targets["fund_id"].isin(followers)]
     priced = pd.Index(prices["security_id"].unique())
     suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
 
@@ -131,8 +137,17 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               "fund_id", "target weights (CASH included) sum to {value:.6g}, not 1"),
     ])
 
+    # Models: the versions in force tonight (frames["model_targets"]); funds name them.
+    model_rows = frames.get("model_targets")
+    known_models = set(model_rows["model_id"]) if model_rows is not None else set()
+    followed = fund_models(funds) if len(funds) else pd.Series(dtype="object")
+    in_file = set(frames["file_targets"]["fund_id"]) if frames.get("file_targets") is not None else set()
     fund_rows = funds.assign(
-        has_targets=funds["fund_id"].isin(set(targets["fund_id"])),
+        model_id=funds["fund_id"].map(followed),
+        has_targets=funds["fund_id"].isin(set(targets["fund_id"])) | funds["fund_id"].map(followed).notna(),
+        model_known=funds["fund_id"].map(followed).isna() | funds["fund_id"].map(followed).isin(known_models),
+        one_target_source=~(funds["fund_id"].map(followed).notna() & funds["fund_id"].isin(in_file)),
+        band_level_or_default=(funds["band_level"].fillna("security") if "band_level" in funds else "security"),
         has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
         | (funds["rebalance_to"] == "vanguard"),
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
@@ -168,7 +183,43 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               "fund_id", "allow_fractional is not true or false"),
         Check("funds.csv", "fund_has_targets", gxe.ExpectColumnValuesToBeInSet(column="has_targets", value_set=[True]),
               "fund_id", "fund {fund_id} has no rows in targets.csv"),
+        Check("funds.csv", "model_is_defined", gxe.ExpectColumnValuesToBeInSet(column="model_known", value_set=[True]),
+              "fund_id", "model_id {model_id} is not defined by any model_targets.csv (no version in force on this "
+                         "date)"),
+        Check("funds.csv", "model_or_own_targets",
+              gxe.ExpectColumnValuesToBeInSet(column="one_target_source", value_set=[True]),
+              "fund_id", "fund {fund_id} has rows in targets.csv and model_id {model_id} in funds.csv: a fund "
+                         "follows a model or its own targets, not both"),
+        Check("funds.csv", "band_level_known",
+              gxe.ExpectColumnValuesToBeInSet(column="band_level_or_default", value_set=list(BAND_LEVELS)),
+              "fund_id", "band_level {value!r} is not one of " + ", ".join(BAND_LEVELS)),
     ])
+
+    if model_rows is not None:
+        model_rows = model_rows.assign(security_is_priced=(model_rows["security_id"] == CASH)
+                                       | model_rows["security_id"].isin(priced)
+                                       | (model_rows["target_weight"].fillna(0) <= 0))
+        model_sums = model_rows.groupby("model_id", as_index=False)["target_weight"].sum(min_count=1)
+        suites["model_targets"] = (model_rows, [
+            Check("model_targets.csv", "model_weight_is_number",
+                  gxe.ExpectColumnValuesToNotBeNull(column="target_weight"),
+                  "model_id", "model {model_id}: target weight of {security_id} is missing or not a number"),
+            Check("model_targets.csv", "model_weight_in_unit_range",
+                  gxe.ExpectColumnValuesToBeBetween(column="target_weight", min_value=0, max_value=1),
+                  "model_id", "model {model_id}: target weight {value} of {security_id} is not between 0 and 1"),
+            Check("model_targets.csv", "model_security_listed_once",
+                  gxe.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "security_id"]),
+                  "model_id", "model {model_id}: {security_id} is listed more than once"),
+            Check("model_targets.csv", "model_security_has_price",
+                  gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
+                  "model_id", "model {model_id}: targets {security_id}, which has no row in prices.csv"),
+        ])
+        suites["model_sums"] = (model_sums.rename(columns={"target_weight": "weight_sum"}), [
+            Check("model_targets.csv", "model_weights_sum_to_one",
+                  gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
+                                                    max_value=1 + TARGET_SUM_TOLERANCE),
+                  "model_id", "model {model_id}: weights (CASH included) sum to {value:.6g}, not 1"),
+        ])
 
     if "securities" in frames:
         suites["securities"] = (frames["securities"], [
@@ -244,7 +295,7 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
         batch = (source.add_dataframe_asset(frame_name)
                  .add_batch_definition_whole_dataframe("night")
                  .get_batch(batch_parameters={"dataframe": frame}))
-        index_columns = [c for c in ("fund_id", "security_id", "source_row") if c in frame.columns]
+        index_columns = [c for c in ("fund_id", "security_id", "model_id", "source_row") if c in frame.columns]
         outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
                                                        "unexpected_index_column_names": index_columns})
         for expectation_result in outcome.results:
@@ -271,7 +322,7 @@ def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
         # Compound checks report only their own columns; bring back the row's context.
         if "source_row" in failed.columns:
             context = frame.set_index("source_row")
-            for column in ("fund_id", "security_id"):
+            for column in ("fund_id", "security_id", "model_id"):
                 if column in context.columns and column not in failed.columns:
                     failed[column] = failed["source_row"].map(context[column])
         return failed
@@ -298,8 +349,9 @@ def _faults(check: Check, failed: pd.DataFrame) -> pd.DataFrame:
         "fund_id": failed["fund_id"] if check.blames == "fund_id" and "fund_id" in failed else None,
         "security_id": failed["security_id"] if "security_id" in failed else None,
         "message": messages,
+        "model_id": failed["model_id"] if check.blames == "model_id" and "model_id" in failed else None,
     })
-    if check.blames == "fund_id":
+    if check.blames in ("fund_id", "model_id"):
         faults["security_id"] = None
     return faults[FAULT_COLUMNS]
 

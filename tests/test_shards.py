@@ -24,7 +24,8 @@ AS_OF = dt.date(2014, 1, 2)
 # Bookkeeping that differs between two runs of the same night by design.
 VOLATILE = {"run_id", "shard", "created_at", "computed_at", "checked_at", "validation_id"}
 TABLES = {
-    "fund_summary": "fund_id", "fund_drift": "fund_id, security_id", "proposal": "proposal_id",
+    "fund_summary": "fund_id", "fund_drift": "fund_id, security_id", "fund_class_drift": "fund_id, asset_class",
+    "proposal": "proposal_id",
     "proposal_trade": "proposal_id, security_id", "proposal_trade_lot": "proposal_id, security_id, lot_id",
     "position": "source_row", "price": "source_row", "cash_balance": "source_row", "tax_lot": "source_row",
     "flow": "source_row", "target_ref": "source_row", "validation_result": "dataset, \"check\"",
@@ -63,6 +64,20 @@ def snapshot(engine, as_of: dt.date = AS_OF) -> dict[str, pd.DataFrame]:
 def assert_same(left: dict, right: dict) -> None:
     for table in TABLES:
         pd.testing.assert_frame_equal(left[table], right[table], obj=table)
+
+
+def test_any_split_publishes_the_same_night_of_a_model_book(engine, tmp_path):
+    """Model funds (the model history is the night's, each fund's previous targets its
+    shard's): a model change on the last date is the same whatever the split."""
+    dates = generate(tmp_path, AS_OF, days=3, funds=30, holdings=6, seed=5, models=3)
+    for as_of in dates[:2]:
+        steps.run_nightly(as_of, tmp_path, engine, shards=3)
+    steps.run_nightly(dates[2], tmp_path, engine, shards=1)
+    one = snapshot(engine, dates[2])
+    assert (one["fund_summary"]["trigger"] == "model_change").sum() >= 3
+    assert len(one["fund_class_drift"]) > len(one["fund_summary"])
+    steps.run_nightly(dates[2], tmp_path, engine, shards=4, workers=2)
+    assert_same(one, snapshot(engine, dates[2]))
 
 
 def test_any_split_publishes_the_same_night(engine, book):

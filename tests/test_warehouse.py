@@ -41,6 +41,43 @@ def test_an_older_database_is_upgraded_with_its_data(engine):
     assert [tuple(r) for r in audit] == [("P1", "approved", "ops.alice", "migrated")]
 
 
+def test_v008_lets_published_v007_partitions_take_the_model_change_trigger(engine):
+    """fund_summary is partitioned (V007) and its partitions carry the trigger CHECK of their
+    own: V008 must widen it on every attached partition, and leaves made later copy it."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA rebalance CASCADE"))
+    warehouse.migrate(engine, target=7)
+    with engine.begin() as conn:   # a night published under V007
+        leaf = conn.execute(sa.text("SELECT leaf_name FROM rebalance.night_shard_begin('r1', :d, 0, "
+                                    "ARRAY['fund_summary'])"), {"d": AS_OF}).scalar()
+        conn.execute(sa.text(f'INSERT INTO rebalance."{leaf}" (fund_id, status, run_id, trigger) '
+                             "VALUES ('F1', 'in_band', 'r1', 'threshold')"))
+        conn.execute(sa.text("SELECT rebalance.night_shard_seal('r1', :d, 0, 1)"), {"d": AS_OF})
+        conn.execute(sa.text("SELECT rebalance.night_publish('r1', :d)"), {"d": AS_OF})
+    assert warehouse.migrate(engine) == [8]
+    insert = ("INSERT INTO rebalance.fund_summary (as_of_date, fund_id, status, run_id, trigger, shard, model_id) "
+              "VALUES (:d, :f, 'proposed', 'r1', :t, 0, 'M1')")
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"d": AS_OF, "f": "F2", "t": "model_change"})          # the old partition
+        conn.execute(sa.text(insert), {"d": dt.date(2014, 2, 3), "f": "F2", "t": "model_change"})  # default
+        leaf = conn.execute(sa.text("SELECT leaf_name FROM rebalance.night_shard_begin('r2', :d, 0, "
+                                    "ARRAY['fund_summary', 'fund_class_drift'])"), {"d": AS_OF}).scalar()
+        conn.execute(sa.text(f'INSERT INTO rebalance."{leaf}" (fund_id, status, run_id, trigger) '
+                             "VALUES ('F3', 'proposed', 'r2', 'model_change')"))
+    for target in ("partition", "proposal"):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            if target == "partition":
+                conn.execute(sa.text(insert), {"d": AS_OF, "f": "F4", "t": "bogus"})
+            else:
+                conn.execute(sa.text(
+                    "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "
+                    "trade_count, run_id) VALUES ('P', :d, 'F', 'bogus', 1, 0, 1, 'r')"), {"d": AS_OF})
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "
+            "trade_count, run_id) VALUES ('P', :d, 'F', 'model_change', 1, 0, 1, 'r')"), {"d": AS_OF})
+
+
 def test_an_edited_migration_is_refused(engine):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE rebalance.schema_migration SET checksum = 'x' WHERE version = 1"))
