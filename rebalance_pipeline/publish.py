@@ -193,34 +193,27 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         copy_frame(conn, "rebalance.validation_result",
                    night.validation_results.assign(as_of_date=night.as_of, run_id=night.run_id), VALIDATION_COLUMNS)
 
-        # A pending proposal that a rerun finds again keeps the time it was first published
-        # (approval latency counts from there).
-        first_published = conn.execute(sa.text(
-            "DELETE FROM rebalance.proposal WHERE as_of_date = :d AND status = 'pending_review' "
-            "RETURNING proposal_id, created_at"), d).all()
-        # Ids are hashes of the trades (and carry the date): an id that still exists after the
-        # delete is a reviewed proposal, which stays exactly as it is, trades included.
-        kept = list(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d"),
-                                 d).scalars())
-        _carry_reviewed_trades(conn, night, kept)
+        refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d}).rowcount
+        conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d})
+        # Ids are hashes of the trades (and carry the date): a reviewed proposal of the date
+        # stays exactly as it is, trades included, even when tonight finds it again.
+        reviewed = list(conn.execute(sa.text(
+            "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND status <> 'pending_review'"),
+            d).scalars())
+        _carry_reviewed_trades(conn, night, reviewed)
         conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
 
-        new = conn.execute(sa.text(
+        inserted = conn.execute(sa.text(
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, "
             " est_realized_gain, trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short,"
             " est_realized_gain_long, wash_sale_trades) "
             "SELECT proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, est_realized_gain, "
             " trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short, "
             " est_realized_gain_long, wash_sale_trades "
-            "FROM rebalance.proposal_stage WHERE run_id = :r AND proposal_id <> ALL(CAST(:kept AS text[]))"),
-            {**r, "kept": kept}).rowcount
+            "FROM rebalance.proposal_stage s WHERE s.run_id = :r AND NOT EXISTS ("
+            " SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = s.proposal_id)"), r).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
-        if first_published:
-            conn.execute(sa.text(
-                "UPDATE rebalance.proposal p SET created_at = f.created_at "
-                "FROM unnest(CAST(:ids AS text[]), CAST(:at AS timestamptz[])) AS f (proposal_id, created_at) "
-                "WHERE p.proposal_id = f.proposal_id"),
-                {"ids": [x.proposal_id for x in first_published], "at": [x.created_at for x in first_published]})
+        new, kept = inserted + refreshed, reviewed
         superseded = conn.execute(sa.text(
             "UPDATE rebalance.proposal p SET status = 'superseded' "
             "WHERE p.status = 'pending_review' AND p.as_of_date < :d AND EXISTS ("

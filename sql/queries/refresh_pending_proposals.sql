@@ -1,0 +1,15 @@
+-- A pending proposal of the date that tonight's run finds again (same id: the same trades)
+-- stays where it is, with tonight's figures: no delete and insert (each deleted proposal
+-- costs a foreign-key probe of the review audit and the export ledger), and it keeps the
+-- time it was first published (approval latency counts from there).
+UPDATE rebalance.proposal p
+SET trigger = s.trigger, nav = s.nav, turnover = s.turnover, est_cost = s.est_cost,
+    est_realized_gain = s.est_realized_gain, trade_count = s.trade_count, cash_before = s.cash_before,
+    cash_after = s.cash_after, run_id = s.run_id, flow = s.flow, notes = s.notes,
+    est_realized_gain_short = s.est_realized_gain_short, est_realized_gain_long = s.est_realized_gain_long,
+    wash_sale_trades = s.wash_sale_trades
+FROM rebalance.proposal_stage s
+WHERE s.run_id = :r
+  AND s.proposal_id = p.proposal_id
+  AND p.as_of_date = :d
+  AND p.status = 'pending_review'
