@@ -123,8 +123,18 @@ def _seal(conn: Connection, run_id: str, as_of: dt.date, shard: int, funds: int)
                  {"r": run_id, "d": as_of, "s": shard, "f": funds})
 
 
+# A run that never published (killed, abandoned) leaves leaves and scratch behind: the next
+# night drops what is older than this.
+STALE_AFTER = dt.timedelta(days=1)
+
+
 def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[str, pd.DataFrame]) -> int:
-    """The night's own input rows (prices, fx rates) into leaves of shard -1."""
+    """The night's own input rows (prices, fx rates) into leaves of shard -1; first, what runs
+    that never published left behind more than STALE_AFTER ago is dropped."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT rebalance.night_discard_stale(:age)"), {"age": STALE_AFTER})
+        conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE created_at < now() - :age AND run_id <> :r"),
+                     {"age": STALE_AFTER, "r": run_id})
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, NIGHT_SHARD, NIGHT_TABLES)
         written = 0

@@ -171,3 +171,25 @@ def test_every_index_of_a_night_table_is_built_by_the_shards(engine):
             " (SELECT count(*) FROM pg_index i WHERE i.indrelid = ('rebalance.' || t.table_name)::regclass) AS actual "
             "FROM rebalance.night_table t")).all()
     assert rows and all(r.declared == r.actual for r in rows), rows
+
+
+def test_what_an_abandoned_run_left_is_dropped_by_a_later_night(engine, book, tmp_path):
+    abandoned = _staged_run(engine, book, tmp_path / "abandoned", shards=2)
+    steps.decide_shard(abandoned, 0)      # shard 1 never ran, publish never came
+    with engine.begin() as conn:
+        leaves = conn.execute(sa.text("SELECT count(*) FROM rebalance.night_leaf WHERE run_id = :r"),
+                              {"r": abandoned.run_id}).scalar()
+        assert leaves > 0
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname LIKE '%' || substr(md5(:r), 1, 10) || '%'"),
+                            {"r": abandoned.run_id}).scalar() >= leaves
+        conn.execute(sa.text("UPDATE rebalance.night_leaf SET created_at = now() - interval '2 days' "
+                             "WHERE run_id = :r"), {"r": abandoned.run_id})
+    steps.run_nightly(AS_OF, book, engine, shards=1)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM rebalance.night_leaf")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM rebalance.proposal_stage")).scalar() == 0
+        # Leaf tables carry the first 10 hex digits of their run's md5 in their names.
+        tables = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE '%' || substr(md5(:r), 1, 10) || '%'"),
+            {"r": abandoned.run_id}).scalar()
+    assert tables == 0
