@@ -128,6 +128,15 @@ def _seal(conn: Connection, run_id: str, as_of: dt.date, shard: int, funds: int)
 STALE_AFTER = dt.timedelta(days=1)
 
 
+def _copy_inputs(conn: Connection, leaves: dict[str, str], frames: dict[str, pd.DataFrame]) -> int:
+    """Input files' rows (by stem) into their tables' leaves; rows written."""
+    written = 0
+    for stem, frame in frames.items():
+        table, columns = DAILY_INPUTS[stem]
+        written += copy_frame(conn, leaves[table], frame, columns)
+    return written
+
+
 def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[str, pd.DataFrame]) -> int:
     """The night's own input rows (prices, fx rates) into leaves of shard -1; first, what runs
     that never published left behind more than STALE_AFTER ago is dropped."""
@@ -137,10 +146,7 @@ def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[s
                      {"age": STALE_AFTER, "r": run_id})
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, NIGHT_SHARD, NIGHT_TABLES)
-        written = 0
-        for stem, frame in frames.items():
-            table, columns = DAILY_INPUTS[stem]
-            written += copy_frame(conn, leaves[table], frame, columns)
+        written = _copy_inputs(conn, leaves, frames)
         _seal(conn, run_id, as_of, NIGHT_SHARD, 0)
     return written
 
@@ -150,10 +156,7 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
     """One shard's inputs and decision into its own leaves and the proposal stage; rows written."""
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, shard, SHARD_TABLES)
-        written = 0
-        for stem, frame in inputs.items():
-            table, columns = DAILY_INPUTS[stem]
-            written += copy_frame(conn, leaves[table], frame, columns)
+        written = _copy_inputs(conn, leaves, inputs)
         written += copy_frame(conn, leaves["fund_drift"], decision.drift, DRIFT_LEAF_COLUMNS)
         written += copy_frame(conn, leaves["fund_class_drift"], decision.class_drift, CLASS_DRIFT_LEAF_COLUMNS)
         written += copy_frame(conn, leaves["fund_summary"], decision.summary.assign(run_id=run_id), SUMMARY_COLUMNS)

@@ -115,6 +115,23 @@ BEGIN
 END;
 $$;
 
+-- The key and the extra index night_table declares, on a parent or on one of its leaves
+-- (the same definitions on both: ATTACH then links a leaf's index instead of building one).
+CREATE FUNCTION rebalance.night_add_keys(p_relation text, p_key_columns text[], p_index_columns text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, rebalance AS $$
+BEGIN
+    IF p_key_columns IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE rebalance.%I ADD PRIMARY KEY (%s)', p_relation,
+                       (SELECT string_agg(quote_ident(c), ', ') FROM unnest(p_key_columns) c));
+    END IF;
+    IF p_index_columns IS NOT NULL THEN
+        EXECUTE format('CREATE INDEX ON rebalance.%I (%s)', p_relation,
+                       (SELECT string_agg(quote_ident(c), ', ') FROM unnest(p_index_columns) c));
+    END IF;
+END;
+$$;
+
 -- Keys and indexes of a shard's leaves, built once their rows are in; the shard is done.
 CREATE FUNCTION rebalance.night_shard_seal(p_run text, p_date date, p_shard integer, p_funds integer)
 RETURNS void
@@ -125,14 +142,7 @@ BEGIN
     FOR l IN SELECT nl.leaf_name, nt.key_columns, nt.index_columns
              FROM rebalance.night_leaf nl JOIN rebalance.night_table nt USING (table_name)
              WHERE nl.run_id = p_run AND nl.as_of_date = p_date AND nl.shard = p_shard AND NOT nl.sealed LOOP
-        IF l.key_columns IS NOT NULL THEN
-            EXECUTE format('ALTER TABLE rebalance.%I ADD PRIMARY KEY (%s)', l.leaf_name,
-                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(l.key_columns) c));
-        END IF;
-        IF l.index_columns IS NOT NULL THEN
-            EXECUTE format('CREATE INDEX ON rebalance.%I (%s)', l.leaf_name,
-                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(l.index_columns) c));
-        END IF;
+        PERFORM rebalance.night_add_keys(l.leaf_name, l.key_columns, l.index_columns);
         UPDATE rebalance.night_leaf SET sealed = true WHERE leaf_name = l.leaf_name;
     END LOOP;
     INSERT INTO rebalance.night_shard (run_id, as_of_date, shard, funds) VALUES (p_run, p_date, p_shard, p_funds)
@@ -238,14 +248,7 @@ BEGIN
         EXECUTE format('CREATE TABLE rebalance.%I (LIKE rebalance.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS) '
                        'PARTITION BY LIST (%I)', t.table_name, legacy, t.date_column);
         EXECUTE format('ALTER TABLE rebalance.%I ADD COLUMN shard integer NOT NULL DEFAULT 0', t.table_name);
-        IF t.key_columns IS NOT NULL THEN
-            EXECUTE format('ALTER TABLE rebalance.%I ADD PRIMARY KEY (%s)', t.table_name,
-                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(t.key_columns) c));
-        END IF;
-        IF t.index_columns IS NOT NULL THEN
-            EXECUTE format('CREATE INDEX ON rebalance.%I (%s)', t.table_name,
-                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(t.index_columns) c));
-        END IF;
+        PERFORM rebalance.night_add_keys(t.table_name, t.key_columns, t.index_columns);
         -- Rows written outside a night (by hand, a data fix, a test fixture) land here; a
         -- night of their date replaces them.
         EXECUTE format('CREATE TABLE rebalance.%I PARTITION OF rebalance.%I DEFAULT',
