@@ -54,7 +54,7 @@ def test_v008_lets_published_v007_partitions_take_the_model_change_trigger(engin
                              "VALUES ('F1', 'in_band', 'r1', 'threshold')"))
         conn.execute(sa.text("SELECT rebalance.night_shard_seal('r1', :d, 0, 1)"), {"d": AS_OF})
         conn.execute(sa.text("SELECT rebalance.night_publish('r1', :d)"), {"d": AS_OF})
-    assert warehouse.migrate(engine) == [8]
+    assert warehouse.migrate(engine, target=8) == [8]
     insert = ("INSERT INTO rebalance.fund_summary (as_of_date, fund_id, status, run_id, trigger, shard, model_id) "
               "VALUES (:d, :f, 'proposed', 'r1', :t, 0, 'M1')")
     with engine.begin() as conn:
@@ -76,6 +76,18 @@ def test_v008_lets_published_v007_partitions_take_the_model_change_trigger(engin
         conn.execute(sa.text(
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "
             "trade_count, run_id) VALUES ('P', :d, 'F', 'model_change', 1, 0, 1, 'r')"), {"d": AS_OF})
+    # V009 widens the list again (restriction, tax, index_event, tracking): on a night
+    # published under V008 (its leaves carry V008's list) and on a leaf not yet published.
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT rebalance.night_shard_seal('r2', :d, 0, 1)"), {"d": AS_OF})
+        conn.execute(sa.text("SELECT rebalance.night_publish('r2', :d)"), {"d": AS_OF})
+        leaf = conn.execute(sa.text("SELECT leaf_name FROM rebalance.night_shard_begin('r3', :d, 0, "
+                                    "ARRAY['fund_summary'])"), {"d": AS_OF}).scalar()
+    assert warehouse.migrate(engine, target=9) == [9]
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"d": AS_OF, "f": "F5", "t": "tax"})
+        conn.execute(sa.text(f'INSERT INTO rebalance."{leaf}" (fund_id, status, run_id, trigger) '
+                             "VALUES ('F6', 'proposed', 'r2', 'index_event')"))
 
 
 def test_an_edited_migration_is_refused(engine):
