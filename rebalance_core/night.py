@@ -17,6 +17,13 @@ Rules decided here (and nowhere else):
   trade reason ``model_change``);
 - ``band_level = asset_class``: a fund's bands are judged on its classes' total weights
   (``fund_class_drift``, written for every fund) and its rebalance trades classes;
+- restrictions (``rebalance_core.restrictions``): an excluded security's target goes to its
+  substitute or the fund's other targets before drift is computed, a fund holding one sells
+  it whatever its policy (trigger ``restriction``), and no trade breaks a no_buy / no_sell;
+- tax-loss harvesting and the swap back (``rebalance_core.harvest``): tax trades join the
+  proposal (trigger ``tax`` when nothing else makes the fund trade), an open harvest's
+  pair shares the security's target and is judged as one holding, and a fund that avoids
+  wash sales (``wash_sale_rule``) never proposes one;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``.
 """
 
@@ -36,9 +43,21 @@ from rebalance_core.drift import (
     compute_drift,
     summarize_funds,
 )
+from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, split_pair_targets, wash_rules
 from rebalance_core.models import changed_targets, fund_models, targets_in_force
-from rebalance_core.proposals import apply_presets, propose, resolve_flow_triggers, resolve_triggers
-from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED, TRIGGER_MODEL_CHANGE
+from rebalance_core.proposals import apply_presets, flow_per_fund, propose, resolve_flow_triggers, resolve_triggers
+from rebalance_core.restrictions import apply_exclusions, clean_restrictions, funds_holding_excluded
+from rebalance_core.schema import (
+    CASH,
+    REASON_TAX,
+    STATUS_BLOCKED,
+    STATUS_IN_BAND,
+    STATUS_PROPOSED,
+    TRIGGER_MODEL_CHANGE,
+    TRIGGER_RESTRICTION,
+    TRIGGER_TAX,
+    WEIGHT_EPS,
+)
 from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
@@ -76,6 +95,11 @@ class NightInputs:
     # fund_id, security_id, target_weight: each fund's targets in force on its previous
     # business date (resolved as tonight's are); a fund without rows has nothing to compare.
     previous_targets: pd.DataFrame | None = None
+    restrictions: pd.DataFrame | None = None      # restrictions.csv in force: fund_id, security_id, rule, substitute_id
+    substitutes: pd.DataFrame | None = None       # substitutes.csv in force: security_id, substitute_id, rank
+    recent_buys: pd.DataFrame | None = None       # fund_id, security_id: approved buys, last 30 days
+    # fund_id, security_id, substitute_id, harvested_on: approved harvests not swapped back.
+    open_harvests: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -104,9 +128,16 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``."""
     funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
     securities = with_class_spreads(inputs.securities, inputs.asset_classes)
+    restrictions = clean_restrictions(inputs.restrictions)
     targets = targets_in_force(as_of, funds, inputs.targets, inputs.model_targets)
-    drift = compute_drift(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
+    # What the fund may follow: exclusions moved, each open harvest's pair sharing its target.
+    followed = apply_exclusions(targets, restrictions)
+    restriction_moves = _raised_targets(targets, followed)
+    pairs = held_pairs(inputs.open_harvests, inputs.positions)
+    followed = split_pair_targets(followed, pairs, inputs.positions, inputs.prices, funds, inputs.fx_rates)
+    drift = compute_drift(as_of, funds, followed, inputs.positions, inputs.prices, inputs.cash,
                           inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
+    drift = judge_pairs(drift, pairs, funds)
     summary = summarize_funds(drift)
     class_drift = compute_class_drift(as_of, drift, funds, securities, inputs.asset_classes)
     drift, summary = apply_class_bands(drift, summary, class_drift, funds, securities)
@@ -123,20 +154,42 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
     changed = changed_targets(targets, inputs.previous_targets)
     triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
+    holding_excluded = funds_holding_excluded(inputs.positions, restrictions)
+    triggers = triggers.where(triggers.notna() | ~triggers.index.isin(holding_excluded), TRIGGER_RESTRICTION)
+    nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(inputs.flows, summary["fund_id"]).to_numpy()
+    plan = plan_tax_trades(as_of, funds, drift, nav_after_flow, inputs.tax_lots, inputs.prices, securities,
+                           inputs.fx_rates, inputs.substitutes, restrictions, inputs.recent_buys,
+                           inputs.recent_loss_sales, pairs, pd.Index(blocked["fund_id"]))
+    triggers = triggers.where(triggers.notna() | ~triggers.index.isin(plan.funds), TRIGGER_TAX)
+    rules = pd.concat([restrictions[["fund_id", "security_id", "rule"]], plan.hold,
+                       wash_rules(as_of, funds, drift, inputs.tax_lots, inputs.recent_buys, inputs.recent_loss_sales)],
+                      ignore_index=True)
     proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
-                                flows=inputs.flows, class_drift=class_drift)
+                                flows=inputs.flows, class_drift=class_drift, restrictions=rules,
+                                restriction_moves=restriction_moves, fixed_trades=plan.trades)
     fx_rate = None
     if len(trades):
         fx_rate = trades[["fund_id", "security_id"]].merge(
             drift[["fund_id", "security_id", "fx_rate"]], on=["fund_id", "security_id"], how="left"
         )["fx_rate"].set_axis(trades.index)
+        if len(plan.trades):   # a substitute the fund does not hold has no drift row: the plan knows its rate
+            fx_rate = fx_rate.fillna(_plan_rates(trades, plan.trades))
+            # Harvest sales close their qualifying lots, swap backs all: the plan's lot rule.
+            is_tax = (trades["reason"] == REASON_TAX).to_numpy()
+            rule = trades.loc[is_tax, ["fund_id", "security_id"]].merge(
+                plan.trades[["fund_id", "security_id", "lot_rule"]].drop_duplicates(["fund_id", "security_id"]),
+                on=["fund_id", "security_id"], how="left")["lot_rule"].to_numpy()
+            trades = trades.assign(lot_rule=None)
+            trades.loc[is_tax, "lot_rule"] = rule
     trades, lots = realize_gains(as_of, trades, inputs.tax_lots, funds, fx_rate=fx_rate,
                                  recent_loss_sales=inputs.recent_loss_sales if inputs.tax_lots is not None else None)
+    trades = trades.drop(columns="lot_rule", errors="ignore")
     if len(proposals):
         proposals = summarize_gains(proposals, trades)
     else:
         proposals = proposals.assign(est_realized_gain_short=np.nan, est_realized_gain_long=np.nan,
                                      wash_sale_trades=0)
+    proposals = _tax_totals(proposals, trades)
     if lots.empty:
         lots = pd.DataFrame({c: pd.Series(dtype="object") for c in LOT_COLUMNS})
     summary = summary.assign(flow=summary["fund_id"].map(inputs.flows.groupby("fund_id")["amount"].sum())
@@ -146,6 +199,40 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
     return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked)
+
+
+def _raised_targets(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """(fund, security) whose target an exclusion raised (its substitute, or the others)."""
+    if after is before:
+        return pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object)})
+    key = ["fund_id", "security_id"]
+    old = before.groupby(key)["target_weight"].sum()
+    new = after[after["security_id"] != CASH].groupby(key)["target_weight"].sum()
+    raised = new[new > old.reindex(new.index).fillna(0.0) + WEIGHT_EPS]
+    return raised.index.to_frame(index=False)
+
+
+def _plan_rates(trades: pd.DataFrame, planned: pd.DataFrame) -> pd.Series:
+    """fx rate of each planned tax trade, from its notional (base) over quantity × price."""
+    rate = planned["notional"] / (planned["quantity"] * planned["price"])
+    lookup = pd.Series(rate.to_numpy(), index=pd.MultiIndex.from_frame(planned[["fund_id", "security_id"]]))
+    lookup = lookup[~lookup.index.duplicated()]
+    keys = pd.MultiIndex.from_frame(trades[["fund_id", "security_id"]])
+    return pd.Series(lookup.reindex(keys).to_numpy(), index=trades.index)
+
+
+def _tax_totals(proposals: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
+    """est_harvested_loss (the loss the harvest sales realize, <= 0; 0 without one) and
+    tax_trade_count per proposal."""
+    if proposals.empty:
+        return proposals.assign(est_harvested_loss=pd.Series(dtype="float64"),
+                                tax_trade_count=pd.Series(dtype="int64"))
+    tax = trades[trades["reason"] == REASON_TAX]
+    harvest_sales = tax[(tax["side"] == "SELL") & tax["harvest_of"].isna()]
+    loss = harvest_sales.groupby("proposal_id")["est_realized_gain"].sum().clip(upper=0.0)
+    count = tax.groupby("proposal_id").size()
+    return proposals.assign(est_harvested_loss=proposals["proposal_id"].map(loss).fillna(0.0).astype("float64"),
+                            tax_trade_count=proposals["proposal_id"].map(count).fillna(0).astype("int64"))
 
 
 def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:

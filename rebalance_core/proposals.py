@@ -33,6 +33,7 @@ import pandas as pd
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
 from rebalance_core.drift import band_levels, security_classes
+from rebalance_core.restrictions import rule_pairs
 from rebalance_core.schema import (
     BAND_FRACTION,
     BAND_LEVEL_ASSET_CLASS,
@@ -41,6 +42,10 @@ from rebalance_core.schema import (
     REASON_CALENDAR,
     REASON_CASH_FLOW,
     REASON_MODEL_CHANGE,
+    REASON_RESTRICTION,
+    RULE_EXCLUDE,
+    RULE_NO_BUY,
+    RULE_NO_SELL,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
     TRIGGER_MODEL_CHANGE,
@@ -52,18 +57,21 @@ from rebalance_core.schema import (
 
 TRADE_COLUMNS = [
     "proposal_id", "fund_id", "security_id", "side", "quantity", "price", "currency", "notional",
-    "weight_before", "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
+    "weight_before", "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason", "harvest_of",
 ]
 PROPOSAL_COLUMNS = [
     "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
-    "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow", "notes",
+    "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow", "notes", "restriction_note",
 ]
 COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps", "min_trade_pct_nav"]
 # Market impact at 100 % of a day's volume, as a fraction of the notional (square-root law).
 IMPACT_COEFFICIENT = 0.01
-REASON_TO_TARGET = "to_target"
-REASON_RESTRICTION = "restriction"  # sized around holdings that may not be traded  # a holding inside its band, traded because the fund rebalances to target
+REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
 QTY_EPS = 1e-9
+# Rules propose() applies besides restrictions.csv's: derived tonight by the caller.
+RULE_WASH_NO_BUY = "wash_no_buy"    # buying it would be a wash sale (a loss sale in the last 30 days)
+RULE_WASH_NO_SELL = "wash_no_sell"  # selling it at a loss would be a wash sale (bought in the last 30 days)
+RULE_HOLD = "hold"                  # a tax trade (harvest, swap back) moves it tonight: no other trade
 
 
 def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
@@ -139,13 +147,25 @@ def propose(
     blocked: pd.DataFrame | None = None,
     flows: pd.DataFrame | None = None,
     class_drift: pd.DataFrame | None = None,
+    restrictions: pd.DataFrame | None = None,
+    restriction_moves: pd.DataFrame | None = None,
+    fixed_trades: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Proposals and their trades for the funds that trigger; (proposals, trades).
 
     ``model_change``: every holding of the fund goes to its (new) target, whatever its
     policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
     breach) restore their breaching classes, or all classes on a calendar date, and split
-    each class's trade over its securities in proportion to their targets."""
+    each class's trade over its securities in proportion to their targets.
+
+    ``restrictions`` (fund_id, security_id, rule): restrictions.csv's ``no_buy``,
+    ``no_sell`` and ``exclude``, and the rules derived tonight (RULE_WASH_NO_BUY,
+    RULE_WASH_NO_SELL, RULE_HOLD). A holding whose target asks for a move its rules forbid
+    stays where it is and the fund's other holdings share the rest; no trade ever breaks a
+    rule. ``restriction_moves`` (fund_id, security_id): holdings whose target an exclusion
+    raised; a fund holding an excluded security sells it and brings those to target.
+    ``fixed_trades`` (TRADE_COLUMNS, fund_id, harvest_of): trades decided elsewhere (a
+    tax-loss harvest) that join the fund's proposal as they are."""
     fund_state = summary.set_index("fund_id")[["nav", "cash"]]
     blocked_ids = set(blocked["fund_id"]) if blocked is not None else set()
     active = triggers.dropna()
@@ -180,6 +200,7 @@ def propose(
     rows = rows.join(policy, on="fund_id")
     rows = _attach_security_terms(rows, securities)
     fund = rows["fund_id"]
+    rows = _apply_rules(rows, restrictions, restriction_moves)
     rows = _rescale_around_frozen(rows, fund)
 
     # 1. Cash flows first: the most underweight holdings absorb a subscription, the most
@@ -197,7 +218,8 @@ def propose(
     after_flow["breached"] = after_flow["breached"].where(~class_level, rows["breached"])
     still_breached = after_flow["breached"].groupby(fund).transform("any")
     rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, TRIGGER_MODEL_CHANGE])
-                  | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached))
+                  | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached)
+                  | rows["restriction_move"])
     destination = _destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
     on_class = class_level & (rows["trigger"] != TRIGGER_MODEL_CHANGE)
@@ -209,6 +231,7 @@ def propose(
     unit_value = rows["price"] * rows["fx_rate"]
     qty = (flow_value + rebalance_value) / unit_value
     qty = np.maximum(qty.fillna(0.0), -rows["quantity"])
+    qty = _obey_rules(qty, rows)
     qty = _round_to_lots(qty, rows, sell_all=rebalances & (destination <= 0) & (rows["quantity"] > 0))
     qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
@@ -247,8 +270,9 @@ def propose(
         qty = qty.where(~needs_cut, scaled)
         qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
+    qty = _obey_rules(qty, rows)
     from_flow_only = (flow_value != 0) & (rebalance_value == 0)
-    return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only)
+    return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades)
 
 
 def _class_trades(rows: pd.DataFrame, class_drift: pd.DataFrame, securities: pd.DataFrame | None) -> pd.Series:
@@ -285,6 +309,70 @@ def _class_trades(rows: pd.DataFrame, class_drift: pd.DataFrame, securities: pd.
     # A class with no target: each held security is sold whole.
     value = value.where(class_raw_target > 0, -rows["market_value"].where(tradable, 0.0))
     return value.fillna(0.0)
+
+
+def _apply_rules(rows: pd.DataFrame, restrictions: pd.DataFrame | None,
+                 restriction_moves: pd.DataFrame | None) -> pd.DataFrame:
+    """Flags per holding from the fund's rules; a holding whose target asks for a move its
+    rules forbid (or that a tax trade moves tonight) is frozen like a non-tradable one."""
+    keys = pd.MultiIndex.from_frame(rows[["fund_id", "security_id"]])
+    empty = restrictions is None or restrictions.empty
+
+    def has(*rules) -> np.ndarray:
+        if empty:
+            return np.zeros(len(rows), dtype=bool)
+        return np.logical_or.reduce([keys.isin(rule_pairs(restrictions, r)) for r in rules])
+
+    rows = rows.assign(no_buy=has(RULE_NO_BUY), no_sell=has(RULE_NO_SELL), excluded=has(RULE_EXCLUDE),
+                       wash_no_buy=has(RULE_WASH_NO_BUY), wash_no_sell=has(RULE_WASH_NO_SELL), hold=has(RULE_HOLD))
+    holds_excluded = (rows["excluded"] & (rows["quantity"] > 0)).groupby(rows["fund_id"]).transform("any")
+    moved = (keys.isin(pd.MultiIndex.from_frame(restriction_moves[["fund_id", "security_id"]]))
+             if restriction_moves is not None and len(restriction_moves) else np.zeros(len(rows), dtype=bool))
+    rows["restriction_move"] = holds_excluded & (moved | rows["excluded"])
+    wanted = rows["target_weight"] * rows["target_scale"] - rows["current_weight"]
+    may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"]
+    may_not_sell = rows["no_sell"] | rows["wash_no_sell"]
+    rows["frozen_by_rule"] = rows["tradable"] & ((may_not_buy & (wanted > WEIGHT_EPS))
+                                                 | (may_not_sell & (wanted < -WEIGHT_EPS)) | rows["hold"])
+    rows["tradable"] = rows["tradable"] & ~rows["frozen_by_rule"]
+    return rows
+
+
+def _obey_rules(qty: pd.Series, rows: pd.DataFrame) -> pd.Series:
+    """No trade breaks a rule, whatever sizing asked (flows spread pro rata included)."""
+    may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"] | rows["hold"]
+    may_not_sell = rows["no_sell"] | rows["wash_no_sell"] | rows["hold"]
+    qty = qty.where(~may_not_buy, np.minimum(qty, 0.0))
+    return qty.where(~may_not_sell, np.maximum(qty, 0.0))
+
+
+def _restriction_notes(rows: pd.DataFrame, qty: pd.Series) -> pd.Series:
+    """Per fund, what restrictions.csv changed in its proposal (None: nothing)."""
+    sold_excluded = rows["excluded"] & (rows["quantity"] > 0)
+    kept = rows["frozen_by_rule"] & (rows["no_buy"] | rows["no_sell"] | rows["excluded"])
+    noted = sold_excluded | kept
+    if not noted.any():
+        return pd.Series(dtype="object")
+    r = rows[noted]
+    unsold = sold_excluded[noted] & (qty[noted] >= 0)
+    text = np.select(
+        [sold_excluded[noted] & ~unsold, unsold, r["no_sell"], r["no_buy"] | r["excluded"]],
+        ["exclude " + r["security_id"] + ": sold",
+         "exclude " + r["security_id"] + ": held and cannot be sold now",
+         "no_sell " + r["security_id"] + ": not sold (its target asks to)",
+         "no_buy " + r["security_id"] + ": not bought (its target asks to)"], default="")
+    return pd.Series(text, index=r.index).groupby(r["fund_id"]).agg("; ".join)
+
+
+def _wash_notes(rows: pd.DataFrame) -> pd.Series:
+    """Per fund, the trades left out to avoid a wash sale."""
+    noted = rows["frozen_by_rule"] & (rows["wash_no_buy"] | rows["wash_no_sell"]) & ~rows["hold"]
+    if not noted.any():
+        return pd.Series(dtype="object")
+    r = rows[noted]
+    text = np.where(r["wash_no_buy"], "not bought: " + r["security_id"] + " (loss sale in the last 30 days)",
+                    "not sold at a loss: " + r["security_id"] + " (bought in the last 30 days)")
+    return pd.Series(text, index=r.index).groupby(r["fund_id"]).agg("; ".join).radd("wash sale avoided, ")
 
 
 def _rescale_around_frozen(rows: pd.DataFrame, fund: pd.Series) -> pd.DataFrame:
@@ -424,7 +512,8 @@ def _drop_small(qty: pd.Series, unit_value: pd.Series, minimum: pd.Series) -> pd
     return qty.where(keep, 0.0)
 
 
-def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades=None
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     traded = qty != 0
     t = rows.loc[traded]
     q = qty[traded]
@@ -442,17 +531,24 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "target_weight": t["target_weight"],
         "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
-        "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
-                           np.where(t["trigger"] == TRIGGER_MODEL_CHANGE, REASON_MODEL_CHANGE,
-                           np.where(t["breached"], REASON_BAND,
-                                    np.where(t["restricted"], REASON_RESTRICTION,
-                                             np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR,
-                                                      REASON_TO_TARGET))))),
+        "reason": np.select(
+            [from_flow_only[traded], t["excluded"], t["trigger"] == TRIGGER_MODEL_CHANGE, t["restriction_move"],
+             t["breached"], t["restricted"], t["trigger"] == TRIGGER_CALENDAR],
+            [REASON_CASH_FLOW, REASON_RESTRICTION, REASON_MODEL_CHANGE, REASON_RESTRICTION, REASON_BAND,
+             REASON_RESTRICTION, REASON_CALENDAR], default=REASON_TO_TARGET),
+        "harvest_of": None,
     })
+    if fixed_trades is not None and len(fixed_trades):
+        fixed = fixed_trades[fixed_trades["fund_id"].isin(policy.index)]
+        trades = pd.concat([trades, fixed.reindex(columns=trades.columns)], ignore_index=True) if len(trades) else (
+            fixed.reindex(columns=trades.columns).reset_index(drop=True))
+        signed_fixed = np.where(fixed["side"] == "BUY", fixed["notional"], -fixed["notional"])
+        notional = pd.concat([notional.reset_index(drop=True), pd.Series(signed_fixed, dtype="float64")],
+                             ignore_index=True)
     if trades.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
 
-    signed = notional
+    signed = notional.set_axis(trades.index)
     by_fund = pd.DataFrame({
         "gross": trades.groupby("fund_id")["notional"].sum(),
         "est_cost": trades.groupby("fund_id")["est_cost"].sum(),
@@ -474,8 +570,11 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
                       "scaled down to the fund's " + proposals["capped_by"].fillna("") + " cap", "")
     short = proposals["cash_after"] < proposals["cash_buffer"] * proposals["nav_after"] - 1e-6
     buffer_note = np.where(short, "cash stays below its buffer: nothing left to sell toward it", "")
-    notes = pd.Series(capped, index=proposals.index).str.cat(pd.Series(buffer_note, index=proposals.index), sep="; ")
-    proposals["notes"] = notes.str.strip("; ").replace("", None)
+    parts = pd.DataFrame({"capped": capped, "buffer": buffer_note,
+                          "wash": _wash_notes(rows).reindex(proposals.index).fillna("")}, index=proposals.index)
+    notes = parts["capped"].str.cat([parts["buffer"], parts["wash"]], sep="; ")
+    proposals["notes"] = notes.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").replace("", None)
+    proposals["restriction_note"] = _restriction_notes(rows, qty).reindex(proposals.index)
     proposals = proposals.rename_axis("fund_id").reset_index()
 
     trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])

@@ -24,6 +24,10 @@ TRIGGER_CASH_FLOW = "cash_flow"
 # A fund's targets differ from those of its previous business date (a new model version, a
 # move to another model, a new targets.csv version): it rebalances whatever its policy.
 TRIGGER_MODEL_CHANGE = "model_change"
+# The fund holds a security its restrictions exclude: it is sold whatever the policy.
+TRIGGER_RESTRICTION = "restriction"
+# Tax-loss harvesting or the swap back after it, with nothing else to trade.
+TRIGGER_TAX = "tax"
 
 # Where a fund's bands are judged (funds.csv band_level).
 BAND_LEVEL_SECURITY = "security"
@@ -44,6 +48,20 @@ REASON_BAND = "band_breach"
 REASON_CALENDAR = "calendar"
 REASON_CASH_FLOW = "cash_flow"
 REASON_MODEL_CHANGE = "model_change"
+REASON_RESTRICTION = "restriction"   # restrictions.csv decided it (exclusion, substitute, no_buy/no_sell)
+REASON_TAX = "tax"                   # a tax-loss harvest or the swap back after it
+
+# restrictions.csv rules.
+RULE_NO_BUY = "no_buy"      # may hold and sell, never buy
+RULE_NO_SELL = "no_sell"    # may buy, never sell
+RULE_EXCLUDE = "exclude"    # must not hold: sold; its target goes to substitute_id or the others
+RESTRICTION_RULES = (RULE_NO_BUY, RULE_NO_SELL, RULE_EXCLUDE)
+
+# funds.csv wash_sale_rule: ``avoid`` never proposes a wash sale (default for funds that
+# harvest losses), ``flag`` proposes it and flags the trade (default otherwise).
+WASH_AVOID = "avoid"
+WASH_FLAG = "flag"
+WASH_SALE_RULES = (WASH_AVOID, WASH_FLAG)
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9

@@ -57,13 +57,17 @@ def realize_gains(
 
     used = empty_lots
     if tax_lots is not None and len(tax_lots):
+        # A trade may name its own lot choice (``lot_rule``: a harvest sells its qualifying,
+        # highest-cost lots; a swap back sells every lot), else the fund's method applies.
+        lot_rule = trades["lot_rule"] if "lot_rule" in trades else pd.Series(None, index=trades.index, dtype="object")
         sells = trades.loc[trades["side"] == "SELL", ["_row", "proposal_id", "fund_id", "security_id", "quantity",
-                                                       "price", "_rate"]]
+                                                       "price", "_rate"]].assign(_lot_rule=lot_rule)
         lots = tax_lots[["fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"]].rename(
             columns={"quantity": "lot_quantity"})
         lots = lots.merge(sells.rename(columns={"quantity": "sold"}), on=["fund_id", "security_id"], how="inner")
         if len(lots):
             method = lots["fund_id"].map(_methods(funds)).fillna("hifo")
+            method = method.where(lots["_lot_rule"].isna(), "hifo")
             gain_per_share = lots["price"] - lots["unit_cost"]
             acquired = pd.to_datetime(lots["acquired_date"])
             long_term = (pd.Timestamp(as_of) - acquired).dt.days > LONG_TERM_DAYS

@@ -30,13 +30,18 @@ ALTER TABLE rebalance.fund_ref
     ADD COLUMN harvest_min_loss numeric(20, 4),
     ADD COLUMN wash_sale_rule text;
 
--- Proposals: the loss a harvest realizes (<= 0, base currency) and what restrictions changed.
+-- Proposals: the loss a harvest realizes (<= 0, base currency), what restrictions changed,
+-- and how many of its trades are tax trades (a harvest or a swap back): the few proposals
+-- the open harvests are found from, without reading every trade of the history.
 ALTER TABLE rebalance.proposal
     ADD COLUMN est_harvested_loss numeric(20, 4),
-    ADD COLUMN restriction_note text;
+    ADD COLUMN restriction_note text,
+    ADD COLUMN tax_trade_count integer NOT NULL DEFAULT 0;
 ALTER TABLE rebalance.proposal_stage
     ADD COLUMN est_harvested_loss numeric(20, 4),
-    ADD COLUMN restriction_note text;
+    ADD COLUMN restriction_note text,
+    ADD COLUMN tax_trade_count integer NOT NULL DEFAULT 0;
+CREATE INDEX proposal_tax_idx ON rebalance.proposal (fund_id, as_of_date) WHERE tax_trade_count > 0;
 -- A harvest's substitute buy (and a swap back's sale) names the security it stands in for.
 ALTER TABLE rebalance.proposal_trade ADD COLUMN harvest_of text;
 
