@@ -22,6 +22,21 @@ def recent_loss_sales(conn: Connection, as_of: dt.date) -> pd.DataFrame:
     return frame.reindex(columns=["fund_id", "security_id"]).astype(object)
 
 
+def recent_buys(conn: Connection, as_of: dt.date) -> pd.DataFrame:
+    """fund_id, security_id of approved buys in the wash-sale window before ``as_of``."""
+    frame = read_frame(conn, query_sql("recent_buys"), {"start": as_of - dt.timedelta(days=WASH_SALE_DAYS), "d": as_of})
+    return frame.reindex(columns=["fund_id", "security_id"]).astype(object)
+
+
+def open_harvests(conn: Connection, as_of: dt.date) -> pd.DataFrame:
+    """Approved harvests not swapped back before ``as_of``: fund_id, security_id,
+    substitute_id, harvested_on."""
+    frame = read_frame(conn, query_sql("open_harvests"), {"d": as_of})
+    frame = frame.reindex(columns=["fund_id", "security_id", "substitute_id", "harvested_on"])
+    frame["harvested_on"] = pd.to_datetime(frame["harvested_on"]).dt.date
+    return frame
+
+
 def approved_unexecuted(conn: Connection, as_of: dt.date) -> pd.DataFrame:
     """Per fund, the latest approved proposal of an earlier date that was exported late or
     not at all: exported the day before ``as_of`` or later (NULL: never)."""

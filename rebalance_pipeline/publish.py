@@ -50,7 +50,8 @@ REFERENCE_INPUTS = {
                                      "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
-                                     "min_trade_pct_nav", "model_id", "band_level"]),
+                                     "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
+                                     "harvest_min_loss", "wash_sale_rule"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -58,6 +59,9 @@ REFERENCE_INPUTS = {
     "model_targets": ("rebalance.model_target_ref", ["valid_from", "source_row", "model_id", "security_id",
                                                      "target_weight", "effective_date"]),
     "models": ("rebalance.model_ref", ["valid_from", "source_row", "model_id", "name"]),
+    "restrictions": ("rebalance.restriction_ref", ["valid_from", "source_row", "fund_id", "security_id", "rule",
+                                                   "substitute_id"]),
+    "substitutes": ("rebalance.substitute_ref", ["valid_from", "source_row", "security_id", "substitute_id", "rank"]),
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
                 "fund_summary", "proposal_trade", "proposal_trade_lot"]
@@ -68,10 +72,11 @@ SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", 
                    "run_id", "flow", "model_id"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
-                    "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades"]
+                    "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
+                    "restriction_note", "tax_trade_count"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
-                 "est_realized_gain_short", "est_realized_gain_long", "wash_sale"]
+                 "est_realized_gain_short", "est_realized_gain_long", "wash_sale", "harvest_of"]
 LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date", "realized_gain",
                "term"]
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
@@ -216,15 +221,7 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         _carry_reviewed_trades(conn, night, reviewed)
         conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
 
-        inserted = conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, "
-            " est_realized_gain, trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short,"
-            " est_realized_gain_long, wash_sale_trades) "
-            "SELECT proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, est_realized_gain, "
-            " trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short, "
-            " est_realized_gain_long, wash_sale_trades "
-            "FROM rebalance.proposal_stage s WHERE s.run_id = :r AND NOT EXISTS ("
-            " SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = s.proposal_id)"), r).rowcount
+        inserted = conn.execute(sa.text(query_sql("insert_staged_proposals")), r).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         new, kept = inserted + refreshed, reviewed
         superseded = conn.execute(sa.text(

@@ -42,11 +42,12 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets")
+REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
+                   "substitutes")
 DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
-              "prev_own_targets")
+              "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -128,7 +129,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
               for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in ("funds", "securities", "asset_classes", "models"):
+        for stem in ("funds", "securities", "asset_classes", "models", "restrictions", "substitutes"):
             key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
@@ -155,6 +156,8 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             night["file_model_targets"] = frames["model_targets"]
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
+        night["recent_buys"] = history.recent_buys(conn, run.as_of)
+        night["open_harvests"] = history.open_harvests(conn, run.as_of)
     if night["ref_funds"].empty:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
@@ -239,7 +242,9 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
         approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
         previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
-                                          frames["ref_targets"], night.get("ref_model_targets")))
+                                          frames["ref_targets"], night.get("ref_model_targets")),
+        restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
+        recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
@@ -345,7 +350,8 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets")
+    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets",
+             "ref_substitutes")
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
@@ -375,6 +381,8 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
         frames["flows"] = shard_frames["file_flows"]
     if "file_targets" in shard_frames:
         frames["file_targets"] = shard_frames["file_targets"]
+    if _optional(shard_frames.get("ref_restrictions")) is not None:
+        frames["restrictions"] = shard_frames["ref_restrictions"]
     return frames
 
 

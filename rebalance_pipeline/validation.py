@@ -21,9 +21,21 @@ import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
 from rebalance_core.models import fund_models
-from rebalance_core.schema import BAND_LEVELS, CASH, FREQUENCIES, POLICIES, REBALANCE_TO
+from rebalance_core.schema import (
+    BAND_LEVELS,
+    CASH,
+    FREQUENCIES,
+    POLICIES,
+    REBALANCE_TO,
+    RESTRICTION_RULES,
+    RULE_EXCLUDE,
+    RULE_NO_SELL,
+    WASH_SALE_RULES,
+)
 
 NO_ROWS = "no rows to check"
+# restrictions.csv: ``none`` lifts a fund's restrictions (a version replaces all its rows).
+RESTRICTION_RULES_ACCEPTED = (*RESTRICTION_RULES, "none")
 # Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
 TARGET_SUM_TOLERANCE = 1e-6
 
@@ -148,6 +160,10 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         model_known=funds["fund_id"].map(followed).isna() | funds["fund_id"].map(followed).isin(known_models),
         one_target_source=~(funds["fund_id"].map(followed).notna() & funds["fund_id"].isin(in_file)),
         band_level_or_default=(funds["band_level"].fillna("security") if "band_level" in funds else "security"),
+        wash_sale_rule_or_default=(funds["wash_sale_rule"].fillna("flag").astype(str).str.strip().str.lower()
+                                   if "wash_sale_rule" in funds else "flag"),
+        harvest_loss_pct_or_none=(funds["harvest_loss_pct"] if "harvest_loss_pct" in funds else None),
+        harvest_min_loss_or_none=(funds["harvest_min_loss"] if "harvest_min_loss" in funds else None),
         has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
         | (funds["rebalance_to"] == "vanguard"),
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
@@ -193,7 +209,51 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("funds.csv", "band_level_known",
               gxe.ExpectColumnValuesToBeInSet(column="band_level_or_default", value_set=list(BAND_LEVELS)),
               "fund_id", "band_level {value!r} is not one of " + ", ".join(BAND_LEVELS)),
+        Check("funds.csv", "wash_sale_rule_known",
+              gxe.ExpectColumnValuesToBeInSet(column="wash_sale_rule_or_default", value_set=list(WASH_SALE_RULES)),
+              "fund_id", "wash_sale_rule {value!r} is not one of " + ", ".join(WASH_SALE_RULES)),
+        Check("funds.csv", "harvest_loss_pct_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="harvest_loss_pct_or_none", min_value=0, max_value=1,
+                                                strict_max=True),
+              "fund_id", "harvest_loss_pct {value} is not in [0, 1)"),
+        Check("funds.csv", "harvest_min_loss_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="harvest_min_loss_or_none", min_value=0),
+              "fund_id", "harvest_min_loss {value} is negative"),
     ])
+
+    restrictions = frames.get("restrictions")
+    if restrictions is not None and len(restrictions):
+        rule = restrictions["rule"].astype("object").where(restrictions["rule"].notna(), "").astype(str)
+        rule = rule.str.strip().str.lower()
+        substitute = restrictions["substitute_id"].astype("object").where(
+            restrictions["substitute_id"].notna(), "").astype(str).str.strip() if "substitute_id" in restrictions \
+            else pd.Series("", index=restrictions.index)
+        pair = [restrictions["fund_id"], restrictions["security_id"]]
+        pair_rules = ((rule == RULE_EXCLUDE).groupby(pair).transform("any")
+                      & (rule == RULE_NO_SELL).groupby(pair).transform("any"))
+        restriction_rows = restrictions.assign(
+            rule=rule, substitute_id=substitute,
+            substitute_not_itself=(substitute != restrictions["security_id"]),
+            substitute_priced=(substitute == "") | substitute.isin(priced) | (rule != RULE_EXCLUDE),
+            rules_agree=~pair_rules.astype(bool))
+        suites["restrictions"] = (restriction_rows, [
+            Check("restrictions.csv", "rule_known",
+                  gxe.ExpectColumnValuesToBeInSet(column="rule", value_set=list(RESTRICTION_RULES_ACCEPTED)),
+                  "fund_id", "restriction rule {value!r} on {security_id} is not one of "
+                  + ", ".join(RESTRICTION_RULES_ACCEPTED)),
+            Check("restrictions.csv", "restriction_listed_once",
+                  gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id", "rule"]),
+                  "fund_id", "restriction {rule} on {security_id} is listed more than once"),
+            Check("restrictions.csv", "substitute_is_another_security",
+                  gxe.ExpectColumnValuesToBeInSet(column="substitute_not_itself", value_set=[True]),
+                  "fund_id", "{security_id} is named as its own substitute"),
+            Check("restrictions.csv", "substitute_has_price",
+                  gxe.ExpectColumnValuesToBeInSet(column="substitute_priced", value_set=[True]),
+                  "fund_id", "substitute {substitute_id} of excluded {security_id} has no row in prices.csv"),
+            Check("restrictions.csv", "exclude_and_no_sell_conflict",
+                  gxe.ExpectColumnValuesToBeInSet(column="rules_agree", value_set=[True]),
+                  "fund_id", "{security_id} is both excluded (must be sold) and no_sell (may not be sold)"),
+        ])
 
     if model_rows is not None:
         model_rows = model_rows.assign(security_is_priced=(model_rows["security_id"] == CASH)

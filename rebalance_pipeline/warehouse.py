@@ -215,6 +215,8 @@ REFERENCE_TABLES = {
     "asset_classes": ("rebalance.asset_class_ref", "asset_class"),
     "models": ("rebalance.model_ref", "model_id"),
     "model_targets": ("rebalance.model_target_ref", "model_id"),
+    "restrictions": ("rebalance.restriction_ref", "fund_id"),
+    "substitutes": ("rebalance.substitute_ref", "security_id"),
 }
 
 
