@@ -7,7 +7,9 @@ trades are executed at that day's close in the fund's base currency, costs are p
 cash, the day's flows settle into cash, sold tax lots are closed and bought shares open new
 ones. Per fund we count rebalances and add up turnover, costs and realized gains; the
 *tracking difference* is the fund's cumulative return less that of a costless fund held
-exactly on its targets every day (in base currency, fx moves included).
+exactly on its targets every day (in base currency, fx moves included); harvested losses
+(``est_harvested_loss``) and trades are counted per fund and day, so harvest thresholds can
+be compared over a year of prices.
 
 Data is injected: ``load_day(date)`` returns that date's frames (prices, optional fx_rates
 and flows, and any reference files that changed), and ``check_day(date, inputs)`` (optional)
@@ -24,11 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rebalance_core.harvest import PAIR_COLUMNS
 from rebalance_core.night import NightInputs, decide_night
-from rebalance_core.schema import CASH
+from rebalance_core.schema import CASH, REASON_TAX
 from rebalance_core.tax_lots import WASH_SALE_DAYS
 
-REFERENCE = ("funds", "targets", "securities", "asset_classes", "models")
+REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "restrictions", "substitutes")
 NO_TARGETS = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
                            "target_weight": pd.Series(dtype="float64")})
 
@@ -58,6 +61,8 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
     reference: dict[str, pd.DataFrame] = {}
     loss_sales = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
                                "as_of_date": pd.Series(dtype=object)})
+    buys = loss_sales.copy()
+    pairs = pd.DataFrame({c: pd.Series(dtype="object") for c in PAIR_COLUMNS})   # harvests not swapped back
     held_yesterday: pd.DataFrame | None = None   # fund, security, target weight, unit value in base
     target_nav: pd.Series | None = None
     records, all_trades, all_proposals = [], [], []
@@ -71,12 +76,15 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
                 ignore_index=True))
         window = loss_sales[pd.to_datetime(loss_sales["as_of_date"]).dt.date >= as_of - dt.timedelta(
             days=WASH_SALE_DAYS)]
+        recent_buys = buys[pd.to_datetime(buys["as_of_date"]).dt.date >= as_of - dt.timedelta(days=WASH_SALE_DAYS)]
         inputs = NightInputs(
             prices=frames["prices"], positions=positions, cash=cash, funds=reference["funds"],
             targets=reference.get("targets", NO_TARGETS), securities=reference.get("securities"),
             asset_classes=reference.get("asset_classes"), flows=frames.get("flows"), fx_rates=frames.get("fx_rates"),
             tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]], model_targets=model_history,
-            previous_targets=previous_targets)
+            previous_targets=previous_targets, restrictions=reference.get("restrictions"),
+            substitutes=reference.get("substitutes"), recent_buys=recent_buys[["fund_id", "security_id"]],
+            open_harvests=pairs)
         if check_day is not None:
             inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
         decision = decide_night(as_of, inputs)
@@ -119,13 +127,16 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
                 losses = trades[(trades["side"] == "SELL") & (trades["est_realized_gain"] < 0)]
                 loss_sales = pd.concat([loss_sales, losses[["fund_id", "security_id"]].assign(as_of_date=as_of)],
                                        ignore_index=True)
+            bought = trades.loc[trades["side"] == "BUY", ["fund_id", "security_id"]]
+            buys = pd.concat([buys, bought.assign(as_of_date=as_of)], ignore_index=True)
+            pairs = _roll_pairs(pairs, trades, as_of)
             positions = _execute(positions, trades)
             cash = _pay(cash, trades, reference["funds"])
             all_trades.append(trades.assign(as_of_date=as_of))
             all_proposals.append(proposals)
         cash = _settle_flows(cash, frames.get("flows"), reference["funds"])
         by_fund = proposals.set_index("fund_id") if len(proposals) else pd.DataFrame(
-            columns=["turnover", "est_cost"])
+            columns=["turnover", "est_cost", "est_harvested_loss", "trade_count"])
         records.append(pd.DataFrame({
             "as_of_date": as_of,
             "fund_id": nav.index,
@@ -135,11 +146,29 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             "turnover": by_fund["turnover"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
             "cost": by_fund["est_cost"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
             "realized_gain": gains.to_numpy(),
+            "harvested_loss": by_fund["est_harvested_loss"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
+            "trades": by_fund["trade_count"].reindex(nav.index).fillna(0).to_numpy(dtype="int64"),
         }))
     daily = pd.concat(records, ignore_index=True)
     trades = pd.concat(all_trades, ignore_index=True) if all_trades else pd.DataFrame()
     proposals = pd.concat(all_proposals, ignore_index=True) if all_proposals else pd.DataFrame()
     return SimulationResult(_summarize(daily), daily, trades, proposals)
+
+
+def _roll_pairs(pairs: pd.DataFrame, trades: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """A harvest opens a pair (its substitute's buy names the security); a swap back (the
+    substitute's sale naming it) closes it."""
+    if "harvest_of" not in trades:
+        return pairs
+    tax = trades[(trades["reason"] == REASON_TAX) & trades["harvest_of"].notna()]
+    if tax.empty:
+        return pairs
+    key = pd.MultiIndex.from_frame(tax[["fund_id", "harvest_of"]])
+    pairs = pairs[~pd.MultiIndex.from_frame(pairs[["fund_id", "security_id"]]).isin(key)] if len(pairs) else pairs
+    opened = tax[tax["side"] == "BUY"]
+    new = pd.DataFrame({"fund_id": opened["fund_id"].to_numpy(), "security_id": opened["harvest_of"].to_numpy(),
+                        "substitute_id": opened["security_id"].to_numpy(), "harvested_on": as_of})
+    return pd.concat([pairs, new], ignore_index=True) if len(pairs) else new
 
 
 def _execute(positions: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
@@ -195,6 +224,8 @@ def _summarize(daily: pd.DataFrame) -> pd.DataFrame:
         "turnover": by["turnover"].sum(),
         "est_cost": by["cost"].sum(),
         "realized_gain": by["realized_gain"].sum(),
+        "harvested_loss": by["harvested_loss"].sum(),
+        "trades": by["trades"].sum().astype("int64"),
         "return": last["nav"] / first["nav"] - 1,
         "target_return": last["target_nav"] / first["target_nav"] - 1,
     })

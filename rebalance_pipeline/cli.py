@@ -492,6 +492,9 @@ def simulate(
     rows: Annotated[int, typer.Option(min=1, help="funds listed in the terminal (all are in the CSV)")] = 20,
     validate: Annotated[bool, typer.Option(
         "--validate/--no-validate", help="run the nightly checks on each day (funds they block do not trade)")] = True,
+    settings_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="COLUMN=VALUE",
+        help="override a funds.csv column for every fund, e.g. --set harvest_loss_pct=0.05 (repeatable)")] = None,
 ) -> None:
     """Replay history under each fund's policy, as if every proposal were approved."""
     from rebalance_pipeline import settings
@@ -502,8 +505,16 @@ def simulate(
     if not landing.is_dir():
         err.print(f"[bold red]simulation failed:[/bold red] the landing root {landing} does not exist")
         raise typer.Exit(EXIT_CANNOT_RUN)
+    fund_settings = {}
+    for item in settings_ or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            err.print(f"[bold red]--set {escape(item)}:[/bold red] expected COLUMN=VALUE")
+            raise typer.Exit(EXIT_USAGE)
+        fund_settings[column.strip()] = value.strip()
     try:
-        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts, validate=validate)
+        result, folder = run_simulation(landing, date_from.date(), date_to.date(), out, charts, validate=validate,
+                                        fund_settings=fund_settings)
     except StructuralError as exc:
         err.print(f"[bold red]simulation failed:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None

@@ -23,12 +23,18 @@ from rebalance_core.night import NightInputs
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
-REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "model_targets")
+REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
+             "substitutes")
 DAILY = ("prices", "fx_rates", "flows")
 
 
 def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Path,
-                   max_charts: int = 50, validate: bool = True) -> tuple[SimulationResult, Path]:
+                   max_charts: int = 50, validate: bool = True,
+                   fund_settings: dict[str, str] | None = None) -> tuple[SimulationResult, Path]:
+    """Replay the dates of ``landing_dir`` between ``start`` and ``end``. ``fund_settings``
+    (funds.csv column -> value) overrides a policy column for every fund in the replay, e.g.
+    ``{"harvest_loss_pct": "0.05"}`` to compare a harvest threshold with the files' own."""
+    overrides = _typed_settings(fund_settings or {})
     dates = [d for d in sessions_between(start, end) if landing.date_folder(landing_dir, d).is_dir()]
     if not dates:
         raise landing.StructuralError(str(landing_dir), f"no date folders between {start} and {end}")
@@ -57,6 +63,8 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
             path = landing.find_file(folder, stem)
             if path is not None:
                 frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
+        if "funds" in frames and overrides:
+            frames["funds"] = frames["funds"].assign(**overrides)
         day_files.clear()
         day_files[as_of] = frames
         return frames
@@ -73,7 +81,7 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         if "targets" in files:
             frames["file_targets"] = files["targets"]
         for stem, frame in (("fx_rates", inputs.fx_rates), ("flows", inputs.flows),
-                            ("securities", inputs.securities)):
+                            ("securities", inputs.securities), ("restrictions", inputs.restrictions)):
             if frame is not None and len(frame):
                 frames[stem] = frame
         outcome = validation.validate(frames)
@@ -94,8 +102,28 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
     return result, out_dir
 
 
+def _typed_settings(settings: dict[str, str]) -> dict:
+    """funds.csv column -> value, typed as the file's column (numbers, booleans)."""
+    spec = landing.SPECS["funds"]
+    typed = {}
+    for column, value in settings.items():
+        if column not in spec.all_columns or column == "fund_id":
+            raise landing.StructuralError("funds.csv", f"{column!r} is not a funds.csv policy column "
+                                          f"(one of {', '.join(c for c in spec.all_columns if c != 'fund_id')})")
+        if column in (*spec.numeric, *spec.optional_numeric):
+            try:
+                typed[column] = float(value) if str(value).strip() != "" else float("nan")
+            except ValueError:
+                raise landing.StructuralError("funds.csv", f"{column}={value!r} is not a number") from None
+        elif column in spec.boolean:
+            typed[column] = str(value).strip().lower() in ("true", "t", "yes", "y", "1")
+        else:
+            typed[column] = value
+    return typed
+
+
 # Money in the CSVs to the cent; ratios (turnover, returns) to 1e-8.
-MONEY_COLUMNS = ("nav", "target_nav", "cost", "est_cost", "realized_gain")
+MONEY_COLUMNS = ("nav", "target_nav", "cost", "est_cost", "realized_gain", "harvested_loss")
 RATIO_COLUMNS = ("turnover", "return", "target_return", "tracking_difference")
 
 

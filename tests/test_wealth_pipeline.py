@@ -144,3 +144,30 @@ def test_open_harvests_come_from_approved_history_only(engine, landing):
         from rebalance_pipeline import history
         pairs = history.open_harvests(conn, D21)
     assert pairs.values.tolist() == [["H", "X", "Y", D0]]
+
+
+def test_simulate_replays_harvests_and_compares_thresholds(engine, landing, tmp_path):
+    """The replay decides with the nightly function: the same harvest on D0 (same proposal
+    id), no rebuy of X inside the window; a 25 % threshold harvests nothing (80 > 75)."""
+    from rebalance_pipeline.simulate import run_simulation
+
+    prices = {"X": 80.0, "Z": 100.0, "Y": 50.0, "W": 40.0}
+    day(landing, D0, prices, {"H": {"X": 100, "Z": 80}}, OLD_LOTS)
+    for later, moved in ((D21, {"Z": 150.0}), (D31, {"Y": 49.0})):
+        folder = landing / later.isoformat()
+        write(folder, "prices.csv", [{"as_of_date": later.isoformat(), "security_id": s, "close_price": p,
+                                      "currency": "USD"} for s, p in {**prices, **moved}.items()])
+    steps.run_nightly(D0, landing, engine)
+    nightly = q(engine, "SELECT proposal_id FROM rebalance.proposal WHERE fund_id = 'H'")["proposal_id"].iloc[0]
+
+    result, _ = run_simulation(landing, D0, D31, tmp_path / "sim", max_charts=0)
+    assert nightly in set(result.proposals["proposal_id"])
+    h = result.summary.set_index("fund_id").loc["H"]
+    assert h["harvested_loss"] == pytest.approx(-1200.0)
+    later_buys = result.trades[(result.trades["fund_id"] == "H") & (result.trades["side"] == "BUY")
+                               & (pd.to_datetime(result.trades["as_of_date"]).dt.date == D21)]
+    assert "X" not in set(later_buys["security_id"]) and "Y" in set(later_buys["security_id"])
+
+    strict, _ = run_simulation(landing, D0, D31, tmp_path / "strict", max_charts=0,
+                               fund_settings={"harvest_loss_pct": "0.25"})
+    assert strict.summary.set_index("fund_id").loc["H", "harvested_loss"] == 0.0
