@@ -271,6 +271,10 @@ def propose(
         qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
 
     qty = _obey_rules(qty, rows)
+    # An excluded holding is sold whole, whatever minimums or caps said (a mandate).
+    must_sell = (rows["excluded"] & (rows["quantity"] > 0) & rows["listed_tradable"] & rows["price"].notna()
+                 & ~rows["no_sell"] & ~rows["hold"])
+    qty = qty.where(~must_sell, -rows["quantity"])
     from_flow_only = (flow_value != 0) & (rebalance_value == 0)
     return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades)
 
@@ -331,7 +335,10 @@ def _apply_rules(rows: pd.DataFrame, restrictions: pd.DataFrame | None,
     rows["restriction_move"] = holds_excluded & (moved | rows["excluded"])
     wanted = rows["target_weight"] * rows["target_scale"] - rows["current_weight"]
     may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"]
+    # An exclusion is a mandate: it is sold even when the sale washes a loss (flagged).
+    rows["wash_no_sell"] = rows["wash_no_sell"] & ~rows["excluded"]
     may_not_sell = rows["no_sell"] | rows["wash_no_sell"]
+    rows["listed_tradable"] = rows["tradable"]
     rows["frozen_by_rule"] = rows["tradable"] & ((may_not_buy & (wanted > WEIGHT_EPS))
                                                  | (may_not_sell & (wanted < -WEIGHT_EPS)) | rows["hold"])
     rows["tradable"] = rows["tradable"] & ~rows["frozen_by_rule"]
