@@ -234,6 +234,8 @@ def _publish_text(engine, report, pending_before: set[str]) -> str:
         parts.append(f"{_n(unchanged, 'proposal')} re-published unchanged")
     if dropped:
         parts.append(f"{dropped} pending {'one' if dropped == 1 else 'ones'} of this date replaced")
+    if getattr(report, "auto_approved", 0):
+        parts.append(f"{report.auto_approved:,} auto-approved by rule")
     if report.kept_existing:
         parts.append(f"{report.kept_existing} already reviewed, kept as decided")
     if report.superseded:
@@ -579,6 +581,11 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     console.print(f"{_n(pending, 'proposal')} of the night pending review"
                   + (f": rebalance proposals --date {as_of} --status pending_review" if pending else ""),
                   soft_wrap=True)
+    approved = reports.approval_counts(engine, as_of)
+    if approved["by_rule"] or approved["by_people"]:
+        console.print(f"{_n(approved['by_rule'] + approved['by_people'], 'proposal')} of the night approved: "
+                      f"{approved['by_rule']:,} approved by rule (rule:auto), {approved['by_people']:,} by people",
+                      soft_wrap=True, highlight=False)
     proposed = reports.fund_summary(engine, as_of, "proposed", limit=limit)
     total_proposed = reports.fund_count(engine, as_of, "proposed")
     if len(proposed):
