@@ -419,8 +419,14 @@ def export_orders(
         help="export approvals of this business date and earlier (default: all)")] = None,
     outbox: Annotated[Path | None, typer.Option(
         help="folder for the order files (default: $REBALANCE_OUTBOX_DIR, else $REBALANCE_HOME/outbox)")] = None,
+    blocks: Annotated[bool, typer.Option(
+        "--blocks", help="one block order per security, side and currency across accounts, with an allocation "
+                         "file, instead of one file per proposal")] = False,
 ) -> None:
     """Write the orders of approved proposals not yet exported, one CSV per proposal, exactly once.
+
+    With --blocks: one batch of block orders (block_orders_<batch>.csv) and each account's
+    allocation (block_allocations_<batch>.csv), exactly once in the same ledger.
 
     Exits 1 if an approved proposal was refused (e.g. an id that cannot be part of a file name):
     it is listed and not recorded, the others are exported; it goes out once it is fixed.
@@ -430,7 +436,7 @@ def export_orders(
 
     run_id = f"cli-export-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
     report = export_approved_orders(_engine(), outbox or settings.outbox_dir(), date.date() if date else None,
-                                    run_id=run_id)
+                                    run_id=run_id, blocks=blocks)
     if report.files:
         _table("Order files written", pd.DataFrame({"file": [str(f) for f in report.files]}))
     console.print(report.summary(), soft_wrap=True)
