@@ -136,8 +136,24 @@ def run(
     console.print(f"{as_of}: {report.funds} funds, {report.proposed} proposed, {report.blocked} blocked, "
                   f"{report.trades} trades; {published[-1] if published else ''} (run {report.run_id})",
                   soft_wrap=True)
+    _night_data_docs(engine, as_of, quiet)
     if not quiet:
         _print_report(engine, as_of)
+
+
+def _night_data_docs(engine, as_of: dt.date, quiet: bool) -> None:
+    """The night's GX Data Docs under the reports folder. The night is published whatever
+    happens here: a failure is reported, and `rebalance data-docs` builds them again."""
+    from rebalance_pipeline import data_docs, settings
+
+    try:
+        index = data_docs.build_data_docs(engine, as_of, settings.reports_dir())
+    except Exception as exc:  # a report: never undoes or fails a published night
+        err.print(f"[bold yellow]Data Docs of {as_of} not built:[/bold yellow] {escape(str(exc))} "
+                  f"(rebalance data-docs --date {as_of})")
+        return
+    if not quiet:
+        err.print(f"[dim]data docs[/dim] {index}")
 
 
 def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
@@ -328,6 +344,25 @@ def report_html(
         err.print(f"[bold red]no report:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(str(path), soft_wrap=True)
+
+
+@app.command("data-docs")
+def data_docs_command(
+    date: OptionalDate = None,
+    out: Annotated[Path | None, typer.Option(
+        help="reports folder; the site goes to <out>/data-docs/<date>/ (default: $REBALANCE_REPORTS_DIR)")] = None,
+) -> None:
+    """Write a night's validation results as Great Expectations Data Docs; print the index's path."""
+    from rebalance_pipeline import data_docs, settings
+
+    engine = _engine()
+    as_of = _night(engine, date)
+    try:
+        index = data_docs.build_data_docs(engine, as_of, out or settings.reports_dir())
+    except LookupError as exc:
+        err.print(f"[bold red]no Data Docs:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(str(index), soft_wrap=True)
 
 
 @app.command()

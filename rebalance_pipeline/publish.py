@@ -98,6 +98,7 @@ class NightToPublish:
     shards: int
     reference_files: dict[str, pd.DataFrame]   # small reference files that came with the date
     validation_results: pd.DataFrame
+    gx_results: pd.DataFrame | None = None     # part, suite, result (JSON): the GX results, for Data Docs
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,12 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
                      {**d, **r})
         copy_frame(conn, "rebalance.validation_result",
                    night.validation_results.assign(as_of_date=night.as_of, run_id=night.run_id), VALIDATION_COLUMNS)
+        conn.execute(sa.text("DELETE FROM rebalance.validation_gx_result WHERE as_of_date = :d AND run_id = :r"),
+                     {**d, **r})
+        if night.gx_results is not None and len(night.gx_results):
+            copy_frame(conn, "rebalance.validation_gx_result",
+                       night.gx_results.assign(as_of_date=night.as_of, run_id=night.run_id),
+                       ["as_of_date", "run_id", "part", "suite", "result"])
 
         refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d}).rowcount
         conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d})

@@ -16,7 +16,9 @@
   20 largest max absolute drifts; each bar is the holding furthest out of its band, with
   that holding's band as a tick), the night's proposals by status, and the traded value
   and estimated cost of the last ``history_days`` business dates in the warehouse;
-- tables: top drifting funds, blocked funds with their reason, failed validation checks.
+- tables: top drifting funds, blocked funds with their reason (and a link to the night's
+  Great Expectations Data Docs, ``data-docs/<date>/index.html`` beside the page, when they
+  were built there: ``rebalance_pipeline.data_docs``), failed validation checks.
 
 It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
 ``approval_latency``); only the per-holding bands (``fund_drift``), the dates
@@ -249,9 +251,14 @@ def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.
 # ------------------------------------------------------------------ the page
 def build_drift_report(engine: Engine, as_of: dt.date, out_dir: Path, history_days: int = 60) -> Path:
     """Write ``out_dir/drift_report_<as_of>.html`` (atomically) and return its path."""
+    from rebalance_pipeline.data_docs import SITE_FOLDER, site_index
+
     data = load_report_data(engine, as_of, history_days)
-    html = render_report(data)
     out_dir = Path(out_dir)
+    # The night's GX Data Docs, when built into the same folder (the reporting DAG and
+    # `rebalance run` build them first): linked from each blocked fund, relative to the page.
+    docs = (f"{SITE_FOLDER}/{as_of.isoformat()}/index.html" if site_index(out_dir, as_of).is_file() else None)
+    html = render_report(data, data_docs=docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"drift_report_{as_of.isoformat()}.html"
     temporary = out_dir / f".{path.name}.{os.getpid()}.tmp"
@@ -272,7 +279,7 @@ def _decision_numbers(row: pd.Series) -> dict:
             "median_hours": hours(row["median_hours"]), "p90_hours": hours(row["p90_hours"])}
 
 
-def render_report(data: ReportData) -> str:
+def render_report(data: ReportData, data_docs: str | None = None) -> str:
     import jinja2
 
     funds = data.funds
@@ -308,7 +315,7 @@ def render_report(data: ReportData) -> str:
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
-        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back))
+        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs)
 
 
 def _came_back(frame: pd.DataFrame) -> list[dict]:
@@ -613,10 +620,11 @@ figcaption { max-width: 52em; }
 <h2>Blocked funds</h2>
 {% if blocked %}
 <table>
-<thead><tr><th>fund</th><th>name</th><th>reason</th></tr></thead>
+<thead><tr><th>fund</th><th>name</th><th>reason</th>{% if data_docs %}<th>checks</th>{% endif %}</tr></thead>
 <tbody>
 {% for f in blocked %}
-<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td></tr>
+<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td>
+{% if data_docs %}<td>{% if not (f.blocked_reason | text).startswith("awaiting execution") %}<a href="{{ data_docs }}">validation results (Data Docs)</a>{% endif %}</td>{% endif %}</tr>
 {% endfor %}
 </tbody>
 </table>
