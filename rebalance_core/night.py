@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
-from rebalance_core.approval import auto_approval_notes, auto_approvable
+from rebalance_core.approval import auto_approvable, auto_approval_notes
 from rebalance_core.calendar import session_close
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
