@@ -30,7 +30,10 @@ weekends and exchange holidays have no run.
 * **export_approved_orders** (after `publish`) writes the orders of every approved proposal
   of the business date or earlier that was not exported yet, one CSV per proposal, to
   `$REBALANCE_OUTBOX_DIR/<YYYY-MM-DD>/orders_<fund_id>_<proposal_id>.csv`, and records it in
-  `rebalance.order_export`: exactly once, so a retry or rerun sends nothing twice.
+  `rebalance.order_export`: exactly once, so a retry or rerun sends nothing twice. With the
+  param `blocks`, one batch of block orders (one per security, side and currency across
+  accounts) and its allocation file instead (`block_orders_<batch>.csv`,
+  `block_allocations_<batch>.csv`), exactly once in the same ledger.
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ def _run(run_info: dict):
                                 description="Business date to process (default: the run's logical date)"),
             "shards": Param(None, type=["null", "integer"], minimum=1, maximum=1024,
                             description="Shards of funds run as parallel tasks (default: $REBALANCE_SHARDS, "
-                                        "else chosen by the night's size)")},
+                                        "else chosen by the night's size)"),
+            "blocks": Param(False, type="boolean",
+                            description="Export block orders (one per security, side and currency across "
+                                        "accounts) with an allocation file, instead of one file per proposal")},
     tags=["rebalance"],
     doc_md=__doc__,
 )
@@ -130,19 +136,21 @@ def rebalance_nightly():
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(report).items()}
 
     @task
-    def export_approved_orders(run_info: dict) -> dict:
-        """Order files for approvals up to the business date not exported yet (exactly once)."""
+    def export_approved_orders(run_info: dict, params=None) -> dict:
+        """Order files for approvals up to the business date not exported yet (exactly once);
+        block orders with allocations when the ``blocks`` param is set."""
         import datetime as dt
 
         from rebalance_pipeline import export, settings, warehouse
 
         report = export.export_approved_orders(warehouse.get_engine(), settings.outbox_dir(),
                                                up_to=dt.date.fromisoformat(run_info["as_of_date"]),
-                                               run_id=run_info["run_id"])
+                                               run_id=run_info["run_id"], blocks=bool((params or {}).get("blocks")))
         return {"as_of_date": run_info["as_of_date"], "outbox": str(report.outbox), "files": len(report.files),
                 "proposals": report.proposals, "orders": report.orders,
                 "skipped_already_exported": report.skipped_already_exported, "recovered": report.recovered,
-                "discarded": report.discarded, "refused": [list(r) for r in report.refused]}
+                "discarded": report.discarded, "refused": [list(r) for r in report.refused],
+                "blocks": report.blocks, "block_batch_id": report.block_batch_id}
 
     run_info = resolve_business_date()
     decided = decide_shard.expand(shard=validate_shard.expand(shard=ingest(run_info)))

@@ -2,7 +2,7 @@
 
 Scheduled on the ``rebalance_proposals`` Asset that ``rebalance_nightly``'s publish task
 updates (its event's extra carries the night's ``as_of_date``). resolve_report_dates ->
-build_drift_report, mapped (dynamic task mapping) over the dates: a run that consumed
+build_data_docs -> build_drift_report, each mapped (dynamic task mapping) over the dates: a run that consumed
 several publish events reports on every night among them. Tasks hand each other only the
 dates and the reports' paths (XCom).
 """
@@ -29,7 +29,11 @@ embedded, no external URLs), to `$REBALANCE_REPORTS_DIR/drift_report_<YYYY-MM-DD
   `max_active_runs=1` held the previous run, writes one report per night), else the latest
   date in the warehouse on or before the run's logical date: `airflow dags test
   rebalance_reporting 2014-01-03` reports on 2014-01-03, or the last night before it.
-* **One mapped `build_drift_report` per date** (dynamic task mapping, map index = the date).
+* **One mapped `build_data_docs` and `build_drift_report` per date** (dynamic task mapping, map
+  index = the date): the night's Great Expectations results as GX Data Docs at
+  `$REBALANCE_REPORTS_DIR/data-docs/<YYYY-MM-DD>/index.html` (built from the results the
+  night's publish stored in `rebalance.validation_gx_result`; no network), then the report,
+  which links each blocked fund to them.
 * **Reads** the reporting views of the warehouse (`rebalance.fund_drift_history`,
   `proposal_history`, `approval_latency`): a `rebalance_reader` login is enough.
 * Same command without Airflow: `rebalance report-html --date YYYY-MM-DD`.
@@ -82,7 +86,20 @@ def rebalance_reporting():
                                             settings.reports_dir(), int((params or {}).get("history_days") or 60))
         return str(path)
 
-    build_drift_report.expand(as_of_date=resolve_report_dates())
+    @task(map_index_template="{{ report_date }}")
+    def build_data_docs(as_of_date: str) -> str:
+        """Render the night's Great Expectations results as Data Docs; return the index's path."""
+        import datetime as dt
+
+        from rebalance_pipeline import data_docs, settings, warehouse
+
+        get_current_context()["report_date"] = as_of_date
+        return str(data_docs.build_data_docs(warehouse.get_engine(), dt.date.fromisoformat(as_of_date),
+                                             settings.reports_dir()))
+
+    dates = resolve_report_dates()
+    # Data Docs first: the drift report links a blocked fund to them when they are there.
+    build_data_docs.expand(as_of_date=dates) >> build_drift_report.expand(as_of_date=dates)
 
 
 rebalance_reporting()

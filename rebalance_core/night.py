@@ -24,7 +24,9 @@ Rules decided here (and nowhere else):
   proposal (trigger ``tax`` when nothing else makes the fund trade), an open harvest's
   pair shares the security's target and is judged as one holding, and a fund that avoids
   wash sales (``wash_sale_rule``) never proposes one;
-- status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``.
+- status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``;
+- ``auto_approve``: the proposals the fund's straight-through rule approves when the night is
+  published (``rebalance_core.approval``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
+from rebalance_core.approval import auto_approvable, auto_approval_notes
 from rebalance_core.calendar import session_close
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
@@ -198,6 +201,8 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
+    # Keep last: the rule reads every finding the night attached to the proposals.
+    proposals = with_auto_approval(proposals, trades, funds)
     return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked)
 
 
@@ -233,6 +238,12 @@ def _tax_totals(proposals: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
     count = tax.groupby("proposal_id").size()
     return proposals.assign(est_harvested_loss=proposals["proposal_id"].map(loss).fillna(0.0).astype("float64"),
                             tax_trade_count=proposals["proposal_id"].map(count).fillna(0).astype("int64"))
+def with_auto_approval(proposals: pd.DataFrame, trades: pd.DataFrame, funds: pd.DataFrame) -> pd.DataFrame:
+    """``auto_approve`` (the fund's straight-through rule approves the proposal on publish,
+    ``rebalance_core.approval``) and ``auto_approve_note`` (the review note it gets)."""
+    qualifies = auto_approvable(proposals, trades, funds)
+    notes = auto_approval_notes(proposals, funds).where(qualifies, None) if len(proposals) else None
+    return proposals.assign(auto_approve=qualifies, auto_approve_note=notes)
 
 
 def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -136,8 +136,24 @@ def run(
     console.print(f"{as_of}: {report.funds} funds, {report.proposed} proposed, {report.blocked} blocked, "
                   f"{report.trades} trades; {published[-1] if published else ''} (run {report.run_id})",
                   soft_wrap=True)
+    _night_data_docs(engine, as_of, quiet)
     if not quiet:
         _print_report(engine, as_of)
+
+
+def _night_data_docs(engine, as_of: dt.date, quiet: bool) -> None:
+    """The night's GX Data Docs under the reports folder. The night is published whatever
+    happens here: a failure is reported, and `rebalance data-docs` builds them again."""
+    from rebalance_pipeline import data_docs, settings
+
+    try:
+        index = data_docs.build_data_docs(engine, as_of, settings.reports_dir())
+    except Exception as exc:  # a report: never undoes or fails a published night
+        err.print(f"[bold yellow]Data Docs of {as_of} not built:[/bold yellow] {escape(str(exc))} "
+                  f"(rebalance data-docs --date {as_of})")
+        return
+    if not quiet:
+        err.print(f"[dim]data docs[/dim] {index}")
 
 
 def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
@@ -234,6 +250,8 @@ def _publish_text(engine, report, pending_before: set[str]) -> str:
         parts.append(f"{_n(unchanged, 'proposal')} re-published unchanged")
     if dropped:
         parts.append(f"{dropped} pending {'one' if dropped == 1 else 'ones'} of this date replaced")
+    if getattr(report, "auto_approved", 0):
+        parts.append(f"{report.auto_approved:,} auto-approved by rule")
     if report.kept_existing:
         parts.append(f"{report.kept_existing} already reviewed, kept as decided")
     if report.superseded:
@@ -328,6 +346,25 @@ def report_html(
     console.print(str(path), soft_wrap=True)
 
 
+@app.command("data-docs")
+def data_docs_command(
+    date: OptionalDate = None,
+    out: Annotated[Path | None, typer.Option(
+        help="reports folder; the site goes to <out>/data-docs/<date>/ (default: $REBALANCE_REPORTS_DIR)")] = None,
+) -> None:
+    """Write a night's validation results as Great Expectations Data Docs; print the index's path."""
+    from rebalance_pipeline import data_docs, settings
+
+    engine = _engine()
+    as_of = _night(engine, date)
+    try:
+        index = data_docs.build_data_docs(engine, as_of, out or settings.reports_dir())
+    except LookupError as exc:
+        err.print(f"[bold red]no Data Docs:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(str(index), soft_wrap=True)
+
+
 @app.command()
 def proposals(
     date: Annotated[dt.datetime | None, typer.Option(
@@ -417,8 +454,14 @@ def export_orders(
         help="export approvals of this business date and earlier (default: all)")] = None,
     outbox: Annotated[Path | None, typer.Option(
         help="folder for the order files (default: $REBALANCE_OUTBOX_DIR, else $REBALANCE_HOME/outbox)")] = None,
+    blocks: Annotated[bool, typer.Option(
+        "--blocks", help="one block order per security, side and currency across accounts, with an allocation "
+                         "file, instead of one file per proposal")] = False,
 ) -> None:
     """Write the orders of approved proposals not yet exported, one CSV per proposal, exactly once.
+
+    With --blocks: one batch of block orders (block_orders_<batch>.csv) and each account's
+    allocation (block_allocations_<batch>.csv), exactly once in the same ledger.
 
     Exits 1 if an approved proposal was refused (e.g. an id that cannot be part of a file name):
     it is listed and not recorded, the others are exported; it goes out once it is fixed.
@@ -428,7 +471,7 @@ def export_orders(
 
     run_id = f"cli-export-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
     report = export_approved_orders(_engine(), outbox or settings.outbox_dir(), date.date() if date else None,
-                                    run_id=run_id)
+                                    run_id=run_id, blocks=blocks)
     if report.files:
         _table("Order files written", pd.DataFrame({"file": [str(f) for f in report.files]}))
     console.print(report.summary(), soft_wrap=True)
@@ -590,6 +633,11 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     console.print(f"{_n(pending, 'proposal')} of the night pending review"
                   + (f": rebalance proposals --date {as_of} --status pending_review" if pending else ""),
                   soft_wrap=True)
+    approved = reports.approval_counts(engine, as_of)
+    if approved["by_rule"] or approved["by_people"]:
+        console.print(f"{_n(approved['by_rule'] + approved['by_people'], 'proposal')} of the night approved: "
+                      f"{approved['by_rule']:,} approved by rule (rule:auto), {approved['by_people']:,} by people",
+                      soft_wrap=True, highlight=False)
     proposed = reports.fund_summary(engine, as_of, "proposed", limit=limit)
     total_proposed = reports.fund_count(engine, as_of, "proposed")
     if len(proposed):

@@ -47,6 +47,28 @@ line per trade, sells before buys (cash is raised first), then by security id:
 ``account`` is the fund id; ``quantity`` a plain decimal (``100``, ``12.5``: no exponent, no
 trailing zeros); market orders (``MARKET``, empty ``limit_price``) good for the ``DAY``;
 ``client_order_id`` is ``<proposal_id>-<NNN>`` numbered in file order, stable across retries.
+
+Block orders (``blocks=True``, ``rebalance export --blocks``): the same approved, not yet
+exported proposals, but their orders aggregated across accounts into one block order per
+security, side and currency, with an allocation file saying how much of each block each
+account gets. One export writes one batch, two files in the date folder of the batch's
+latest business date:
+
+    <as_of_date>/block_orders_<batch_id>.csv       block_id, security, side, quantity, currency,
+                                                   order_type, limit_price, time_in_force,
+                                                   allocations, as_of_date
+    <as_of_date>/block_allocations_<batch_id>.csv  block_id, account, security, side, quantity,
+                                                   currency, client_order_id, proposal_id, as_of_date
+
+``batch_id`` is ``BLK-<YYYYMMDD>-<hash of the batch's proposal ids>`` and ``block_id``
+``<batch_id>-<NNN>`` (sells first, then by security and currency), so a retry of the same
+proposals writes the same files. A block's quantity is the exact (decimal) sum of its
+allocations; an allocation is one order of one proposal, with the ``client_order_id`` the
+per-proposal file would have given it. The ledger is the same: each proposal gets its
+``order_export`` row (``file_name`` = the allocation file, ``block_batch_id``), the batch a
+``block_export`` row naming both files; exactly once and crash recovery work as above
+(the allocation file is delivered before the block file, so a block never arrives without
+its allocations).
 """
 
 from __future__ import annotations
@@ -54,6 +76,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import io
 import logging
 import os
@@ -102,7 +125,22 @@ _SELECT_TRADES = (
 _INSERT_EXPORT = (
     "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id) "
     "VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id)")
-_SELECT_RECORDED_FILES = "SELECT file_name FROM rebalance.order_export WHERE file_name = ANY(:names)"
+_SELECT_RECORDED_FILES = (
+    "SELECT file_name FROM rebalance.order_export WHERE file_name = ANY(:names) "
+    "UNION SELECT blocks_file FROM rebalance.block_export WHERE blocks_file = ANY(:names) "
+    "UNION SELECT allocations_file FROM rebalance.block_export WHERE allocations_file = ANY(:names)")
+_INSERT_BLOCK_EXPORT = (
+    "INSERT INTO rebalance.block_export (block_batch_id, blocks_file, allocations_file, block_count, "
+    " allocation_count, proposal_count, run_id) VALUES (:block_batch_id, :blocks_file, :allocations_file, "
+    " :block_count, :allocation_count, :proposal_count, :run_id)")
+_INSERT_BLOCK_LEDGER = (
+    "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id, "
+    " block_batch_id) VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id, "
+    " :block_batch_id)")
+BLOCK_COLUMNS = ("block_id", "security", "side", "quantity", "currency", "order_type", "limit_price",
+                 "time_in_force", "allocations", "as_of_date")
+ALLOCATION_COLUMNS = ("block_id", "account", "security", "side", "quantity", "currency", "client_order_id",
+                      "proposal_id", "as_of_date")
 
 
 class ExportError(Exception):
@@ -123,10 +161,14 @@ class ExportReport:
     recovered: int = 0          # staged files of committed exports whose delivery was interrupted
     discarded: int = 0          # staged files of attempts that never committed
     refused: tuple[tuple[str, str], ...] = ()   # (proposal_id, reason): skipped, not recorded
+    blocks: int = 0                              # block orders written (a block export)
+    block_batch_id: str | None = None
 
     def summary(self) -> str:
         scope = f"approved up to {self.up_to}" if self.up_to else "all approved"
-        text = (f"exported {self.proposals} proposals ({self.orders} orders, {len(self.files)} files) to "
+        orders = (f"{self.orders} orders in {self.blocks} block orders of batch {self.block_batch_id}"
+                  if self.block_batch_id else f"{self.orders} orders")
+        text = (f"exported {self.proposals} proposals ({orders}, {len(self.files)} files) to "
                 f"{self.outbox}; {self.skipped_already_exported} already exported ({scope})")
         if self.recovered:
             text += f"; delivered {self.recovered} staged files of an earlier export"
@@ -138,7 +180,7 @@ class ExportReport:
 
 
 def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None = None,
-                           run_id: str | None = None) -> ExportReport:
+                           run_id: str | None = None, blocks: bool = False) -> ExportReport:
     """Deliver one order file per approved, not yet exported proposal and record it, exactly once.
 
     ``up_to`` limits the export to proposals of that business date and earlier (the nightly
@@ -147,12 +189,16 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
     A proposal that cannot be exported as it is is refused (``report.refused``) and the others
     are exported. See the module docstring for why a failure at any point never leaves a
     proposal exported twice, nor a file in the outbox without its committed record.
+
+    ``blocks``: one batch of block orders and allocations instead of a file per proposal
+    (module docstring).
     """
     outbox = Path(outbox)
     window = {"approved": APPROVED, "up_to": up_to}
     staged: list[Path] = []            # relative paths staged by this export
     refused: list[tuple[str, str]] = []
     exports: list[dict] = []
+    batch: BlockBatch | None = None
     with engine.begin() as conn:
         conn.execute(sa.text(_LOCK_EXPORTER), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
         recovered, discarded = _reconcile_staging(conn, outbox)
@@ -166,7 +212,7 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
                     orders = order_rows(proposal_id, proposal["fund_id"], proposal["as_of_date"],
                                         trades_by_proposal.get(proposal_id, []))
                     relative = (order_file_name(proposal["fund_id"], proposal_id, proposal["as_of_date"])
-                                if orders else None)
+                                if orders and not blocks else None)
                 except ExportError as exc:
                     log.warning("approved proposal %s refused, not exported: %s", proposal_id, exc)
                     refused.append((proposal_id, str(exc)))
@@ -177,9 +223,23 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
                 exports.append({"proposal_id": proposal_id, "fund_id": proposal["fund_id"],
                                 "as_of_date": proposal["as_of_date"],
                                 "file_name": relative.as_posix() if relative else None,
-                                "order_count": len(orders), "run_id": run_id})
+                                "order_count": len(orders), "run_id": run_id, "orders": orders})
+            if blocks:
+                batch = block_batch([e for e in exports if e["orders"]])
+                if batch is not None:
+                    # Allocations first: delivered in this order, a block never arrives alone.
+                    for relative, content in ((batch.allocations_file, batch.allocations_csv),
+                                              (batch.blocks_file, batch.blocks_csv)):
+                        write_atomically(outbox / STAGING / relative, content)
+                        staged.append(relative)
+                    for e in exports:
+                        if e["orders"]:
+                            e["file_name"] = batch.allocations_file.as_posix()
             if exports:
-                _record_exports(conn, exports)
+                if batch is None:
+                    _record_exports(conn, exports)
+                else:
+                    _record_exports(conn, exports, batch, run_id)
         except BaseException:
             # Still under the lock and before the commit: nothing staged here is recorded.
             # (A crash leaves them to the next export's reconciliation.)
@@ -199,7 +259,8 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
     report = ExportReport(outbox=outbox, up_to=up_to, files=tuple(outbox / r for r in staged),
                           proposals=len(exports), orders=sum(e["order_count"] for e in exports),
                           skipped_already_exported=already_exported, recovered=recovered, discarded=discarded,
-                          refused=tuple(refused))
+                          refused=tuple(refused), blocks=batch.block_count if batch else 0,
+                          block_batch_id=batch.batch_id if batch else None)
     (log.warning if refused else log.info)("%s", report.summary())
     return report
 
@@ -357,5 +418,79 @@ def _trades_by_proposal(conn: Connection, proposal_ids: list[str]) -> dict[str, 
     return grouped
 
 
-def _record_exports(conn: Connection, exports: list[dict]) -> None:
-    conn.execute(sa.text(_INSERT_EXPORT), exports)
+def _record_exports(conn: Connection, exports: list[dict], batch: BlockBatch | None = None,
+                    run_id: str | None = None) -> None:
+    rows = [{k: v for k, v in e.items() if k != "orders"} for e in exports]
+    if batch is None:
+        conn.execute(sa.text(_INSERT_EXPORT), rows)
+        return
+    conn.execute(sa.text(_INSERT_BLOCK_EXPORT), {
+        "block_batch_id": batch.batch_id, "blocks_file": batch.blocks_file.as_posix(),
+        "allocations_file": batch.allocations_file.as_posix(), "block_count": batch.block_count,
+        "allocation_count": batch.allocation_count, "proposal_count": batch.proposal_count, "run_id": run_id})
+    conn.execute(sa.text(_INSERT_BLOCK_LEDGER),
+                 [{**row, "block_batch_id": batch.batch_id if row["order_count"] else None} for row in rows])
+
+
+# ------------------------------------------------------------------ block orders
+@dataclass(frozen=True)
+class BlockBatch:
+    """One block export: its id, the two files (relative to the outbox) and their contents."""
+
+    batch_id: str
+    blocks_file: Path
+    allocations_file: Path
+    blocks_csv: bytes
+    allocations_csv: bytes
+    block_count: int
+    allocation_count: int
+    proposal_count: int
+
+
+def block_batch(exports: list[dict]) -> BlockBatch | None:
+    """The orders of ``exports`` (each with its ``orders``, as ``order_rows`` makes them)
+    aggregated into block orders per security, side and currency, with their allocations.
+
+    Quantities are added as decimals (exactly). Blocks are numbered sells first, then by
+    security and currency; allocations follow their block, then account and client order id.
+    """
+    if not exports:
+        return None
+    proposal_ids = sorted(e["proposal_id"] for e in exports)
+    as_of = max(e["as_of_date"] for e in exports)
+    digest = hashlib.sha256("\n".join(proposal_ids).encode("utf-8")).hexdigest()[:12]
+    batch_id = f"BLK-{as_of:%Y%m%d}-{digest}"
+    grouped: dict[tuple[str, str, str], list[dict]] = {}
+    for e in exports:
+        for order in e["orders"]:
+            key = (order["side"], order["security"], order["currency"])
+            grouped.setdefault(key, []).append(order)
+    block_rows, allocation_rows = [], []
+    keys = sorted(grouped, key=lambda k: (k[0] != SELL, k[1], k[2], k[0]))
+    for number, key in enumerate(keys, start=1):
+        side, security, currency = key
+        block_id = f"{batch_id}-{number:03d}"
+        orders = sorted(grouped[key], key=lambda o: (o["account"], o["client_order_id"]))
+        total = sum((Decimal(o["quantity"]) for o in orders), Decimal(0))
+        block_rows.append({"block_id": block_id, "security": security, "side": side,
+                           "quantity": plain_decimal(total), "currency": currency, "order_type": ORDER_TYPE,
+                           "limit_price": "", "time_in_force": TIME_IN_FORCE, "allocations": str(len(orders)),
+                           "as_of_date": max(o["as_of_date"] for o in orders)})
+        allocation_rows += [{"block_id": block_id, "account": o["account"], "security": security, "side": side,
+                             "quantity": o["quantity"], "currency": currency,
+                             "client_order_id": o["client_order_id"], "proposal_id": o["proposal_id"],
+                             "as_of_date": o["as_of_date"]} for o in orders]
+    folder = Path(as_of.isoformat())
+    return BlockBatch(batch_id=batch_id, blocks_file=folder / f"block_orders_{batch_id}.csv",
+                      allocations_file=folder / f"block_allocations_{batch_id}.csv",
+                      blocks_csv=_csv(BLOCK_COLUMNS, block_rows), allocations_csv=_csv(ALLOCATION_COLUMNS, allocation_rows),
+                      block_count=len(block_rows), allocation_count=len(allocation_rows),
+                      proposal_count=len(exports))
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")

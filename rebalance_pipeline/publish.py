@@ -16,7 +16,10 @@ The tables a night writes in bulk are partitioned by date and, within a date, by
   approved or rejected ones never touched (a rerun that finds the same trades for a reviewed
   fund finds the same id, a hash of the trades, and adds nothing; different trades arrive as
   a new pending proposal beside it); pending proposals of earlier dates of tonight's funds
-  become ``superseded``; small reference files and the validation results are written.
+  become ``superseded``; small reference files and the validation results are written;
+  tonight's proposals that their fund's straight-through rule approves
+  (``rebalance_core.approval``, flagged in the stage) are approved by ``rule:auto`` with an
+  audit row (channel ``rule``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core.approval import AUTO_APPROVER, RULE_CHANNEL
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.night import NightDecision
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
@@ -51,7 +55,8 @@ REFERENCE_INPUTS = {
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
                                      "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
-                                     "harvest_min_loss", "wash_sale_rule"]),
+                                     "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
+                                     "auto_approve_max_cost_bps"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -74,6 +79,8 @@ PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "t
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
                     "restriction_note", "tax_trade_count"]
+# Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
+STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
                  "est_realized_gain_short", "est_realized_gain_long", "wash_sale", "harvest_of"]
@@ -96,6 +103,7 @@ class NightToPublish:
     shards: int
     reference_files: dict[str, pd.DataFrame]   # small reference files that came with the date
     validation_results: pd.DataFrame
+    gx_results: pd.DataFrame | None = None     # part, suite, result (JSON): the GX results, for Data Docs
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class PublishReport:
     new_proposals: int
     kept_existing: int
     superseded: int
+    auto_approved: int = 0     # tonight's proposals approved by their fund's rule on publish
 
 
 # --------------------------------------------------------------------- leaves
@@ -169,8 +178,11 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
-        written += copy_frame(conn, "rebalance.proposal_stage",
-                              decision.proposals.assign(run_id=run_id, shard=shard), [*PROPOSAL_COLUMNS, "shard"])
+        proposals = decision.proposals
+        if "auto_approve" not in proposals:   # a decision made without the rule: nothing approved by it
+            proposals = proposals.assign(auto_approve=False, auto_approve_note=None)
+        written += copy_frame(conn, "rebalance.proposal_stage", proposals.assign(run_id=run_id, shard=shard),
+                              [*PROPOSAL_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
         _seal(conn, run_id, as_of, shard, len(decision.summary))
     return written
 
@@ -210,6 +222,12 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
                      {**d, **r})
         copy_frame(conn, "rebalance.validation_result",
                    night.validation_results.assign(as_of_date=night.as_of, run_id=night.run_id), VALIDATION_COLUMNS)
+        conn.execute(sa.text("DELETE FROM rebalance.validation_gx_result WHERE as_of_date = :d AND run_id = :r"),
+                     {**d, **r})
+        if night.gx_results is not None and len(night.gx_results):
+            copy_frame(conn, "rebalance.validation_gx_result",
+                       night.gx_results.assign(as_of_date=night.as_of, run_id=night.run_id),
+                       ["as_of_date", "run_id", "part", "suite", "result"])
 
         refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d}).rowcount
         conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d})
@@ -222,13 +240,18 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
 
         inserted = conn.execute(sa.text(query_sql("insert_staged_proposals")), r).rowcount
+        # Straight-through approval, in this transaction: a night that does not commit
+        # approves nothing.
+        auto_approved = conn.execute(sa.text(query_sql("auto_approve_proposals")),
+                                     {**r, **d, "by": AUTO_APPROVER, "channel": RULE_CHANNEL}).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         new, kept = inserted + refreshed, reviewed
         superseded = conn.execute(sa.text(
             "UPDATE rebalance.proposal p SET status = 'superseded' "
             "WHERE p.status = 'pending_review' AND p.as_of_date < :d AND EXISTS ("
             " SELECT 1 FROM rebalance.fund_drift f WHERE f.as_of_date = :d AND f.fund_id = p.fund_id)"), d).rowcount
-        return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True)
+        return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True,
+                       auto_approved=auto_approved)
 
 
 def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[str]) -> None:
@@ -252,7 +275,7 @@ def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[s
 
 
 def _report(conn: Connection, night: NightToPublish, new: int, kept: int, superseded: int,
-            record: bool = False) -> PublishReport:
+            record: bool = False, auto_approved: int = 0) -> PublishReport:
     counts = dict(conn.execute(sa.text(
         "SELECT status, count(*) FROM rebalance.fund_summary WHERE as_of_date = :d GROUP BY status"),
         {"d": night.as_of}).all())
@@ -269,4 +292,4 @@ def _report(conn: Connection, night: NightToPublish, new: int, kept: int, supers
     return PublishReport(
         as_of=night.as_of, run_id=night.run_id, funds=funds, proposed=int(counts.get("proposed", 0)),
         blocked=int(counts.get("blocked", 0)), trades=int(trades or 0), new_proposals=new, kept_existing=kept,
-        superseded=superseded)
+        superseded=superseded, auto_approved=auto_approved)

@@ -16,7 +16,9 @@
   20 largest max absolute drifts; each bar is the holding furthest out of its band, with
   that holding's band as a tick), the night's proposals by status, and the traded value
   and estimated cost of the last ``history_days`` business dates in the warehouse;
-- tables: top drifting funds, blocked funds with their reason, failed validation checks.
+- tables: top drifting funds, blocked funds with their reason (and a link to the night's
+  Great Expectations Data Docs, ``data-docs/<date>/index.html`` beside the page, when they
+  were built there: ``rebalance_pipeline.data_docs``), failed validation checks.
 
 It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
 ``approval_latency``); only the per-holding bands (``fund_drift``), the dates
@@ -45,6 +47,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_core.approval import RULE_CHANNEL
 from rebalance_pipeline import formatting
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
@@ -191,10 +194,13 @@ def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = 
     were taken, as far as recorded), decisions taken on ``as_of`` (row ``day``) and from
     ``window_start`` to ``as_of`` (row ``window``), whatever the date of the proposal
     decided: a decision's date is its ``decided_at`` in ``timezone``. Hours run from the
-    proposal's ``created_at`` (its publication) to its first decision (``approval_latency``)."""
+    proposal's ``created_at`` (its publication) to its first decision (``approval_latency``).
+    Approvals by a fund's straight-through rule (channel ``rule``) are counted apart
+    (``auto_approved``) and left out of the hours, which measure people's review."""
     frame = read_frame(conn,
                        "WITH taken AS ("
-                       " SELECT decision, latency_hours, (decided_at AT TIME ZONE :tz)::date AS day "
+                       " SELECT decision, latency_hours, (decided_at AT TIME ZONE :tz)::date AS day, "
+                       "  decision_channel = :rule AS by_rule "
                        " FROM rebalance.approval_latency "
                        " WHERE as_of_date <= :d "
                        "  AND decided_at >= CAST(:start AS timestamp) AT TIME ZONE :tz "
@@ -202,16 +208,21 @@ def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = 
                        "scoped AS (SELECT 'day' AS scope, * FROM taken WHERE day = :d "
                        "           UNION ALL SELECT 'window', * FROM taken "
                        "           UNION ALL SELECT 'night', decision, latency_hours, "
-                       "            (decided_at AT TIME ZONE :tz)::date FROM rebalance.approval_latency "
+                       "            (decided_at AT TIME ZONE :tz)::date, decision_channel = :rule "
+                       "            FROM rebalance.approval_latency "
                        "            WHERE as_of_date = :d) "
                        "SELECT s.scope, count(t.day) AS decided, "
-                       " count(*) FILTER (WHERE t.decision = 'approved') AS approved, "
+                       " count(*) FILTER (WHERE t.decision = 'approved' AND NOT t.by_rule) AS approved, "
+                       " count(*) FILTER (WHERE t.decision = 'approved' AND t.by_rule) AS auto_approved, "
                        " count(*) FILTER (WHERE t.decision = 'rejected') AS rejected, "
-                       " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_hours) AS median_hours, "
-                       " percentile_cont(0.9) WITHIN GROUP (ORDER BY t.latency_hours) AS p90_hours "
+                       " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_hours) "
+                       "  FILTER (WHERE NOT t.by_rule) AS median_hours, "
+                       " percentile_cont(0.9) WITHIN GROUP (ORDER BY t.latency_hours) "
+                       "  FILTER (WHERE NOT t.by_rule) AS p90_hours "
                        "FROM (VALUES ('night'), ('day'), ('window')) s (scope) LEFT JOIN scoped t USING (scope) "
                        "GROUP BY s.scope",
-                       {"d": as_of, "start": window_start, "end": as_of + dt.timedelta(days=1), "tz": timezone})
+                       {"d": as_of, "start": window_start, "end": as_of + dt.timedelta(days=1), "tz": timezone,
+                        "rule": RULE_CHANNEL})
     return frame.set_index("scope").reindex(["night", "day", "window"])
 
 
@@ -240,9 +251,14 @@ def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.
 # ------------------------------------------------------------------ the page
 def build_drift_report(engine: Engine, as_of: dt.date, out_dir: Path, history_days: int = 60) -> Path:
     """Write ``out_dir/drift_report_<as_of>.html`` (atomically) and return its path."""
+    from rebalance_pipeline.data_docs import SITE_FOLDER, site_index
+
     data = load_report_data(engine, as_of, history_days)
-    html = render_report(data)
     out_dir = Path(out_dir)
+    # The night's GX Data Docs, when built into the same folder (the reporting DAG and
+    # `rebalance run` build them first): linked from each blocked fund, relative to the page.
+    docs = (f"{SITE_FOLDER}/{as_of.isoformat()}/index.html" if site_index(out_dir, as_of).is_file() else None)
+    html = render_report(data, data_docs=docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"drift_report_{as_of.isoformat()}.html"
     temporary = out_dir / f".{path.name}.{os.getpid()}.tmp"
@@ -259,10 +275,11 @@ def _decision_numbers(row: pd.Series) -> dict:
         return None if _blank(value) else float(value)
 
     return {"decided": int(row["decided"]), "approved": int(row["approved"]), "rejected": int(row["rejected"]),
+            "auto_approved": int(row["auto_approved"]),
             "median_hours": hours(row["median_hours"]), "p90_hours": hours(row["p90_hours"])}
 
 
-def render_report(data: ReportData) -> str:
+def render_report(data: ReportData, data_docs: str | None = None) -> str:
     import jinja2
 
     funds = data.funds
@@ -298,7 +315,7 @@ def render_report(data: ReportData) -> str:
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
-        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back))
+        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs)
 
 
 def _came_back(frame: pd.DataFrame) -> list[dict]:
@@ -524,7 +541,8 @@ figcaption { max-width: 52em; }
 </div>
 
 {% macro decision_cards(stats, prefix) -%}
-  <div class="card"><div class="n" id="{{ prefix }}-approved">{{ stats.approved | num }}</div><div class="l">approved</div></div>
+  <div class="card"><div class="n" id="{{ prefix }}-approved">{{ stats.approved | num }}</div><div class="l">approved by people</div></div>
+  <div class="card"><div class="n" id="{{ prefix }}-auto-approved">{{ stats.auto_approved | num }}</div><div class="l">approved by rule (straight-through)</div></div>
   <div class="card"><div class="n" id="{{ prefix }}-rejected">{{ stats.rejected | num }}</div><div class="l">rejected</div></div>
   <div class="card"><div class="n" id="{{ prefix }}-median-hours">{{ stats.median_hours | num(1) if stats.median_hours is not none else "–" }}</div>
     <div class="l">median hours to decision</div></div>
@@ -534,7 +552,8 @@ figcaption { max-width: 52em; }
 <h3>Decisions on the proposals of the night of {{ as_of }}</h3>
 <p class="sub">Approvals and rejections of this night's own proposals, whenever they were taken (usually the next
   morning), as far as recorded when this page was generated; the same proposals as the status chart below. Hours
-  run from a proposal's publication to its decision.</p>
+  run from a proposal's publication to a person's decision; approvals by a fund's straight-through rule
+  (<code>rule:auto</code>, taken when the night was published) are counted apart and not in the hours.</p>
 <div class="cards">
   {{ decision_cards(headline.night, "night") }}
 </div>
@@ -601,10 +620,11 @@ figcaption { max-width: 52em; }
 <h2>Blocked funds</h2>
 {% if blocked %}
 <table>
-<thead><tr><th>fund</th><th>name</th><th>reason</th></tr></thead>
+<thead><tr><th>fund</th><th>name</th><th>reason</th>{% if data_docs %}<th>checks</th>{% endif %}</tr></thead>
 <tbody>
 {% for f in blocked %}
-<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td></tr>
+<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td>
+{% if data_docs %}<td>{% if not (f.blocked_reason | text).startswith("awaiting execution") %}<a href="{{ data_docs }}">validation results (Data Docs)</a>{% endif %}</td>{% endif %}</tr>
 {% endfor %}
 </tbody>
 </table>

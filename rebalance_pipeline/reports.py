@@ -62,6 +62,20 @@ def pending_count(engine: Engine, as_of: dt.date) -> int:
                                     "AND status = 'pending_review'"), {"d": as_of}).scalar_one()
 
 
+def approval_counts(engine: Engine, as_of: dt.date) -> dict[str, int]:
+    """The night's proposals approved by their fund's rule (``rule:auto``, straight-through)
+    and by people, counted apart."""
+    from rebalance_core.approval import AUTO_APPROVER
+
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE reviewed_by = :rule) AS by_rule, "
+            " count(*) FILTER (WHERE reviewed_by <> :rule) AS by_people "
+            "FROM rebalance.proposal WHERE as_of_date = :d AND status = 'approved'"),
+            {"d": as_of, "rule": AUTO_APPROVER}).mappings().one()
+    return {"by_rule": int(row["by_rule"]), "by_people": int(row["by_people"])}
+
+
 def fund_count(engine: Engine, as_of: dt.date, status: str | None = None) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM rebalance.fund_summary WHERE as_of_date = :d "

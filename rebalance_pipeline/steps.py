@@ -177,6 +177,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     outcome = validation.validate(_validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
+    night["night_gx_results"] = outcome.gx_results
     for name, frame in night.items():
         if name in FUND_KEYED:
             for i, part in enumerate(_split(frame, count)):
@@ -222,6 +223,7 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
     run.workspace.put(f"s{shard}/blocked", blocked)
     run.workspace.put(f"s{shard}/results", outcome.results)
     run.workspace.put(f"s{shard}/faults", outcome.faults)
+    run.workspace.put(f"s{shard}/gx_results", outcome.gx_results)
     failed = outcome.results[~outcome.results["success"]]
     for row in failed.itertuples():
         log.warning("shard %d check failed: %s %s (%d rows): %s", shard, row.dataset, row.check, row.failed_rows,
@@ -269,9 +271,13 @@ def publish_step(run: NightlyRun) -> publish.PublishReport:
     parts += [validation.ValidationOutcome(ws.get(f"s{i}/results"), ws.get(f"s{i}/faults")) for i in range(shards)]
     reference_files = {s: ws.get(f"night/file_{s}") for s in REFERENCE_STEMS
                        if s != "targets" and ws.has(f"night/file_{s}")}
+    # Each suite's GX result, by the part it ran on: kept with the night for its Data Docs.
+    gx_keys = {"night": "night/night_gx_results", **{f"shard-{i}": f"s{i}/gx_results" for i in range(shards)}}
+    gx_results = [ws.get(key).assign(part=part) for part, key in gx_keys.items() if ws.has(key)]
     report = publish.publish_night(run.engine, publish.NightToPublish(
         as_of=run.as_of, run_id=run.run_id, started_at=run.started_at, shards=shards,
-        reference_files=reference_files, validation_results=validation.merge_results(parts)))
+        reference_files=reference_files, validation_results=validation.merge_results(parts),
+        gx_results=pd.concat(gx_results, ignore_index=True) if gx_results else None))
     ws.clear()
     log.info("published %s", report)
     return report

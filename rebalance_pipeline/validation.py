@@ -15,7 +15,7 @@ and row number.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -53,6 +53,9 @@ class Check:
 class ValidationOutcome:
     results: pd.DataFrame        # one row per check: dataset, check, success, failed_rows, detail
     faults: pd.DataFrame         # one row per failing input row (FAULT_COLUMNS)
+    # suite, result: each suite's GX validation result as JSON (rebalance_pipeline.data_docs.compact_result),
+    # kept with the night for its Data Docs
+    gx_results: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["suite", "result"]))
 
 
 def _expectations():
@@ -340,7 +343,9 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     source = context.data_sources.add_pandas("rebalance_landing")
-    result_rows, fault_frames = [], []
+    from rebalance_pipeline.data_docs import compact_result
+
+    result_rows, fault_frames, gx_results = [], [], []
     for frame_name, (frame, checks) in build_checks(frames).items():
         if scope != "all" and (frame_name in NIGHT_SUITES) != (scope == "night"):
             continue
@@ -350,7 +355,7 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
         frame = frame.reset_index(drop=True)
         suite = gx.ExpectationSuite(name=f"rebalance_{frame_name}")
         for index, check in enumerate(checks):
-            check.expectation.meta = {"check_index": index}
+            check.expectation.meta = {"check_index": index, "check": check.name, "dataset": check.dataset}
             suite.add_expectation(check.expectation)
         batch = (source.add_dataframe_asset(frame_name)
                  .add_batch_definition_whole_dataframe("night")
@@ -358,6 +363,7 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
         index_columns = [c for c in ("fund_id", "security_id", "model_id", "source_row") if c in frame.columns]
         outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
                                                        "unexpected_index_column_names": index_columns})
+        details = {}
         for expectation_result in outcome.results:
             check = checks[expectation_result.expectation_config.meta["check_index"]]
             if expectation_result.exception_info and expectation_result.exception_info.get("raised_exception"):
@@ -368,9 +374,12 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
             fault_frames.append(faults)
             detail = "; ".join(faults["message"].head(3)) + (" ..." if len(faults) > 3 else "")
             result_rows.append(_result_row(check, bool(expectation_result.success), len(faults), detail or None))
+            details[expectation_result.expectation_config.meta["check_index"]] = detail
+        gx_results.append({"suite": suite.name, "result": compact_result(outcome.to_json_dict(), details)})
     faults = pd.concat([f for f in fault_frames if len(f)], ignore_index=True) if any(
         len(f) for f in fault_frames) else empty_faults()
-    return ValidationOutcome(pd.DataFrame(result_rows), faults)
+    return ValidationOutcome(pd.DataFrame(result_rows), faults,
+                             pd.DataFrame(gx_results, columns=["suite", "result"]))
 
 
 def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:

@@ -298,6 +298,10 @@ def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str |
         raise ValueError(f"decision must be {APPROVED!r} or {REJECTED!r}")
     if not by or not by.strip():
         raise ReviewError("a decision needs the reviewer's name")
+    if by.strip().lower().startswith("rule:"):
+        # The audit tells rule approvals (channel 'rule', V011) from people's by this prefix.
+        raise ReviewError(f"reviewer name {by.strip()!r} is reserved: names starting with 'rule:' mark decisions "
+                          "taken by a rule")
     with engine.begin() as conn:
         found = conn.execute(sa.text("SELECT as_of_date, fund_id FROM rebalance.proposal WHERE proposal_id = :id"),
                              {"id": proposal_id}).first()

@@ -79,6 +79,15 @@ def engine(database_url, monkeypatch):
     return eng
 
 
+@pytest.fixture(autouse=True)
+def reports_dir(tmp_path, monkeypatch) -> Path:
+    """Reports (the Data Docs `rebalance run` builds too) go to the test's own folder, never
+    to the checkout's .rebalance/reports."""
+    folder = tmp_path / "reports"
+    monkeypatch.setenv("REBALANCE_REPORTS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def landing(tmp_path) -> Path:
     return tmp_path / "landing"

@@ -176,8 +176,9 @@ print(json.dumps({
     assert info["assets"] == [info["outlet"]] == [["rebalance_proposals", "rebalance://warehouse/rebalance/proposal"]]
     assert (info["max_active_runs"], info["catchup"], info["doc"]) == (1, False, True)
     assert info["start_tz"] == "America/New_York"
-    assert info["tasks"] == ["resolve_report_dates", "build_drift_report"]
-    assert info["mapped"] == ["build_drift_report"]   # one build per date (dynamic task mapping)
+    assert info["tasks"] == ["resolve_report_dates", "build_data_docs", "build_drift_report"]
+    # one build per date (dynamic task mapping)
+    assert sorted(info["mapped"]) == ["build_data_docs", "build_drift_report"]
     assert info["params"] == ["as_of_date", "history_days"]
 
 
@@ -207,7 +208,8 @@ with create_session() as session:
                             env={**airflow_env, "REBALANCE_REPORTS_DIR": str(reports)}, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert [p.name for p in reports.iterdir()] == ["drift_report_2014-01-03.html"]
+    assert sorted(p.name for p in reports.iterdir()) == ["data-docs", "drift_report_2014-01-03.html"]
+    assert (reports / "data-docs" / "2014-01-03" / "index.html").is_file()   # the night's GX Data Docs
     html = (reports / "drift_report_2014-01-03.html").read_text()
     assert "Rebalance drift report: 2014-01-03" in html and html.count("data:image/png;base64,") == 3
     assert 'id="funds">3<' in html and 'id="funds-proposed">1<' in html and 'id="proposals-pending_review">1<' in html
@@ -219,8 +221,7 @@ with create_session() as session:
     small_landing(landing, dt.date(2014, 1, 6), with_reference=False)
     second = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(tmp_path / "outbox")}, landing, "2014-01-06")
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
-    for path in reports.iterdir():
-        path.unlink()
+    shutil.rmtree(reports)
     result = subprocess.run([sys.executable, "-c", CONSUMING_RUN], env={**airflow_env, "REBALANCE_REPORTS_DIR": str(reports)},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -229,7 +230,9 @@ with create_session() as session:
     assert sorted(extra["as_of_date"] for extra in run["consumed"]) == ["2014-01-03", "2014-01-03", "2014-01-06"]
     assert run["resolved"] == ["success"]
     assert run["mapped"] == [[0, "2014-01-03", "success"], [1, "2014-01-06", "success"]]
-    assert sorted(p.name for p in reports.iterdir()) == ["drift_report_2014-01-03.html", "drift_report_2014-01-06.html"]
+    assert sorted(p.name for p in reports.iterdir()) == ["data-docs", "drift_report_2014-01-03.html",
+                                                         "drift_report_2014-01-06.html"]
+    assert sorted(p.name for p in (reports / "data-docs").iterdir()) == ["2014-01-03", "2014-01-06"]
     assert "Rebalance drift report: 2014-01-06" in (reports / "drift_report_2014-01-06.html").read_text()
 
 
