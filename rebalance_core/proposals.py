@@ -41,10 +41,12 @@ from rebalance_core.schema import (
     REASON_CALENDAR,
     REASON_CASH_FLOW,
     REASON_MODEL_CHANGE,
+    REASON_TRACKING,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
     TRIGGER_MODEL_CHANGE,
     TRIGGER_THRESHOLD,
+    TRIGGER_TRACKING,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
     WEIGHT_EPS,
@@ -64,6 +66,8 @@ IMPACT_COEFFICIENT = 0.01
 REASON_TO_TARGET = "to_target"
 REASON_RESTRICTION = "restriction"  # sized around holdings that may not be traded  # a holding inside its band, traded because the fund rebalances to target
 QTY_EPS = 1e-9
+# Triggers that take every holding of the fund to its target, whatever its policy or bands.
+TO_TARGET_TRIGGERS = (TRIGGER_MODEL_CHANGE, TRIGGER_TRACKING)
 
 
 def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
@@ -196,11 +200,11 @@ def propose(
     # Class-level funds keep the class verdict (a flow is judged on the securities' bands).
     after_flow["breached"] = after_flow["breached"].where(~class_level, rows["breached"])
     still_breached = after_flow["breached"].groupby(fund).transform("any")
-    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, TRIGGER_MODEL_CHANGE])
+    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, *TO_TARGET_TRIGGERS])
                   | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached))
     destination = _destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
-    on_class = class_level & (rows["trigger"] != TRIGGER_MODEL_CHANGE)
+    on_class = class_level & ~rows["trigger"].isin(TO_TARGET_TRIGGERS)
     if on_class.any() and class_drift is not None:
         class_value = _class_trades(after_flow[on_class], class_drift, securities)
         rebalance_value = rebalance_value.where(~on_class, class_value.reindex(rows.index).where(rebalances, 0.0)
@@ -387,7 +391,7 @@ def _destination_weight(rows: pd.DataFrame) -> pd.Series:
                       fraction * tolerance)
     toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
     band_style = (((rows["rebalance_to"] != "target") | rows["band_fraction"].notna())
-                  & (rows["trigger"] != TRIGGER_MODEL_CHANGE))
+                  & ~rows["trigger"].isin(TO_TARGET_TRIGGERS))
     destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
     destination = pd.Series(destination, index=rows.index)
     destination[rows["target_weight"] <= 0] = 0.0
@@ -444,10 +448,11 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "est_realized_gain": np.nan,
         "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
                            np.where(t["trigger"] == TRIGGER_MODEL_CHANGE, REASON_MODEL_CHANGE,
+                           np.where(t["trigger"] == TRIGGER_TRACKING, REASON_TRACKING,
                            np.where(t["breached"], REASON_BAND,
                                     np.where(t["restricted"], REASON_RESTRICTION,
                                              np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR,
-                                                      REASON_TO_TARGET))))),
+                                                      REASON_TO_TARGET)))))),
     })
     if trades.empty:
         return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)

@@ -24,6 +24,9 @@ TRIGGER_CASH_FLOW = "cash_flow"
 # A fund's targets differ from those of its previous business date (a new model version, a
 # move to another model, a new targets.csv version): it rebalances whatever its policy.
 TRIGGER_MODEL_CHANGE = "model_change"
+# The fund's ex-ante tracking error exceeds its funds.csv max_tracking_error: it rebalances
+# to target, whatever its policy (trigger and trade reason ``tracking``).
+TRIGGER_TRACKING = "tracking"
 
 # Where a fund's bands are judged (funds.csv band_level).
 BAND_LEVEL_SECURITY = "security"
@@ -44,6 +47,12 @@ REASON_BAND = "band_breach"
 REASON_CALENDAR = "calendar"
 REASON_CASH_FLOW = "cash_flow"
 REASON_MODEL_CHANGE = "model_change"
+REASON_TRACKING = "tracking"
+
+# funds.csv `compliance`: the diversification rules a fund's proposals are judged on.
+COMPLIANCE_RIC = "ric"
+COMPLIANCE_UCITS = "ucits"
+COMPLIANCE_REGIMES = (COMPLIANCE_RIC, COMPLIANCE_UCITS)
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9
