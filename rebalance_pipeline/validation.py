@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
@@ -152,7 +153,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         | (funds["rebalance_to"] == "vanguard"),
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
         compliance_or_none=_lowered(funds["compliance"]) if "compliance" in funds else None,
-        max_tracking_error_or_none=funds["max_tracking_error"] if "max_tracking_error" in funds else 0.0,
+        max_tracking_error_or_none=funds["max_tracking_error"] if "max_tracking_error" in funds else np.nan,
     ) if len(funds) else funds
     suites["funds"] = (fund_rows, [
         Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),

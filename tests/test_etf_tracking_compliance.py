@@ -142,3 +142,34 @@ def test_tracking_and_compliance_through_the_night(engine, landing):
     assert "index_levels.csv" in blocked["F2"] and "model IDX2 has more than one index level" in blocked["F2"]
     assert "ETF" not in blocked.index
     assert q(engine, "SELECT count(*) AS n FROM rebalance.fund_tracking WHERE as_of_date = :d", d=D1)["n"][0] == 3
+
+    # The HTML report and the review view's pages show them.
+    from rebalance_pipeline.reporting import build_drift_report
+
+    html = build_drift_report(engine, D0, landing.parent / "reports").read_text()
+    assert 'id="compliance"' in html and "ric_single_issuer_25" in html and "ucits_single_issuer_10" in html
+    html = build_drift_report(engine, D1, landing.parent / "reports").read_text()
+    assert 'id="tracking"' in html and 'alt="Tracking difference per fund"' in html and "0.020%" in html
+    _review_pages_show_tracking_and_compliance(engine, uc["proposal_id"])
+
+
+def _review_pages_show_tracking_and_compliance(engine, proposal_id):
+    """The fund and proposal templates of the review view, rendered with its own queries."""
+    from rebalance_pipeline.review import queries
+    from rebalance_pipeline.review.app import TEMPLATES, _records
+    from rebalance_pipeline.review.charts import drift_chart, tracking_chart
+
+    context = {"url_for": lambda name, **params: f"/{name}", "may_decide": False, "user_name": "viewer",
+               "csrf_token": None}
+    history = queries.fund_tracking(engine, "ETF", D1)
+    chart = tracking_chart(history)
+    assert [b.label for b in chart.bars] == [str(D1)] and not chart.bars[0].negative   # +0.02 % on D1 only
+    page = TEMPLATES.env.get_template("fund.html").render(
+        as_of=D1, fund=queries.fund_summary(engine, D1, "ETF"), chart=drift_chart(queries.fund_drift(engine, D1, "ETF")), holdings=[], proposals=[],
+        tracking=_records(history)[-1], tracking_chart=chart, **context)
+    assert 'id="tracking-chart"' in page and "100.5200" in page and "0.02%" in page
+    detail = queries.proposal_detail(engine, proposal_id)
+    page = TEMPLATES.env.get_template("proposal.html").render(
+        p=detail.proposal, trades=[], reviews=[], export=None, message=None, later=None, rejected_before=None,
+        compliance=_records(queries.compliance_results(engine, proposal_id)), **context)
+    assert 'id="compliance-note"' in page and "ucits_5_10_40" in page and "trimmed" in page
