@@ -24,6 +24,13 @@ Rules decided here (and nowhere else):
   proposal (trigger ``tax`` when nothing else makes the fund trade), an open harvest's
   pair shares the security's target and is judged as one holding, and a fund that avoids
   wash sales (``wash_sale_rule``) never proposes one;
+- tracking (``rebalance_core.tracking``): a ``fund_tracking`` row for each fund on a model
+  with an index level tonight, with shares outstanding, or with a ``max_tracking_error``; a
+  fund whose ex-ante tracking error exceeds that limit rebalances to target (trigger and
+  trade reason ``tracking``);
+- compliance (``rebalance_core.compliance``): a fund with a ``compliance`` setting (``ric``,
+  ``ucits``) has each sized proposal judged on its issuers; a proposal that would break a
+  rule is blocked, a fund already failing one keeps only the trades that do not worsen it;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``;
 - ``auto_approve``: the proposals the fund's straight-through rule approves when the night is
   published (``rebalance_core.approval``).
@@ -39,6 +46,8 @@ import pandas as pd
 
 from rebalance_core.approval import auto_approvable, auto_approval_notes
 from rebalance_core.calendar import session_close
+from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
+from rebalance_core.compliance import check_compliance
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
     apply_class_bands,
@@ -62,6 +71,7 @@ from rebalance_core.schema import (
     WEIGHT_EPS,
 )
 from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
+from rebalance_core.tracking import TRACKING_COLUMNS, compute_tracking, tracking_triggers
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
 AWAITING_COLUMNS = ["fund_id", "proposal_id", "proposal_date", "exported_at"]
@@ -103,6 +113,14 @@ class NightInputs:
     recent_buys: pd.DataFrame | None = None       # fund_id, security_id: approved buys, last 30 days
     # fund_id, security_id, substitute_id, harvested_on: approved harvests not swapped back.
     open_harvests: pd.DataFrame | None = None
+    # ETF operations (rebalance_core.tracking): tonight's index levels (model_id, level) and
+    # shares outstanding (fund_id, shares_outstanding); the funds' earlier fund_tracking rows
+    # (tracking.HISTORY_COLUMNS); earlier closes (as_of_date, security_id, close_price) of
+    # the last 60 business dates, for the ex-ante tracking error.
+    index_levels: pd.DataFrame | None = None
+    fund_shares: pd.DataFrame | None = None
+    tracking_history: pd.DataFrame | None = None
+    price_history: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -125,6 +143,8 @@ class NightDecision:
     trades: pd.DataFrame       # one row per trade
     lots: pd.DataFrame         # tax lots each sell closes (rebalance_core.tax_lots.LOT_COLUMNS)
     blocked: pd.DataFrame      # fund_id, blocked_reason: every fund that got no proposal for a reason
+    tracking: pd.DataFrame | None = None    # rebalance_core.tracking.TRACKING_COLUMNS
+    compliance: pd.DataFrame | None = None  # rebalance_core.compliance.RESULT_COLUMNS
 
 
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
@@ -157,6 +177,9 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
     changed = changed_targets(targets, inputs.previous_targets)
     triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
+    tracking = compute_tracking(as_of, funds, summary, drift, inputs.index_levels, inputs.fund_shares,
+                                inputs.tracking_history, inputs.price_history, inputs.prices)
+    triggers = tracking_triggers(triggers, tracking)
     holding_excluded = funds_holding_excluded(inputs.positions, restrictions)
     triggers = triggers.where(triggers.notna() | ~triggers.index.isin(holding_excluded), TRIGGER_RESTRICTION)
     nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(inputs.flows, summary["fund_id"]).to_numpy()
@@ -170,6 +193,9 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
                                 flows=inputs.flows, class_drift=class_drift, restrictions=rules,
                                 restriction_moves=restriction_moves, fixed_trades=plan.trades)
+    judged = check_compliance(as_of, drift, proposals, trades, funds, securities)
+    proposals, trades = judged.proposals, judged.trades
+    blocked = pd.concat([blocked, judged.blocked], ignore_index=True) if len(judged.blocked) else blocked
     fx_rate = None
     if len(trades):
         fx_rate = trades[["fund_id", "security_id"]].merge(
@@ -201,9 +227,13 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
+    compliance = judged.results if len(judged.results) else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in COMPLIANCE_COLUMNS})
+    tracking = tracking if len(tracking) else pd.DataFrame({c: pd.Series(dtype="object") for c in TRACKING_COLUMNS})
     # Keep last: the rule reads every finding the night attached to the proposals.
     proposals = with_auto_approval(proposals, trades, funds)
-    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked)
+    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked,
+                         tracking=tracking, compliance=compliance)
 
 
 def _raised_targets(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

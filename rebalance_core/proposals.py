@@ -46,10 +46,12 @@ from rebalance_core.schema import (
     RULE_EXCLUDE,
     RULE_NO_BUY,
     RULE_NO_SELL,
+    REASON_TRACKING,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
     TRIGGER_MODEL_CHANGE,
     TRIGGER_THRESHOLD,
+    TRIGGER_TRACKING,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
     WEIGHT_EPS,
@@ -72,6 +74,8 @@ QTY_EPS = 1e-9
 RULE_WASH_NO_BUY = "wash_no_buy"    # buying it would be a wash sale (a loss sale in the last 30 days)
 RULE_WASH_NO_SELL = "wash_no_sell"  # selling it at a loss would be a wash sale (bought in the last 30 days)
 RULE_HOLD = "hold"                  # a tax trade (harvest, swap back) moves it tonight: no other trade
+# Triggers that take every holding of the fund to its target, whatever its policy or bands.
+TO_TARGET_TRIGGERS = (TRIGGER_MODEL_CHANGE, TRIGGER_TRACKING)
 
 
 def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
@@ -217,12 +221,12 @@ def propose(
     # Class-level funds keep the class verdict (a flow is judged on the securities' bands).
     after_flow["breached"] = after_flow["breached"].where(~class_level, rows["breached"])
     still_breached = after_flow["breached"].groupby(fund).transform("any")
-    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, TRIGGER_MODEL_CHANGE])
+    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, *TO_TARGET_TRIGGERS])
                   | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached)
                   | rows["restriction_move"])
     destination = _destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
-    on_class = class_level & (rows["trigger"] != TRIGGER_MODEL_CHANGE)
+    on_class = class_level & ~rows["trigger"].isin(TO_TARGET_TRIGGERS)
     if on_class.any() and class_drift is not None:
         class_value = _class_trades(after_flow[on_class], class_drift, securities)
         rebalance_value = rebalance_value.where(~on_class, class_value.reindex(rows.index).where(rebalances, 0.0)
@@ -482,7 +486,7 @@ def _destination_weight(rows: pd.DataFrame) -> pd.Series:
                       fraction * tolerance)
     toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
     band_style = (((rows["rebalance_to"] != "target") | rows["band_fraction"].notna())
-                  & (rows["trigger"] != TRIGGER_MODEL_CHANGE))
+                  & ~rows["trigger"].isin(TO_TARGET_TRIGGERS))
     destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
     destination = pd.Series(destination, index=rows.index)
     destination[rows["target_weight"] <= 0] = 0.0
@@ -539,10 +543,11 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades
         "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
         "reason": np.select(
-            [from_flow_only[traded], t["excluded"], t["trigger"] == TRIGGER_MODEL_CHANGE, t["restriction_move"],
-             t["breached"], t["restricted"], t["trigger"] == TRIGGER_CALENDAR],
-            [REASON_CASH_FLOW, REASON_RESTRICTION, REASON_MODEL_CHANGE, REASON_RESTRICTION, REASON_BAND,
-             REASON_RESTRICTION, REASON_CALENDAR], default=REASON_TO_TARGET),
+            [from_flow_only[traded], t["excluded"], t["trigger"] == TRIGGER_MODEL_CHANGE,
+             t["trigger"] == TRIGGER_TRACKING, t["restriction_move"], t["breached"], t["restricted"],
+             t["trigger"] == TRIGGER_CALENDAR],
+            [REASON_CASH_FLOW, REASON_RESTRICTION, REASON_MODEL_CHANGE, REASON_TRACKING, REASON_RESTRICTION,
+             REASON_BAND, REASON_RESTRICTION, REASON_CALENDAR], default=REASON_TO_TARGET),
         "harvest_of": None,
     })
     if fixed_trades is not None and len(fixed_trades):

@@ -28,6 +28,9 @@ TRIGGER_MODEL_CHANGE = "model_change"
 TRIGGER_RESTRICTION = "restriction"
 # Tax-loss harvesting or the swap back after it, with nothing else to trade.
 TRIGGER_TAX = "tax"
+# The fund's ex-ante tracking error exceeds its funds.csv max_tracking_error: it rebalances
+# to target, whatever its policy (trigger and trade reason ``tracking``).
+TRIGGER_TRACKING = "tracking"
 
 # Where a fund's bands are judged (funds.csv band_level).
 BAND_LEVEL_SECURITY = "security"
@@ -62,6 +65,12 @@ RESTRICTION_RULES = (RULE_NO_BUY, RULE_NO_SELL, RULE_EXCLUDE)
 WASH_AVOID = "avoid"
 WASH_FLAG = "flag"
 WASH_SALE_RULES = (WASH_AVOID, WASH_FLAG)
+REASON_TRACKING = "tracking"
+
+# funds.csv `compliance`: the diversification rules a fund's proposals are judged on.
+COMPLIANCE_RIC = "ric"
+COMPLIANCE_UCITS = "ucits"
+COMPLIANCE_REGIMES = (COMPLIANCE_RIC, COMPLIANCE_UCITS)
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9

@@ -47,3 +47,38 @@ def approved_unexecuted(conn: Connection, as_of: dt.date) -> pd.DataFrame:
     frame["exported_at"] = pd.to_datetime(frame["exported_at"], utc=True)
     frame["proposal_date"] = pd.to_datetime(frame["proposal_date"])
     return frame
+
+
+# How far back the tracking reads look (calendar days): more than 60 business days.
+TRACKING_LOOKBACK = dt.timedelta(days=120)
+
+
+def tracking_history(conn: Connection, as_of: dt.date, fund_ids) -> pd.DataFrame:
+    """The funds' own fund_tracking rows before ``as_of`` (their latest 59: with tonight's,
+    the 60 of the longest realized tracking error): rebalance_core.tracking.HISTORY_COLUMNS."""
+    from rebalance_core.tracking import HISTORY_COLUMNS, REALIZED_WINDOWS
+
+    frame = read_frame(conn, query_sql("tracking_history"),
+                       {"d": as_of, "since": as_of - TRACKING_LOOKBACK, "funds": sorted(fund_ids),
+                        "n": max(REALIZED_WINDOWS) - 1})
+    frame = frame.reindex(columns=HISTORY_COLUMNS)
+    for column in ("nav_per_share", "index_level", "tracking_difference"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["model_id"] = frame["model_id"].astype(object)
+    frame["fund_id"] = frame["fund_id"].astype(object)
+    return frame
+
+
+def price_history(conn: Connection, as_of: dt.date, security_ids) -> pd.DataFrame:
+    """Closes of ``security_ids`` on the last 60 business dates before ``as_of`` in the
+    warehouse (rebalance_core.tracking.PRICE_HISTORY_COLUMNS)."""
+    from rebalance_core.tracking import COVARIANCE_RETURNS, PRICE_HISTORY_COLUMNS
+
+    frame = read_frame(conn, query_sql("price_history"),
+                       {"d": as_of, "since": as_of - TRACKING_LOOKBACK, "securities": sorted(security_ids),
+                        "n": COVARIANCE_RETURNS})
+    frame = frame.reindex(columns=PRICE_HISTORY_COLUMNS)
+    frame["close_price"] = pd.to_numeric(frame["close_price"], errors="coerce").astype("float64")
+    frame["security_id"] = frame["security_id"].astype(object)
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    return frame

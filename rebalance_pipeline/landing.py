@@ -67,14 +67,14 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
                                "harvest_loss_pct", "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                               "auto_approve_max_cost_bps"),
+                               "auto_approve_max_cost_bps", "compliance", "max_tracking_error"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav", "harvest_loss_pct", "harvest_min_loss",
-                               "auto_approve_max_turnover", "auto_approve_max_cost_bps"),
+                               "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error"),
              keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
              boolean=("tradable",), keys=("security_id",), reference=True,
-             optional_columns=("half_spread_bps", "adv"), optional_numeric=("half_spread_bps", "adv")),
+             optional_columns=("half_spread_bps", "adv", "issuer"), optional_numeric=("half_spread_bps", "adv")),
     FileSpec("asset_classes", ("asset_class",), keys=("asset_class",), reference=True,
              optional_columns=("abs_band", "rel_band", "half_spread_bps"),
              optional_numeric=("abs_band", "rel_band", "half_spread_bps")),
@@ -91,6 +91,9 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
     FileSpec("fx_rates", ("currency", "base_currency", "rate"), numeric=("rate",),
              keys=("currency", "base_currency")),
+    # ETF operations: the level of the index a model follows, and each fund's shares outstanding.
+    FileSpec("index_levels", ("model_id", "level"), numeric=("level",), keys=("model_id",)),
+    FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
 )}
 
 _TRUE = {"true", "t", "yes", "y", "1"}

@@ -3,9 +3,10 @@
 The tables a night writes in bulk are partitioned by date and, within a date, by shard
 (``sql/migrations/V007__night_partitions.sql``). Nobody sees a leaf until it is attached:
 
-- ``write_night_rows`` (ingest): the night's own rows (prices, fx rates), shard -1;
+- ``write_night_rows`` (ingest): the night's own rows (prices, fx rates, index levels), shard -1;
 - ``write_shard`` (each shard, one transaction): the shard's inputs (positions, cash,
-  flows, tax lots, the targets file's rows), its drift, fund summary, trades and lots into
+  flows, tax lots, shares outstanding, the targets file's rows), its drift, fund summary,
+  tracking, compliance results, trades and lots into
   new leaves, its proposals into ``proposal_stage``; keys built; the shard marked done. A
   retried shard replaces its own leaves, so it is idempotent; a killed one leaves nothing
   that anybody reads;
@@ -32,8 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.approval import AUTO_APPROVER, RULE_CHANNEL
+from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.night import NightDecision
+from rebalance_core.tracking import TRACKING_COLUMNS
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
 
 NIGHT_SHARD = -1  # leaves of rows that belong to the whole night, not to a shard of funds
@@ -48,6 +51,8 @@ DAILY_INPUTS = {
     "tax_lots": ("tax_lot", ["source_row", "fund_id", "security_id", "lot_id", "quantity", "unit_cost",
                              "acquired_date"]),
     "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
+    "index_levels": ("index_level", ["source_row", "model_id", "level"]),
+    "fund_shares": ("fund_shares", ["source_row", "fund_id", "shares_outstanding"]),
 }
 REFERENCE_INPUTS = {
     "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
@@ -56,9 +61,9 @@ REFERENCE_INPUTS = {
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
                                      "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
                                      "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                                     "auto_approve_max_cost_bps"]),
+                                     "auto_approve_max_cost_bps", "compliance", "max_tracking_error"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
-                                              "tradable", "half_spread_bps", "adv"]),
+                                              "tradable", "half_spread_bps", "adv", "issuer"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
                                                     "half_spread_bps"]),
     "model_targets": ("rebalance.model_target_ref", ["valid_from", "source_row", "model_id", "security_id",
@@ -69,16 +74,17 @@ REFERENCE_INPUTS = {
     "substitutes": ("rebalance.substitute_ref", ["valid_from", "source_row", "security_id", "substitute_id", "rank"]),
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
-                "fund_summary", "proposal_trade", "proposal_trade_lot"]
-NIGHT_TABLES = ["price", "fx_rate"]
-CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot"]
+                "fund_summary", "proposal_trade", "proposal_trade_lot", "fund_shares", "fund_tracking",
+                "compliance_result"]
+NIGHT_TABLES = ["price", "fx_rate", "index_level"]
+CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot", "compliance_result"]
 SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
                    "run_id", "flow", "model_id"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
-                    "restriction_note", "tax_trade_count"]
+                    "restriction_note", "tax_trade_count", "compliance_note"]
 # Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
 STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
@@ -89,6 +95,8 @@ LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", 
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
 DRIFT_LEAF_COLUMNS = [c for c in DRIFT_COLUMNS if c != "as_of_date"]
 CLASS_DRIFT_LEAF_COLUMNS = [c for c in CLASS_DRIFT_COLUMNS if c != "as_of_date"]
+TRACKING_LEAF_COLUMNS = [c for c in TRACKING_COLUMNS if c != "as_of_date"]
+COMPLIANCE_LEAF_COLUMNS = [c for c in COMPLIANCE_COLUMNS if c != "as_of_date"]
 
 
 class NightIncomplete(RuntimeError):
@@ -176,6 +184,10 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         written += copy_frame(conn, leaves["fund_summary"], decision.summary.assign(run_id=run_id), SUMMARY_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade"], decision.trades, TRADE_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)
+        if decision.tracking is not None:
+            written += copy_frame(conn, leaves["fund_tracking"], decision.tracking, TRACKING_LEAF_COLUMNS)
+        if decision.compliance is not None:
+            written += copy_frame(conn, leaves["compliance_result"], decision.compliance, COMPLIANCE_LEAF_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
         proposals = decision.proposals
@@ -263,7 +275,8 @@ def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[s
         "SELECT table_name, leaf_name FROM rebalance.night_leaf WHERE run_id = :r AND as_of_date = :d "
         "AND shard >= 0 AND table_name = ANY(:t)"), {"r": night.run_id, "d": night.as_of, "t": CARRIED_TABLES}).all()
     if kept:
-        for table, columns in (("proposal_trade", TRADE_COLUMNS), ("proposal_trade_lot", LOT_COLUMNS)):
+        for table, columns in (("proposal_trade", TRADE_COLUMNS), ("proposal_trade_lot", LOT_COLUMNS),
+                               ("compliance_result", COMPLIANCE_LEAF_COLUMNS)):
             column_list = ", ".join(f'"{c}"' for c in columns)
             conn.execute(sa.text(
                 f"INSERT INTO {leaves[table]} ({column_list}) SELECT {column_list} FROM rebalance.{table} "

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from rebalance_core.approval import RULE_CHANNEL
@@ -136,6 +137,10 @@ class ReportData:
     window_start: dt.date          # first business date of the trailing window (of the trend too)
     # the night's proposals whose same trades were rejected on an earlier night (review.queries.prior_rejections)
     came_back: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # fund_tracking rows of the date (ETF tracking) and the compliance results of its proposals
+    # that found something (a rule failing before or after, a trimmed or blocked proposal)
+    tracking: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    compliance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
@@ -178,6 +183,7 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
                            "GROUP BY h.as_of_date, h.base_currency ORDER BY h.as_of_date, h.base_currency",
                            {"d": as_of, "n": history_days})
         window_start = min(pd.to_datetime(trend["as_of_date"]).dt.date, default=as_of)
+        tracking, compliance = load_tracking_and_compliance(conn, as_of)
         decisions = load_decisions(conn, as_of, window_start)
         backlog = load_backlog(conn, as_of)
     funds = funds.assign(state=fund_states(funds))
@@ -186,7 +192,23 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
     return ReportData(as_of=as_of, funds=funds, proposals=proposals, bands=bands, trend=trend,
                       failures=validation_failures(engine, as_of), history_days=history_days,
                       decisions=decisions, backlog=backlog, window_start=window_start,
-                      came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()))
+                      came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()),
+                      tracking=tracking, compliance=compliance)
+
+
+def load_tracking_and_compliance(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The date's fund_tracking rows, and its compliance results with a finding (a rule
+    failing before or after, or a proposal trimmed or blocked); empty before V012."""
+    if conn.execute(sa.text("SELECT to_regclass('rebalance.fund_tracking')")).scalar() is None:
+        return pd.DataFrame(), pd.DataFrame()
+    tracking = read_frame(conn, "SELECT * FROM rebalance.fund_tracking WHERE as_of_date = :d ORDER BY fund_id",
+                          {"d": as_of})
+    compliance = read_frame(conn,
+                            "SELECT fund_id, proposal_id, rule, before_value, after_value, limit_value, passed, "
+                            "action, detail FROM rebalance.compliance_result WHERE as_of_date = :d "
+                            "AND (NOT passed OR action <> 'none' OR before_value > limit_value) "
+                            "ORDER BY fund_id, rule", {"d": as_of})
+    return tracking, compliance
 
 
 def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.DataFrame:
@@ -310,12 +332,15 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
         "proposals": _chart_proposals(headline["proposal_status"], data.as_of),
         "trend": _chart_trend(data.trend, data.history_days),
     }
+    if len(data.tracking):
+        charts["tracking"] = _chart_tracking(data.tracking)
     return env.from_string(TEMPLATE).render(
         as_of=data.as_of.isoformat(), generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
-        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs)
+        timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs,
+        tracking=_records(data.tracking), compliance=_records(data.compliance))
 
 
 def _came_back(frame: pd.DataFrame) -> list[dict]:
@@ -452,6 +477,34 @@ def _chart_trend(trend: pd.DataFrame, history_days: int) -> str:
     top.set_title(f"Traded value and estimated cost per business date (last {history_days} in the warehouse)",
                   fontsize=10)
     fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _chart_tracking(tracking: pd.DataFrame) -> str:
+    """Tonight's tracking difference per fund (the 20 largest, by size), with its 20-day
+    tracking error as a tick on each side where known."""
+    rows = tracking.assign(td=_float(tracking["tracking_difference"]), te=_float(tracking["tracking_error_20d"]))
+    rows = rows[rows["td"].notna()]
+    fig = _figure(8, max(2.2, 0.32 * min(len(rows), TOP_FUNDS) + 1.2))
+    ax = fig.add_subplot()
+    if rows.empty:
+        _no_data(ax, "no tracking difference yet (NAV per share and index level on two nights)")
+        return _png(fig)
+    rows = rows.reindex(rows["td"].abs().sort_values(ascending=False).index).head(TOP_FUNDS).iloc[::-1]
+    y = np.arange(len(rows))
+    td = rows["td"].to_numpy() * 1e4
+    ax.barh(y, td, color=np.where(td < 0, "#d62728", "#2ca02c"))
+    ax.set_yticks(y, [_label(f, 24) for f in rows["fund_id"]], fontsize=8)
+    te = rows["te"].to_numpy() * 1e4 / np.sqrt(252)   # the daily spread the 20-day figure annualizes
+    known = ~np.isnan(te)
+    if known.any():
+        ax.scatter(np.concatenate([te[known], -te[known]]), np.concatenate([y[known], y[known]]), marker="|", s=160,
+                   color="black", label="± daily sd of the last 20 differences (TE 20d / √252)")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.axvline(0, color="#555", linewidth=0.8)
+    ax.set_xlabel("tracking difference tonight: fund return - index return (basis points)")
+    ax.set_title(f"Tracking difference per fund ({len(rows)} largest)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
 
@@ -598,6 +651,41 @@ figcaption { max-width: 52em; }
       their commissions, half spreads and market impact. One line per base currency: amounts in different currencies are never
       added up.</figcaption></figure>
 </div>
+
+{% if tracking %}
+<h2>Tracking</h2>
+{% if charts.tracking %}<figure><img alt="Tracking difference per fund" src="data:image/png;base64,{{ charts.tracking }}">
+  <figcaption class="sub">Tonight's tracking difference of each fund that follows an index (return on NAV per share less
+    the index level's return, day over day); green ahead of its index, red behind.</figcaption></figure>{% endif %}
+<table id="tracking">
+<thead><tr><th>fund</th><th>index</th><th class="r">NAV / share</th><th class="r">fund return</th><th class="r">index return</th>
+<th class="r">tracking diff.</th><th class="r">TE 20d</th><th class="r">TE 60d</th><th class="r">ex-ante TE</th><th class="r">limit</th></tr></thead>
+<tbody>
+{% for t in tracking %}
+<tr><td class="id">{{ t.fund_id }}</td><td>{{ t.model_id | text }}</td><td class="r">{{ t.nav_per_share | number(4) }}</td>
+<td class="r">{{ t.fund_return | pct }}</td><td class="r">{{ t.index_return | pct }}</td><td class="r">{{ t.tracking_difference | pct(3) }}</td>
+<td class="r">{{ t.tracking_error_20d | pct }}</td><td class="r">{{ t.tracking_error_60d | pct }}</td>
+<td class="r">{{ t.ex_ante_tracking_error | pct }}</td><td class="r">{{ t.max_tracking_error | pct }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endif %}
+
+{% if compliance %}
+<h2>Compliance findings</h2>
+<p class="sub">Proposals of funds with a RIC or UCITS setting that fail a rule before or after their trades, or that
+  were trimmed (buys of an issuer already over its limit dropped) or blocked.</p>
+<table id="compliance">
+<thead><tr><th>fund</th><th>proposal</th><th>rule</th><th class="r">before</th><th class="r">after</th><th class="r">limit</th>
+<th>action</th><th>issuers</th></tr></thead>
+<tbody>
+{% for c in compliance %}
+<tr><td class="id">{{ c.fund_id }}</td><td class="id">{{ c.proposal_id }}</td><td>{{ c.rule }}</td><td class="r">{{ c.before_value | pct(1) }}</td>
+<td class="r">{{ c.after_value | pct(1) }}</td><td class="r">{{ c.limit_value | pct(0) }}</td><td>{{ c.action }}</td><td>{{ c.detail | text }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endif %}
 
 <h2>Top drifting funds</h2>
 {% if top %}

@@ -50,6 +50,11 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     when there are two or more), so its followers rebalance with trigger ``model_change``;
     ``asset_class_share`` of the funds judge their bands by asset class. Without models the
     files are exactly those of earlier versions (same seed, same bytes).
+
+    With models, one more fund is an index ETF (``_index_etf``): ETF00001 follows the index
+    model IDX00 (30 constituents, daily index_levels.csv), has shares outstanding
+    (fund_shares.csv), a ``ric`` compliance setting and a ``max_tracking_error``, and the
+    index's securities name their issuers in securities.csv.
     """
     rng = np.random.default_rng(seed)
     dates = sessions_between(start, start + dt.timedelta(days=days * 2 + 10))[:days]
@@ -169,6 +174,14 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
             "fund_id": flowing,
             "amount": np.round(pd.Series(nav0, index=fund_ids)[flowing].to_numpy()
                                * rng.uniform(-0.08, 0.08, len(flowing)), 2)})
+    if models > 0:
+        etf = _index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
+        funds_frame = pd.concat([funds_frame, etf["funds"]], ignore_index=True)
+        positions = pd.concat([positions, etf["positions"]], ignore_index=True)
+        cash = pd.concat([cash, etf["cash"]], ignore_index=True)
+        securities_frame["issuer"] = pd.Series(sec_ids).map(etf["issuers"]).to_numpy()
+        for stem in ("model_targets", "models"):
+            model_files[0][stem] = pd.concat([model_files[0][stem], etf[stem]], ignore_index=True)
     for day, as_of in enumerate(dates):
         folder = Path(out) / as_of.isoformat()
         stamp = as_of.isoformat()
@@ -179,6 +192,9 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         write_csv(cash.assign(as_of_date=stamp)[["as_of_date", "fund_id", "currency", "amount"]], folder / "cash.csv")
         for stem, frame in extra_daily.items():
             write_csv(frame, folder / f"{stem}.csv")
+        if models > 0:
+            write_csv(etf["index_levels"][day], folder / "index_levels.csv")
+            write_csv(etf["fund_shares"], folder / "fund_shares.csv")
         if day == 0:
             write_csv(funds_frame, folder / "funds.csv")
             write_csv(targets, folder / "targets.csv")
@@ -186,6 +202,42 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         for stem, frame in model_files.get(day, {}).items():
             write_csv(frame, folder / f"{stem}.csv")
     return dates
+
+
+def _index_etf(rng: np.random.Generator, sec_ids: np.ndarray, price_path: np.ndarray,
+               dates: list[dt.date]) -> dict:
+    """An index ETF on its own index model IDX00: 30 constituents, four of 11 % and 26 small
+    ones (a RIC-diversified index: issuers above 5 % hold 46 % together), the first large and
+    the first small constituent of one issuer; the fund holds the index a few percent off,
+    with 50-ish NAV per share; the index level is 1,000 on the first date and moves with the
+    constituents' closes."""
+    count = min(30, len(sec_ids))
+    chosen = rng.choice(len(sec_ids), size=count, replace=False)
+    weights = np.full(count, 0.56 / max(count - 4, 1))
+    weights[:4] = 0.11
+    weights = np.round(weights / weights.sum(), 6)
+    weights[-1] += 1 - weights.sum()
+    nav = 25_000_000.0
+    held = weights * rng.uniform(0.95, 1.05, count) * 0.995
+    quantity = np.floor(held * nav / price_path[0][chosen])
+    invested = float((quantity * price_path[0][chosen]).sum())
+    growth = (price_path[:, chosen] / price_path[0][chosen]) @ weights
+    issuers = {sid: f"ISSUER-{sid}" for sid in sec_ids[chosen]}
+    issuers[sec_ids[chosen[4 % count]]] = issuers[sec_ids[chosen[0]]]   # two securities of one issuer
+    return {
+        "funds": pd.DataFrame([{"fund_id": "ETF00001", "name": "Index ETF on IDX00", "base_currency": "USD",
+                                "policy": "calendar", "frequency": "quarterly", "abs_band": None, "rel_band": None,
+                                "rebalance_to": "target", "min_trade_notional": 1000.0, "cash_buffer": 0.0,
+                                "allow_fractional": "false", "model_id": "IDX00", "band_level": "security",
+                                "compliance": "ric", "max_tracking_error": 0.02}]),
+        "positions": pd.DataFrame({"fund_id": "ETF00001", "security_id": sec_ids[chosen], "quantity": quantity}),
+        "cash": pd.DataFrame({"fund_id": ["ETF00001"], "currency": ["USD"], "amount": [round(nav - invested, 2)]}),
+        "model_targets": pd.DataFrame({"model_id": "IDX00", "security_id": sec_ids[chosen], "target_weight": weights}),
+        "models": pd.DataFrame({"model_id": ["IDX00"], "name": ["Index IDX00"]}),
+        "index_levels": [pd.DataFrame({"model_id": ["IDX00"], "level": [round(1000.0 * g, 4)]}) for g in growth],
+        "fund_shares": pd.DataFrame({"fund_id": ["ETF00001"], "shares_outstanding": [nav // 50]}),
+        "issuers": issuers,
+    }
 
 
 def _unit_weights(raw: np.ndarray) -> np.ndarray:
@@ -227,7 +279,11 @@ def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
             break
     prices = pd.read_csv(latest_folder / "prices.csv", dtype={"security_id": str})
     carried = {stem: pd.read_csv(latest_folder / f"{stem}.csv", dtype={"fund_id": str, "security_id": str})
-               for stem in ("positions", "cash", "tax_lots", "flows") if (latest_folder / f"{stem}.csv").exists()}
+               for stem in ("positions", "cash", "tax_lots", "flows", "fund_shares")
+               if (latest_folder / f"{stem}.csv").exists()}
+    levels = (pd.read_csv(latest_folder / "index_levels.csv", dtype={"model_id": str})
+              if (latest_folder / "index_levels.csv").exists() else None)
+    index_weights = _latest_model_targets(dated) if levels is not None else None
     dates = sessions_between(latest + dt.timedelta(days=1), latest + dt.timedelta(days=days * 2 + 10))[:days]
     asset_class = (prices["security_id"].map(securities.set_index("security_id")["asset_class"])
                    if securities is not None and "asset_class" in securities else pd.Series(None, index=prices.index))
@@ -238,10 +294,31 @@ def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
         close = np.round(close * np.exp(rng.normal(0.0002, daily_vol)), 4)
         folder = out / as_of.isoformat()
         stamp = as_of.isoformat()
+        if levels is not None:
+            # Each index moves with its constituents' closes (weights of its latest version).
+            moved = pd.Series(close / prices["close_price"].to_numpy(dtype="float64"), index=prices["security_id"])
+            rows = index_weights.assign(growth=index_weights["security_id"].map(moved).fillna(1.0))
+            factor = (rows["target_weight"] * rows["growth"]).groupby(rows["model_id"]).sum()
+            levels = levels.assign(level=np.round(levels["level"] * levels["model_id"].map(factor).fillna(1.0), 4))
+            write_csv(levels, folder / "index_levels.csv")
         write_csv(prices.assign(as_of_date=stamp, close_price=close), folder / "prices.csv")
         for stem, frame in carried.items():
             write_csv(frame.assign(as_of_date=stamp) if "as_of_date" in frame else frame, folder / f"{stem}.csv")
+        prices = prices.assign(close_price=close)
     return dates
+
+
+def _latest_model_targets(dated: list[Path]) -> pd.DataFrame:
+    """Each model's rows of its latest model_targets.csv version in the folders."""
+    found: dict[str, pd.DataFrame] = {}
+    for folder in reversed(dated):
+        path = folder / "model_targets.csv"
+        if path.exists():
+            frame = pd.read_csv(path, dtype={"model_id": str, "security_id": str})
+            for model, rows in frame.groupby("model_id"):
+                found.setdefault(model, rows)
+    return pd.concat(found.values(), ignore_index=True) if found else pd.DataFrame(
+        columns=["model_id", "security_id", "target_weight"])
 
 
 def _iso_date(text: str) -> dt.date | None:

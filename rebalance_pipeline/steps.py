@@ -44,10 +44,12 @@ log = logging.getLogger(__name__)
 
 REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
                    "substitutes")
-DAILY_STEMS = ("prices", "cash", "flows", "fx_rates")   # positions and tax lots: landing.SPLIT_STEMS
+# positions and tax lots: landing.SPLIT_STEMS
+DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares")
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
-              "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests")
+              "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
+              "tracking_history")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -171,6 +173,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     for stem in DAILY_STEMS:
         if stem in frames:
             night[f"file_{stem}"] = frames[stem]
+    _tracking_history(run, night)
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
@@ -193,11 +196,26 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         ws.put(f"s{i}/prev_own_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
-                             {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates") if f"file_{stem}" in night})
+                             {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates", "index_levels")
+                              if f"file_{stem}" in night})
     plan = NightPlan(run.as_of, run.run_id, count, int(night["ref_funds"]["fund_id"].nunique()), positions)
     log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
              {stem: len(frame) for stem, frame in frames.items()}, count)
     return plan
+
+
+def _tracking_history(run: NightlyRun, night: dict[str, pd.DataFrame]) -> None:
+    """What tonight's tracking needs of the warehouse, read once: the tracking funds' earlier
+    fund_tracking rows (split by shard) and the closes of the last 60 business dates of
+    tonight's priced securities (a night frame). Nothing is read when no fund tracks."""
+    from rebalance_core.tracking import tracking_funds
+
+    funds = tracking_funds(night["ref_funds"], night.get("file_index_levels"), night.get("file_fund_shares"))
+    if funds.empty:
+        return
+    with run.engine.connect() as conn:
+        night["tracking_history"] = history.tracking_history(conn, run.as_of, funds["fund_id"])
+        night["price_history"] = history.price_history(conn, run.as_of, night["file_prices"]["security_id"].unique())
 
 
 def _split(frame: pd.DataFrame, count: int) -> list[pd.DataFrame]:
@@ -246,11 +264,13 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
                                           frames["ref_targets"], night.get("ref_model_targets")),
         restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
-        recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"))
+        recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
+        index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
+        tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
-                                          ("positions", "cash", "flows", "tax_lots", "targets")
+                                          ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares")
                                           if f"file_{stem}" in frames})
     counts = decision.summary["status"].value_counts()
     return {"shard": shard, "funds": len(decision.summary), "proposed": int(counts.get("proposed", 0)),
@@ -357,7 +377,7 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
     names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets",
-             "ref_substitutes")
+             "ref_substitutes", "file_index_levels", "price_history")
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
@@ -371,7 +391,7 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     frames = {"prices": night["file_prices"]}
     if night.get("ref_model_targets") is not None and len(night["ref_model_targets"]):
         frames["model_targets"] = models_in_force(as_of, night["ref_model_targets"])
-    for stem in ("fx_rates",):
+    for stem in ("fx_rates", "index_levels"):
         if f"file_{stem}" in night:
             frames[stem] = night[f"file_{stem}"]
     if _optional(night.get("ref_securities")) is not None:
@@ -385,6 +405,8 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     frames["cash"] = shard_frames["file_cash"]
     if "file_flows" in shard_frames:
         frames["flows"] = shard_frames["file_flows"]
+    if "file_fund_shares" in shard_frames:
+        frames["fund_shares"] = shard_frames["file_fund_shares"]
     if "file_targets" in shard_frames:
         frames["file_targets"] = shard_frames["file_targets"]
     if _optional(shard_frames.get("ref_restrictions")) is not None:

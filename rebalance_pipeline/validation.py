@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
@@ -31,6 +32,7 @@ from rebalance_core.schema import (
     RULE_EXCLUDE,
     RULE_NO_SELL,
     WASH_SALE_RULES,
+    COMPLIANCE_REGIMES,
 )
 
 NO_ROWS = "no rows to check"
@@ -68,7 +70,7 @@ def _expectations():
 # Suites whose rows are about securities or currencies, not funds: a fault there touches
 # every fund exposed to it, so they run once per night; the others run shard by shard on
 # the shard's funds (a fund's rows are all in its shard) and give the same faults.
-NIGHT_SUITES = ("prices", "securities", "fx_rates", "model_targets", "model_sums")
+NIGHT_SUITES = ("prices", "securities", "fx_rates", "model_targets", "model_sums", "index_levels")
 
 
 def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
@@ -170,6 +172,8 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
         | (funds["rebalance_to"] == "vanguard"),
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
+        compliance_or_none=_lowered(funds["compliance"]) if "compliance" in funds else None,
+        max_tracking_error_or_none=funds["max_tracking_error"] if "max_tracking_error" in funds else np.nan,
     ) if len(funds) else funds
     suites["funds"] = (fund_rows, [
         Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
@@ -222,6 +226,12 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("funds.csv", "harvest_min_loss_valid",
               gxe.ExpectColumnValuesToBeBetween(column="harvest_min_loss_or_none", min_value=0),
               "fund_id", "harvest_min_loss {value} is negative"),
+        Check("funds.csv", "compliance_known",
+              gxe.ExpectColumnValuesToBeInSet(column="compliance_or_none", value_set=list(COMPLIANCE_REGIMES)),
+              "fund_id", "compliance {value!r} is not one of " + ", ".join(COMPLIANCE_REGIMES)),
+        Check("funds.csv", "max_tracking_error_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="max_tracking_error_or_none", min_value=0, strict_min=True),
+              "fund_id", "max_tracking_error {value} is not positive"),
     ])
 
     restrictions = frames.get("restrictions")
@@ -290,6 +300,26 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
                   gxe.ExpectColumnValuesToBeBetween(column="lot_size", min_value=0, strict_min=True),
                   "security_id", "{security_id} lot_size {value} is not positive"),
         ])
+    if "index_levels" in frames:
+        suites["index_levels"] = (frames["index_levels"], [
+            Check("index_levels.csv", "level_is_number", gxe.ExpectColumnValuesToNotBeNull(column="level"),
+                  "model_id", "model {model_id}: index level is missing or not a number"),
+            Check("index_levels.csv", "level_positive",
+                  gxe.ExpectColumnValuesToBeBetween(column="level", min_value=0, strict_min=True),
+                  "model_id", "model {model_id}: index level {value} is not positive"),
+            Check("index_levels.csv", "model_listed_once", gxe.ExpectColumnValuesToBeUnique(column="model_id"),
+                  "model_id", "model {model_id} has more than one index level"),
+        ])
+    if "fund_shares" in frames:
+        suites["fund_shares"] = (frames["fund_shares"], [
+            Check("fund_shares.csv", "shares_is_number", gxe.ExpectColumnValuesToNotBeNull(column="shares_outstanding"),
+                  "fund_id", "shares_outstanding is missing or not a number"),
+            Check("fund_shares.csv", "shares_positive",
+                  gxe.ExpectColumnValuesToBeBetween(column="shares_outstanding", min_value=0, strict_min=True),
+                  "fund_id", "shares_outstanding {value} is not positive"),
+            Check("fund_shares.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
+                  "fund_id", "fund {fund_id} has more than one shares_outstanding row"),
+        ])
     if "flows" in frames:
         suites["flows"] = (frames["flows"], [
             Check("flows.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
@@ -302,6 +332,12 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
                   "fund_id", "rate {value} for {currency}->{base_currency} is not positive"),
         ])
     return suites
+
+
+def _lowered(values: pd.Series) -> pd.Series:
+    """Text lower-cased and stripped; empty cells None (the column's default applies)."""
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
+    return text.where(text != "", None).astype(object)
 
 
 def _price_and_rate_checks(gxe, dataset: str, role: str, verb: str) -> list[Check]:

@@ -29,6 +29,8 @@ TABLES = {
     "proposal_trade": "proposal_id, security_id", "proposal_trade_lot": "proposal_id, security_id, lot_id",
     "position": "source_row", "price": "source_row", "cash_balance": "source_row", "tax_lot": "source_row",
     "flow": "source_row", "target_ref": "source_row", "validation_result": "dataset, \"check\"",
+    "fund_tracking": "fund_id", "compliance_result": "fund_id, rule", "index_level": "source_row",
+    "fund_shares": "source_row",
 }
 
 
@@ -76,6 +78,8 @@ def test_any_split_publishes_the_same_night_of_a_model_book(engine, tmp_path):
     one = snapshot(engine, dates[2])
     assert (one["fund_summary"]["trigger"] == "model_change").sum() >= 3
     assert len(one["fund_class_drift"]) > len(one["fund_summary"])
+    # The sample's index ETF: tracked (index level, shares) and judged (RIC) the same under any split.
+    assert list(one["fund_tracking"]["fund_id"]) == ["ETF00001"] and one["fund_tracking"]["fund_return"].notna().all()
     steps.run_nightly(dates[2], tmp_path, engine, shards=4, workers=2)
     assert_same(one, snapshot(engine, dates[2]))
 

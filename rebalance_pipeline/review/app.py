@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rebalance_pipeline import formatting
 from rebalance_pipeline.fund_states import STATE_BADGES, STATE_LABELS
 from rebalance_pipeline.review import csrf, queries
-from rebalance_pipeline.review.charts import drift_chart
+from rebalance_pipeline.review.charts import drift_chart, tracking_chart
 
 # The permission to review is the permission on the DAG that makes the proposals.
 REVIEW_DAG_ID = "rebalance_nightly"
@@ -243,8 +243,12 @@ def create_app() -> FastAPI:
         if summary is None:
             raise HTTPException(404, f"no results for fund {fund_id} on {as_of}")
         drift = queries.fund_drift(store.engine, as_of, fund_id)
+        tracking = queries.fund_tracking(store.engine, fund_id, as_of)
+        tonight = tracking[tracking["as_of_date"] == as_of] if len(tracking) else tracking
         return render(request, user, "fund.html", {
             "as_of": as_of, "fund": summary, "chart": drift_chart(drift), "holdings": _records(drift),
+            "tracking": _records(tonight)[0] if len(tonight) else None, "tracking_chart": tracking_chart(tracking)
+            if len(tracking) else None,
             "proposals": _records(queries.fund_proposals(store.engine, fund_id))})
 
     @app.get("/proposals/{proposal_id:path}", response_class=HTMLResponse, dependencies=[CAN_VIEW],
@@ -257,6 +261,7 @@ def create_app() -> FastAPI:
             "p": detail.proposal, "trades": _records(detail.trades), "reviews": _records(detail.reviews),
             "export": detail.export, "message": DONE_MESSAGES.get(done or ""),
             "later": queries.later_night_text(detail.proposal["fund_id"], detail.later),
+            "compliance": _records(queries.compliance_results(store.engine, proposal_id)),
             "rejected_before": queries.rejection_text(detail.rejected_before)})
 
     @app.post("/proposals/{proposal_id:path}/decision", dependencies=[CAN_DECIDE], name="decide_form")

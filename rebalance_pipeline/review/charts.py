@@ -81,3 +81,57 @@ def _tick_step(top: float) -> float:
         if top / step <= 6:
             return step
     return 0.25
+
+
+# ------------------------------------------------------------------ tracking difference
+TRACKING_PLOT_HEIGHT = 160
+TRACKING_BAR_STEP = 9
+
+
+@dataclass(frozen=True)
+class TrackingBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    negative: bool
+    label: str       # the date
+    value: float     # the tracking difference (fund return - index return)
+
+
+@dataclass(frozen=True)
+class TrackingChart:
+    bars: list[TrackingBar]
+    width: int
+    height: int
+    plot_left: int
+    zero_y: float
+    axis_ticks: list[tuple[float, str]]   # (y, label)
+    first_date: str
+    last_date: str
+
+
+def tracking_chart(history: pd.DataFrame) -> TrackingChart | None:
+    """Geometry of the daily tracking difference (rows of rebalance.fund_tracking, oldest
+    first): one bar per night above (fund ahead of its index) or below zero. None when no
+    night has a difference yet."""
+    frame = history.assign(tracking_difference=pd.to_numeric(history["tracking_difference"], errors="coerce")
+                           .astype(float))
+    frame = frame[frame["tracking_difference"].notna()]
+    if frame.empty:
+        return None
+    top = max(frame["tracking_difference"].abs().max(), 1e-4)
+    scale = (TRACKING_PLOT_HEIGHT / 2) / (top * 1.1)
+    zero = 10 + TRACKING_PLOT_HEIGHT / 2
+    bars = []
+    for i, rec in enumerate(frame.itertuples(index=False)):   # at most 60 nights: display only
+        value = float(rec.tracking_difference)
+        height = round(abs(value) * scale, 2)
+        bars.append(TrackingBar(x=LABEL_WIDTH + i * TRACKING_BAR_STEP, y=round(zero - height if value >= 0 else zero, 2),
+                                width=TRACKING_BAR_STEP - 2, height=height, negative=value < 0,
+                                label=str(rec.as_of_date), value=value))
+    step = top * 1.1 / 2
+    ticks = [(round(zero - k * step * scale, 2), f"{k * step:+.2%}") for k in (-2, -1, 0, 1, 2)]
+    return TrackingChart(bars=bars, width=LABEL_WIDTH + max(len(bars), 20) * TRACKING_BAR_STEP + 20,
+                         height=TRACKING_PLOT_HEIGHT + 40, plot_left=LABEL_WIDTH, zero_y=zero, axis_ticks=ticks,
+                         first_date=str(frame["as_of_date"].iloc[0]), last_date=str(frame["as_of_date"].iloc[-1]))

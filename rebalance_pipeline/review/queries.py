@@ -124,6 +124,30 @@ def fund_proposals(engine: Engine, fund_id: str, limit: int = 20) -> pd.DataFram
                           "ORDER BY as_of_date DESC, created_at DESC LIMIT :n", {"f": fund_id, "n": limit})
 
 
+def fund_tracking(engine: Engine, fund_id: str, as_of: dt.date, nights: int = 60) -> pd.DataFrame:
+    """The fund's fund_tracking rows of its last ``nights`` nights up to ``as_of``, oldest first."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.fund_tracking')")).scalar() is None:
+            return pd.DataFrame(columns=["as_of_date", "tracking_difference"])
+        return read_frame(conn,
+                          "SELECT * FROM (SELECT as_of_date, model_id, nav_per_share, index_level, fund_return,"
+                          " index_return, tracking_difference, tracking_error_20d, tracking_error_60d,"
+                          " ex_ante_tracking_error, max_tracking_error FROM rebalance.fund_tracking"
+                          " WHERE fund_id = :f AND as_of_date <= :d ORDER BY as_of_date DESC LIMIT :n) t "
+                          "ORDER BY as_of_date", {"f": fund_id, "d": as_of, "n": nights})
+
+
+def compliance_results(engine: Engine, proposal_id: str) -> pd.DataFrame:
+    """The compliance rules a proposal was judged on (rebalance.compliance_result)."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.compliance_result')")).scalar() is None:
+            return pd.DataFrame(columns=["rule"])
+        return read_frame(conn,
+                          "SELECT rule, before_value, after_value, limit_value, passed, action, detail "
+                          "FROM rebalance.compliance_result WHERE proposal_id = :id ORDER BY rule",
+                          {"id": proposal_id})
+
+
 @dataclass
 class ProposalDetail:
     proposal: dict
