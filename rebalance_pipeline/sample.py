@@ -37,7 +37,8 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings: int = 12,
              securities: int | None = None, seed: int = 7, fund_drift: float = 0.25, full_engine: bool = True,
              tax_lot_share: float = 0.1, flow_share: float = 0.05, models: int = 0, model_share: float = 0.8,
-             model_change_day: int | None = None, asset_class_share: float = 0.1) -> list[dt.date]:
+             model_change_day: int | None = None, asset_class_share: float = 0.1,
+             restriction_share: float = 0.06) -> list[dt.date]:
     """Write ``days`` trading-day folders under ``out`` from ``start``; return their dates.
 
     ``full_engine`` adds what the richer policies use: trading costs (commissions, spreads,
@@ -50,6 +51,12 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     when there are two or more), so its followers rebalance with trigger ``model_change``;
     ``asset_class_share`` of the funds judge their bands by asset class. Without models the
     files are exactly those of earlier versions (same seed, same bytes).
+
+    With models (the wealth-book sample), the funds with tax lots harvest losses (funds.csv
+    ``harvest_loss_pct`` 5 %, ``harvest_min_loss`` 250) into the substitutes of
+    substitutes.csv (two per security, of its asset class), and ``restriction_share`` of the
+    funds carry a restriction on one of their holdings (restrictions.csv: an exclusion with or
+    without a substitute, a no_buy, a no_sell).
 
     With models, one more fund is an index ETF (``_index_etf``): ETF00001 follows the index
     model IDX00 (30 constituents, daily index_levels.csv), has shares outstanding
@@ -174,6 +181,13 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
             "fund_id": flowing,
             "amount": np.round(pd.Series(nav0, index=fund_ids)[flowing].to_numpy()
                                * rng.uniform(-0.08, 0.08, len(flowing)), 2)})
+    if models > 0 and full_engine:
+        wealth = _wealth_rules(np.random.default_rng([seed, 11]), fund_ids, sec_ids, asset_class, positions,
+                               extra_daily["tax_lots"], restriction_share)
+        funds_frame["harvest_loss_pct"] = funds_frame["fund_id"].map(wealth["harvest_loss_pct"])
+        funds_frame["harvest_min_loss"] = np.where(funds_frame["harvest_loss_pct"].notna(), 250.0, np.nan)
+        for stem in ("restrictions", "substitutes"):
+            model_files[0][stem] = wealth[stem]
     if models > 0:
         etf = _index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
         funds_frame = pd.concat([funds_frame, etf["funds"]], ignore_index=True)
@@ -238,6 +252,37 @@ def _index_etf(rng: np.random.Generator, sec_ids: np.ndarray, price_path: np.nda
         "fund_shares": pd.DataFrame({"fund_id": ["ETF00001"], "shares_outstanding": [nav // 50]}),
         "issuers": issuers,
     }
+
+
+def _wealth_rules(rng: np.random.Generator, fund_ids: np.ndarray, sec_ids: np.ndarray, asset_class: np.ndarray,
+                  positions: pd.DataFrame, tax_lots: pd.DataFrame, restriction_share: float) -> dict:
+    """Harvest settings for the funds with tax lots, substitutes per security, restrictions."""
+    harvest = pd.Series(0.05, index=pd.Index(tax_lots["fund_id"].unique(), name="fund_id"))
+    # Substitutes: the next two securities of the same asset class (ranks 1 and 2).
+    frame = pd.DataFrame({"security_id": sec_ids, "asset_class": asset_class})
+    frame["order"] = frame.groupby("asset_class").cumcount()
+    size = frame.groupby("asset_class")["security_id"].transform("size")
+    by_class = frame.set_index(["asset_class", "order"])["security_id"]
+    substitutes = pd.concat([
+        pd.DataFrame({"security_id": frame["security_id"], "rank": rank,
+                      "substitute_id": by_class.reindex(pd.MultiIndex.from_arrays(
+                          [frame["asset_class"], (frame["order"] + rank) % size])).to_numpy()})
+        for rank in (1, 2)], ignore_index=True)
+    substitutes = substitutes[substitutes["substitute_id"] != substitutes["security_id"]]
+    # Restrictions: one held security of a few funds each (at least one of each kind).
+    count = min(len(fund_ids), max(4, round(restriction_share * len(fund_ids))))
+    restricted = rng.choice(fund_ids, count, replace=False)
+    held = positions[positions["fund_id"].isin(restricted)].drop_duplicates("fund_id")
+    kinds = np.resize(np.array(["exclude+", "exclude", "no_buy", "no_sell"]), len(held))
+    rule = np.char.rstrip(kinds.astype(str), "+")
+    with_substitute = kinds == "exclude+"
+    first_substitute = substitutes[substitutes["rank"] == 1].set_index("security_id")["substitute_id"]
+    restrictions = pd.DataFrame({"fund_id": held["fund_id"].to_numpy(), "security_id": held["security_id"].to_numpy(),
+                                 "rule": rule,
+                                 "substitute_id": np.where(with_substitute, held["security_id"].map(
+                                     first_substitute).to_numpy(), None)})
+    return {"harvest_loss_pct": harvest, "substitutes": substitutes[["security_id", "substitute_id", "rank"]],
+            "restrictions": restrictions}
 
 
 def _unit_weights(raw: np.ndarray) -> np.ndarray:

@@ -187,13 +187,15 @@ def query_sql(name: str) -> str:
 
 def _rounded_to_scale(conn: Connection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Floats of fine-scaled NUMERIC columns (weights, quantities, prices: 10 or more
-    decimals) rounded to that scale, as PostgreSQL would store them: the text of
+    decimals) rounded to that scale, as PostgreSQL would store them (a plain ``numeric``
+    has no scale, atttypmod -1, and is left alone): the text of
     0.012345678901 is shorter to parse than 0.012345678901234567 (a drift COPY is ~13 %
     cheaper). Money (6 decimals) is left to PostgreSQL, whose rounding of a half-cent tie
     differs from a binary float's."""
     scales = dict(conn.execute(sa.text(
         "SELECT attname, (atttypmod - 4) & 65535 FROM pg_catalog.pg_attribute "
-        "WHERE attrelid = CAST(:t AS regclass) AND atttypid = 'numeric'::regtype AND (atttypmod - 4) & 65535 >= 10"),
+        "WHERE attrelid = CAST(:t AS regclass) AND atttypid = 'numeric'::regtype AND atttypmod > 0 "
+        "AND (atttypmod - 4) & 65535 >= 10"),
         {"t": table}).all())
     rounded = {c: frame[c].round(scales[c]) for c in frame.columns
                if c in scales and pd.api.types.is_float_dtype(frame[c].dtype)}
