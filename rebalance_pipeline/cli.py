@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 import typer.core
@@ -418,6 +419,16 @@ def show(proposal_id: ProposalId) -> None:
         lines.append(f"realized gain {fmt.money(gain, ccy)} (short term {fmt.money(p['est_realized_gain_short'], ccy)},"
                      f" long term {fmt.money(p['est_realized_gain_long'], ccy)})"
                      + (f", {_n(int(p['wash_sale_trades']), 'wash sale')}" if p.get("wash_sale_trades") else ""))
+    harvested = p.get("est_harvested_loss")
+    if not fmt.is_blank(harvested) and float(harvested):
+        lines.append(f"tax-loss harvest: {fmt.money(harvested, ccy)} of losses realized "
+                     f"({_n(int(p.get('tax_trade_count') or 0), 'tax trade')})")
+    elif p.get("tax_trade_count"):
+        lines.append(f"swap back after a harvest ({_n(int(p['tax_trade_count']), 'tax trade')})")
+    if p.get("restriction_note"):
+        lines.append(f"restrictions: {p['restriction_note']}")
+    if p.get("compliance_note"):
+        lines.append(f"compliance: {p['compliance_note']}")
     if p.get("notes"):
         lines.append(f"notes: {p['notes']}")
     if p["reviewed_by"]:
@@ -439,6 +450,9 @@ def show(proposal_id: ProposalId) -> None:
     else:
         trades = detail.trades.assign(band=[fmt.band(lo, hi) for lo, hi in zip(
             detail.trades["band_lower"], detail.trades["band_upper"], strict=True)])
+        # A harvest's substitute (or a swap back's sale) names the security it stands in for.
+        trades["reason"] = np.where(trades["harvest_of"].notna(), trades["reason"] + " (for " +
+                                    trades["harvest_of"].astype(str) + ")", trades["reason"])
         trades = trades[["security_id", "side", "quantity", "price", "notional", "weight_before", "weight_after",
                          "target_weight", "band", "est_cost", "est_realized_gain", "wash_sale", "reason"]]
         _table(f"Trades ({ccy or 'base currency'}; weights in % of NAV, band: the holding's that night)", trades,
