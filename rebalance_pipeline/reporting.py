@@ -52,7 +52,7 @@ from rebalance_core.approval import RULE_CHANNEL
 from rebalance_pipeline import formatting
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
-from rebalance_pipeline.warehouse import read_frame
+from rebalance_pipeline.warehouse import query_sql, read_frame
 
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
 TOP_FUNDS = 20
@@ -141,6 +141,8 @@ class ReportData:
     # that found something (a rule failing before or after, a trimmed or blocked proposal)
     tracking: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     compliance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # tax-loss harvests proposed in the window (sql/queries/harvested_losses.sql)
+    harvests: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
@@ -184,6 +186,7 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
                            {"d": as_of, "n": history_days})
         window_start = min(pd.to_datetime(trend["as_of_date"]).dt.date, default=as_of)
         tracking, compliance = load_tracking_and_compliance(conn, as_of)
+        harvests = read_frame(conn, query_sql("harvested_losses"), {"start": window_start, "d": as_of})
         decisions = load_decisions(conn, as_of, window_start)
         backlog = load_backlog(conn, as_of)
     funds = funds.assign(state=fund_states(funds))
@@ -193,7 +196,18 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
                       failures=validation_failures(engine, as_of), history_days=history_days,
                       decisions=decisions, backlog=backlog, window_start=window_start,
                       came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()),
-                      tracking=tracking, compliance=compliance)
+                      tracking=tracking, compliance=compliance, harvests=harvests)
+
+
+def harvest_totals(harvests: pd.DataFrame) -> list[dict]:
+    """Harvested losses per night and currency (all proposals; approved ones apart)."""
+    if harvests.empty:
+        return []
+    frame = harvests.assign(loss=_float(harvests["est_harvested_loss"]),
+                            approved=_float(harvests["est_harvested_loss"]).where(harvests["status"] == "approved", 0.0))
+    totals = frame.groupby(["as_of_date", "base_currency"], dropna=False).agg(
+        funds=("fund_id", "nunique"), loss=("loss", "sum"), approved=("approved", "sum")).reset_index()
+    return _records(totals.sort_values("as_of_date", ascending=False))
 
 
 def load_tracking_and_compliance(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -340,7 +354,9 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
         timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs,
-        tracking=_records(data.tracking), compliance=_records(data.compliance))
+        tracking=_records(data.tracking), compliance=_records(data.compliance),
+        harvest_totals=harvest_totals(data.harvests), harvests=_records(data.harvests.head(TOP_FUNDS)),
+        harvest_count=len(data.harvests))
 
 
 def _came_back(frame: pd.DataFrame) -> list[dict]:
@@ -666,6 +682,31 @@ figcaption { max-width: 52em; }
 <td class="r">{{ t.fund_return | pct }}</td><td class="r">{{ t.index_return | pct }}</td><td class="r">{{ t.tracking_difference | pct(3) }}</td>
 <td class="r">{{ t.tracking_error_20d | pct }}</td><td class="r">{{ t.tracking_error_60d | pct }}</td>
 <td class="r">{{ t.ex_ante_tracking_error | pct }}</td><td class="r">{{ t.max_tracking_error | pct }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endif %}
+
+{% if harvest_totals %}
+<h2>Tax-loss harvesting</h2>
+<p class="sub">Losses realized by the harvest sales of the proposals of the window ({{ window_start }} to {{ as_of }}),
+  per night; "approved" counts only the approved proposals.</p>
+<table id="harvest-totals">
+<thead><tr><th>night</th><th class="r">funds</th><th class="r">harvested losses</th><th class="r">of which approved</th></tr></thead>
+<tbody>
+{% for h in harvest_totals %}
+<tr><td>{{ h.as_of_date }}</td><td class="r">{{ h.funds | num }}</td><td class="r">{{ h.loss | money }} <span class="ccy">{{ h.base_currency | text }}</span></td>
+<td class="r">{{ h.approved | money }} <span class="ccy">{{ h.base_currency | text }}</span></td></tr>
+{% endfor %}
+</tbody>
+</table>
+<h3>Largest harvests{% if harvest_count > harvests | length %} ({{ harvests | length }} of {{ harvest_count }}){% endif %}</h3>
+<table id="harvests">
+<thead><tr><th>night</th><th>fund</th><th>proposal</th><th>status</th><th class="r">harvested loss</th><th class="r">tax trades</th></tr></thead>
+<tbody>
+{% for h in harvests %}
+<tr><td>{{ h.as_of_date }}</td><td class="id">{{ h.fund_id }}</td><td class="id">{{ h.proposal_id }}</td><td>{{ h.status }}</td>
+<td class="r">{{ h.est_harvested_loss | money }} <span class="ccy">{{ h.base_currency | text }}</span></td><td class="r">{{ h.tax_trade_count | num }}</td></tr>
 {% endfor %}
 </tbody>
 </table>

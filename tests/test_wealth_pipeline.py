@@ -98,6 +98,20 @@ def test_harvest_approval_no_rebuy_in_the_window_and_the_swap_back(engine, landi
     assert q(engine, "SELECT count(*) AS n FROM rebalance.proposal")["n"].iloc[0] == 2
 
     harvest = proposals.loc["H", "proposal_id"]
+    # What ops read: the CLI's proposal page and the HTML report.
+    from typer.testing import CliRunner
+
+    from rebalance_pipeline.cli import app
+    shown = CliRunner().invoke(app, ["show", harvest], env={"COLUMNS": "160"}, catch_exceptions=False).output
+    assert "tax-loss harvest: -1,200.00 USD of losses realized (2 tax trades)" in shown
+    assert "tax (for X)" in shown
+    restricted = CliRunner().invoke(app, ["show", proposals.loc["R", "proposal_id"]], env={"COLUMNS": "160"},
+                                    catch_exceptions=False).output
+    assert "restrictions: exclude X: sold" in restricted
+    from rebalance_pipeline.reporting import build_drift_report
+    report = build_drift_report(engine, D0, landing.parent / "reports").read_text()
+    assert "Tax-loss harvesting" in report and "-1,200.00" in report
+
     decide(engine, harvest, "approved", "ops.alice")
     record_export(engine, harvest, f"{D0.isoformat()}T21:00:00+00:00")
 
