@@ -56,7 +56,7 @@ from rebalance_core.drift import (
     summarize_funds,
 )
 from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, split_pair_targets, wash_rules
-from rebalance_core.models import changed_targets, fund_models, targets_in_force
+from rebalance_core.models import changed_targets, fund_models, isin_ids, targets_in_force
 from rebalance_core.proposals import apply_presets, flow_per_fund, propose, resolve_flow_triggers, resolve_triggers
 from rebalance_core.restrictions import apply_exclusions, clean_restrictions, funds_holding_excluded
 from rebalance_core.schema import (
@@ -155,7 +155,7 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     targets = targets_in_force(as_of, funds, inputs.targets, inputs.model_targets)
     # What the fund may follow: exclusions moved, each open harvest's pair sharing its target.
     followed = apply_exclusions(targets, restrictions)
-    restriction_moves = _raised_targets(targets, followed)
+    restriction_moves = _raised_targets(targets, followed, restrictions)
     pairs = held_pairs(inputs.open_harvests, inputs.positions)
     followed = split_pair_targets(followed, pairs, inputs.positions, inputs.prices, funds, inputs.fx_rates)
     drift = compute_drift(as_of, funds, followed, inputs.positions, inputs.prices, inputs.cash,
@@ -236,11 +236,13 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
                          tracking=tracking, compliance=compliance)
 
 
-def _raised_targets(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+def _raised_targets(before: pd.DataFrame, after: pd.DataFrame, restrictions: pd.DataFrame) -> pd.DataFrame:
     """(fund, security) whose target an exclusion raised (its substitute, or the others)."""
     if after is before:
         return pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object)})
     key = ["fund_id", "security_id"]
+    funds = restrictions["fund_id"]
+    before, after = before[isin_ids(before["fund_id"], funds)], after[isin_ids(after["fund_id"], funds)]
     old = before.groupby(key)["target_weight"].sum()
     new = after[after["security_id"] != CASH].groupby(key)["target_weight"].sum()
     raised = new[new > old.reindex(new.index).fillna(0.0) + WEIGHT_EPS]

@@ -33,6 +33,7 @@ import pandas as pd
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
 from rebalance_core.drift import band_levels, security_classes
+from rebalance_core.models import isin_ids
 from rebalance_core.restrictions import rule_pairs
 from rebalance_core.schema import (
     BAND_FRACTION,
@@ -323,19 +324,25 @@ def _apply_rules(rows: pd.DataFrame, restrictions: pd.DataFrame | None,
                  restriction_moves: pd.DataFrame | None) -> pd.DataFrame:
     """Flags per holding from the fund's rules; a holding whose target asks for a move its
     rules forbid (or that a tax trade moves tonight) is frozen like a non-tradable one."""
-    keys = pd.MultiIndex.from_frame(rows[["fund_id", "security_id"]])
-    empty = restrictions is None or restrictions.empty
+    # Only the rows of funds that have a rule are looked at (a few of a large book).
+    ruled = (isin_ids(rows["fund_id"], restrictions["fund_id"]) if restrictions is not None and len(restrictions)
+             else np.zeros(len(rows), dtype=bool))
+    keys = pd.MultiIndex.from_frame(rows.loc[ruled, ["fund_id", "security_id"]]) if ruled.any() else None
 
     def has(*rules) -> np.ndarray:
-        if empty:
-            return np.zeros(len(rows), dtype=bool)
-        return np.logical_or.reduce([keys.isin(rule_pairs(restrictions, r)) for r in rules])
+        out = np.zeros(len(rows), dtype=bool)
+        if keys is not None:
+            out[ruled] = np.logical_or.reduce([keys.isin(rule_pairs(restrictions, r)) for r in rules])
+        return out
 
     rows = rows.assign(no_buy=has(RULE_NO_BUY), no_sell=has(RULE_NO_SELL), excluded=has(RULE_EXCLUDE),
                        wash_no_buy=has(RULE_WASH_NO_BUY), wash_no_sell=has(RULE_WASH_NO_SELL), hold=has(RULE_HOLD))
-    holds_excluded = (rows["excluded"] & (rows["quantity"] > 0)).groupby(rows["fund_id"]).transform("any")
-    moved = (keys.isin(pd.MultiIndex.from_frame(restriction_moves[["fund_id", "security_id"]]))
-             if restriction_moves is not None and len(restriction_moves) else np.zeros(len(rows), dtype=bool))
+    holds_excluded = rows["fund_id"].isin(rows.loc[rows["excluded"] & (rows["quantity"] > 0), "fund_id"].unique())
+    moved = np.zeros(len(rows), dtype=bool)
+    if restriction_moves is not None and len(restriction_moves):
+        moving = isin_ids(rows["fund_id"], restriction_moves["fund_id"])
+        moved[moving] = pd.MultiIndex.from_frame(rows.loc[moving, ["fund_id", "security_id"]]).isin(
+            pd.MultiIndex.from_frame(restriction_moves[["fund_id", "security_id"]]))
     rows["restriction_move"] = holds_excluded & (moved | rows["excluded"])
     wanted = rows["target_weight"] * rows["target_scale"] - rows["current_weight"]
     may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"]

@@ -66,8 +66,12 @@ def apply_exclusions(targets: pd.DataFrame, restrictions: pd.DataFrame | None) -
     if excluded.empty:
         return targets
     excluded_keys = rule_pairs(restrictions, RULE_EXCLUDE)
-    keys = pd.MultiIndex.from_frame(targets[["fund_id", "security_id"]])
-    is_excluded = keys.isin(excluded_keys) & (targets["security_id"] != CASH).to_numpy()
+    # Only the funds with an exclusion are looked at (a few of a large book).
+    candidate = isin_ids(targets["fund_id"], excluded["fund_id"]) & (targets["security_id"] != CASH).to_numpy()
+    is_excluded = np.zeros(len(targets), dtype=bool)
+    if candidate.any():
+        is_excluded[candidate] = pd.MultiIndex.from_frame(
+            targets.loc[candidate, ["fund_id", "security_id"]]).isin(excluded_keys)
     if not is_excluded.any():
         return targets
     extra = [c for c in targets.columns if c not in ("fund_id", "security_id", "target_weight")]
@@ -104,6 +108,7 @@ def funds_holding_excluded(positions: pd.DataFrame, restrictions: pd.DataFrame |
     """Funds that hold (quantity > 0) a security they exclude."""
     if restrictions is None or restrictions.empty or positions.empty:
         return pd.Index([], name="fund_id")
-    held = positions[positions["quantity"] > 0]
+    excluded = restrictions[restrictions["rule"] == RULE_EXCLUDE]
+    held = positions[(positions["quantity"] > 0).to_numpy() & isin_ids(positions["fund_id"], excluded["fund_id"])]
     keys = pd.MultiIndex.from_frame(held[["fund_id", "security_id"]])
     return pd.Index(held.loc[keys.isin(rule_pairs(restrictions, RULE_EXCLUDE)), "fund_id"].unique(), name="fund_id")
