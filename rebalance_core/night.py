@@ -15,6 +15,12 @@ Rules decided here (and nowhere else):
   (``rebalance_core.models``); a fund whose targets differ from those of its previous
   business date (``previous_targets``) rebalances to them whatever its policy (trigger and
   trade reason ``model_change``);
+- an ``index_tracking`` fund trades into a model version announced ahead at the close of
+  the last trading day before it is effective (trigger and reason ``index_event``), and
+  does not trade it again on the day it comes into force (``rebalance_core.index_events``);
+- ETF primary market (``rebalance_core.baskets``): each fund with a creation unit gets its
+  creation and redemption baskets; the day's cash creations and redemptions are flows, the
+  in-kind ones settle into positions, cash and lots before drift (lowest-cost lots out);
 - ``band_level = asset_class``: a fund's bands are judged on its classes' total weights
   (``fund_class_drift``, written for every fund) and its rebalance trades classes;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``.
@@ -28,6 +34,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
+from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, settle_primary_market
 from rebalance_core.calendar import session_close
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
@@ -36,9 +43,16 @@ from rebalance_core.drift import (
     compute_drift,
     summarize_funds,
 )
-from rebalance_core.models import changed_targets, fund_models, targets_in_force
+from rebalance_core.index_events import night_targets
+from rebalance_core.models import changed_targets, fund_models
 from rebalance_core.proposals import apply_presets, propose, resolve_flow_triggers, resolve_triggers
-from rebalance_core.schema import STATUS_BLOCKED, STATUS_IN_BAND, STATUS_PROPOSED, TRIGGER_MODEL_CHANGE
+from rebalance_core.schema import (
+    STATUS_BLOCKED,
+    STATUS_IN_BAND,
+    STATUS_PROPOSED,
+    TRIGGER_INDEX_EVENT,
+    TRIGGER_MODEL_CHANGE,
+)
 from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
@@ -76,6 +90,10 @@ class NightInputs:
     # fund_id, security_id, target_weight: each fund's targets in force on its previous
     # business date (resolved as tonight's are); a fund without rows has nothing to compare.
     previous_targets: pd.DataFrame | None = None
+    # ETF primary market: creations.csv (fund_id, units, settlement) and fund_shares.csv
+    # (fund_id, shares_outstanding); None: no orders, no baskets.
+    creations: pd.DataFrame | None = None
+    fund_shares: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -98,14 +116,24 @@ class NightDecision:
     trades: pd.DataFrame       # one row per trade
     lots: pd.DataFrame         # tax lots each sell closes (rebalance_core.tax_lots.LOT_COLUMNS)
     blocked: pd.DataFrame      # fund_id, blocked_reason: every fund that got no proposal for a reason
+    # rebalance_core.baskets.BASKET_COLUMNS / IN_KIND_LOT_COLUMNS: the PCF, and lots moved in kind
+    baskets: pd.DataFrame | None = None
+    in_kind_lots: pd.DataFrame | None = None
 
 
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``."""
     funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
     securities = with_class_spreads(inputs.securities, inputs.asset_classes)
-    targets = targets_in_force(as_of, funds, inputs.targets, inputs.model_targets)
-    drift = compute_drift(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
+    # An index-tracking fund on its eve takes the announced version (index_events).
+    targets, index_event = night_targets(as_of, funds, inputs.targets, inputs.model_targets)
+    validation_blocked = inputs.blocked["fund_id"] if inputs.blocked is not None and len(inputs.blocked) else ()
+    # The files hold the close before the day's AP orders settle in kind: settle them first.
+    market = settle_primary_market(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
+                                   inputs.fx_rates, securities, inputs.tax_lots, inputs.flows, inputs.creations,
+                                   inputs.fund_shares, blocked_ids=validation_blocked)
+    flows, tax_lots = market.flows, market.tax_lots
+    drift = compute_drift(as_of, funds, targets, market.positions, inputs.prices, market.cash,
                           inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
     summary = summarize_funds(drift)
     class_drift = compute_class_drift(as_of, drift, funds, securities, inputs.asset_classes)
@@ -120,18 +148,19 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     blocked = pd.concat([blocked, waiting], ignore_index=True) if len(waiting) else blocked
 
     triggers = resolve_triggers(as_of, funds, summary)
-    triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
+    triggers = resolve_flow_triggers(drift, summary, funds, flows, triggers)
     changed = changed_targets(targets, inputs.previous_targets)
     triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
+    triggers = triggers.where(~triggers.index.isin(index_event), TRIGGER_INDEX_EVENT)
     proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
-                                flows=inputs.flows, class_drift=class_drift)
+                                flows=flows, class_drift=class_drift)
     fx_rate = None
     if len(trades):
         fx_rate = trades[["fund_id", "security_id"]].merge(
             drift[["fund_id", "security_id", "fx_rate"]], on=["fund_id", "security_id"], how="left"
         )["fx_rate"].set_axis(trades.index)
-    trades, lots = realize_gains(as_of, trades, inputs.tax_lots, funds, fx_rate=fx_rate,
-                                 recent_loss_sales=inputs.recent_loss_sales if inputs.tax_lots is not None else None)
+    trades, lots = realize_gains(as_of, trades, tax_lots, funds, fx_rate=fx_rate,
+                                 recent_loss_sales=inputs.recent_loss_sales if tax_lots is not None else None)
     if len(proposals):
         proposals = summarize_gains(proposals, trades)
     else:
@@ -139,13 +168,22 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
                                      wash_sale_trades=0)
     if lots.empty:
         lots = pd.DataFrame({c: pd.Series(dtype="object") for c in LOT_COLUMNS})
-    summary = summary.assign(flow=summary["fund_id"].map(inputs.flows.groupby("fund_id")["amount"].sum())
-                             if inputs.flows is not None and len(inputs.flows) else np.nan)
+    summary = summary.assign(flow=summary["fund_id"].map(flows.groupby("fund_id")["amount"].sum())
+                             if flows is not None and len(flows) else np.nan)
+    # The unrealized gain that left the fund in kind tonight (no gain is realized on it).
+    summary["in_kind_unrealized_gain"] = summary["fund_id"].map(market.in_kind_gain).astype("float64")
+    proposals = proposals.assign(in_kind_unrealized_gain=proposals["fund_id"].map(market.in_kind_gain).astype(
+        "float64") if len(proposals) else pd.Series(dtype="float64"))
     fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
-    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked)
+    baskets = market.baskets if len(market.baskets) else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in BASKET_COLUMNS})
+    in_kind_lots = market.in_kind_lots if len(market.in_kind_lots) else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in IN_KIND_LOT_COLUMNS})
+    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked, baskets,
+                         in_kind_lots)
 
 
 def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:

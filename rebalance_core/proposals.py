@@ -40,10 +40,9 @@ from rebalance_core.schema import (
     REASON_BAND,
     REASON_CALENDAR,
     REASON_CASH_FLOW,
-    REASON_MODEL_CHANGE,
+    TO_TARGET_TRIGGERS,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
-    TRIGGER_MODEL_CHANGE,
     TRIGGER_THRESHOLD,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
@@ -142,8 +141,8 @@ def propose(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Proposals and their trades for the funds that trigger; (proposals, trades).
 
-    ``model_change``: every holding of the fund goes to its (new) target, whatever its
-    policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
+    ``model_change`` and ``index_event`` (TO_TARGET_TRIGGERS): every holding of the fund
+    goes to its (new) target, whatever its policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
     breach) restore their breaching classes, or all classes on a calendar date, and split
     each class's trade over its securities in proportion to their targets."""
     fund_state = summary.set_index("fund_id")[["nav", "cash"]]
@@ -196,11 +195,11 @@ def propose(
     # Class-level funds keep the class verdict (a flow is judged on the securities' bands).
     after_flow["breached"] = after_flow["breached"].where(~class_level, rows["breached"])
     still_breached = after_flow["breached"].groupby(fund).transform("any")
-    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, TRIGGER_MODEL_CHANGE])
+    rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, *TO_TARGET_TRIGGERS])
                   | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached))
     destination = _destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
-    on_class = class_level & (rows["trigger"] != TRIGGER_MODEL_CHANGE)
+    on_class = class_level & ~rows["trigger"].isin(TO_TARGET_TRIGGERS)
     if on_class.any() and class_drift is not None:
         class_value = _class_trades(after_flow[on_class], class_drift, securities)
         rebalance_value = rebalance_value.where(~on_class, class_value.reindex(rows.index).where(rebalances, 0.0)
@@ -387,7 +386,7 @@ def _destination_weight(rows: pd.DataFrame) -> pd.Series:
                       fraction * tolerance)
     toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
     band_style = (((rows["rebalance_to"] != "target") | rows["band_fraction"].notna())
-                  & (rows["trigger"] != TRIGGER_MODEL_CHANGE))
+                  & ~rows["trigger"].isin(TO_TARGET_TRIGGERS))
     destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
     destination = pd.Series(destination, index=rows.index)
     destination[rows["target_weight"] <= 0] = 0.0
@@ -443,7 +442,7 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only) -> tuple[pd.
         "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
         "reason": np.where(from_flow_only[traded], REASON_CASH_FLOW,
-                           np.where(t["trigger"] == TRIGGER_MODEL_CHANGE, REASON_MODEL_CHANGE,
+                           np.where(t["trigger"].isin(TO_TARGET_TRIGGERS), t["trigger"],
                            np.where(t["breached"], REASON_BAND,
                                     np.where(t["restricted"], REASON_RESTRICTION,
                                              np.where(t["trigger"] == TRIGGER_CALENDAR, REASON_CALENDAR,

@@ -63,11 +63,13 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              keys=("fund_id", "security_id"), reference=True),
     FileSpec("funds", ("fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
                        "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
-             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"), boolean=("allow_fractional",),
+             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"),
+             boolean=("allow_fractional", "index_tracking", "custom_baskets"),
              optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
-                               "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level"),
+                               "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
+                               "index_tracking", "creation_unit", "custom_baskets"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
-                               "max_cost_bps", "min_trade_pct_nav"),
+                               "max_cost_bps", "min_trade_pct_nav", "creation_unit"),
              keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
              boolean=("tradable",), keys=("security_id",), reference=True,
@@ -84,6 +86,10 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
     FileSpec("fx_rates", ("currency", "base_currency", "rate"), numeric=("rate",),
              keys=("currency", "base_currency")),
+    # ETF primary market: the authorized participants' orders of the day, in creation units
+    # (> 0 creation, < 0 redemption; settlement in_kind or cash), and shares outstanding.
+    FileSpec("creations", ("fund_id", "units", "settlement"), numeric=("units",), keys=("fund_id",)),
+    FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
 )}
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -216,6 +222,8 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
         if column in frame:
             frame[column] = _to_float(frame[column])
     for column in spec.boolean:
+        if column not in frame:   # an optional true/false column the file leaves out
+            continue
         lowered = frame[column].str.strip().str.lower()
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
                                   index=frame.index, dtype="object")

@@ -28,6 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.night import NightDecision
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
@@ -44,13 +45,16 @@ DAILY_INPUTS = {
     "tax_lots": ("tax_lot", ["source_row", "fund_id", "security_id", "lot_id", "quantity", "unit_cost",
                              "acquired_date"]),
     "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
+    "creations": ("creation", ["source_row", "fund_id", "units", "settlement"]),
+    "fund_shares": ("fund_share", ["source_row", "fund_id", "shares_outstanding"]),
 }
 REFERENCE_INPUTS = {
     "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
                                      "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
-                                     "min_trade_pct_nav", "model_id", "band_level"]),
+                                     "min_trade_pct_nav", "model_id", "band_level", "index_tracking",
+                                     "creation_unit", "custom_baskets"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -60,15 +64,16 @@ REFERENCE_INPUTS = {
     "models": ("rebalance.model_ref", ["valid_from", "source_row", "model_id", "name"]),
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
-                "fund_summary", "proposal_trade", "proposal_trade_lot"]
+                "fund_summary", "proposal_trade", "proposal_trade_lot", "creation", "fund_share", "basket",
+                "in_kind_lot"]
 NIGHT_TABLES = ["price", "fx_rate"]
 CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot"]
 SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
-                   "run_id", "flow", "model_id"]
+                   "run_id", "flow", "model_id", "in_kind_unrealized_gain"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
-                    "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades"]
+                    "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "in_kind_unrealized_gain"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
                  "est_realized_gain_short", "est_realized_gain_long", "wash_sale"]
@@ -77,6 +82,8 @@ LOT_COLUMNS = ["proposal_id", "security_id", "lot_id", "quantity", "unit_cost", 
 VALIDATION_COLUMNS = ["as_of_date", "run_id", "dataset", "check", "success", "failed_rows", "detail"]
 DRIFT_LEAF_COLUMNS = [c for c in DRIFT_COLUMNS if c != "as_of_date"]
 CLASS_DRIFT_LEAF_COLUMNS = [c for c in CLASS_DRIFT_COLUMNS if c != "as_of_date"]
+BASKET_LEAF_COLUMNS = [c for c in BASKET_COLUMNS if c != "as_of_date"]
+IN_KIND_LOT_LEAF_COLUMNS = [c for c in IN_KIND_LOT_COLUMNS if c != "as_of_date"]
 
 
 class NightIncomplete(RuntimeError):
@@ -162,6 +169,10 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         written += copy_frame(conn, leaves["fund_summary"], decision.summary.assign(run_id=run_id), SUMMARY_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade"], decision.trades, TRADE_COLUMNS)
         written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)
+        if decision.baskets is not None:
+            written += copy_frame(conn, leaves["basket"], decision.baskets, BASKET_LEAF_COLUMNS)
+        if decision.in_kind_lots is not None:
+            written += copy_frame(conn, leaves["in_kind_lot"], decision.in_kind_lots, IN_KIND_LOT_LEAF_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
         written += copy_frame(conn, "rebalance.proposal_stage",
@@ -219,10 +230,10 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         inserted = conn.execute(sa.text(
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, "
             " est_realized_gain, trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short,"
-            " est_realized_gain_long, wash_sale_trades) "
+            " est_realized_gain_long, wash_sale_trades, in_kind_unrealized_gain) "
             "SELECT proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, est_realized_gain, "
             " trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short, "
-            " est_realized_gain_long, wash_sale_trades "
+            " est_realized_gain_long, wash_sale_trades, in_kind_unrealized_gain "
             "FROM rebalance.proposal_stage s WHERE s.run_id = :r AND NOT EXISTS ("
             " SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = s.proposal_id)"), r).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
