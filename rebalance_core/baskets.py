@@ -139,7 +139,7 @@ def build_baskets(as_of: dt.date, holdings: pd.DataFrame, unit_nav: pd.Series, c
     rows = pd.concat(parts, ignore_index=True)
     rows["group"] = rows["fund_id"] + "\x00" + rows["kind"]
     rows["lot_value"] = rows["lot"] * rows["unit_value"]
-    raw = rows["weight"] * rows["fund_id"].map(unit_nav) / rows["unit_value"]
+    raw = rows["weight"] * rows["fund_id"].map(unit_nav).astype("float64") / rows["unit_value"]
     lots_raw = raw / rows["lot"]
     floor_lots = np.floor(lots_raw + QTY_EPS)
     quantity = np.minimum(floor_lots * rows["lot"], rows["cap"])
@@ -247,7 +247,7 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
 
     # Creations: the creation basket times the units comes in, as new lots at today's close.
     incoming = baskets[security_rows & (baskets["kind"] == BASKET_CREATION) & baskets["fund_id"].isin(created.index)]
-    incoming = incoming.assign(quantity=incoming["quantity"] * incoming["fund_id"].map(created))
+    incoming = incoming.assign(quantity=incoming["quantity"] * incoming["fund_id"].map(created).astype("float64"))
     key_in = pd.MultiIndex.from_frame(incoming[["fund_id", "security_id"]])
     received = pd.DataFrame({
         "as_of_date": as_of, "fund_id": incoming["fund_id"].to_numpy(), "security_id": incoming["security_id"].to_numpy(),
@@ -259,7 +259,7 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
     # (nor than the lots on file): a shortfall is paid in cash at today's value.
     outgoing = baskets[security_rows & (baskets["kind"] == BASKET_REDEMPTION)
                        & baskets["fund_id"].isin(redeemed.index)]
-    wanted = outgoing["quantity"] * outgoing["fund_id"].map(redeemed)
+    wanted = outgoing["quantity"] * outgoing["fund_id"].map(redeemed).astype("float64")
     key_out = pd.MultiIndex.from_frame(outgoing[["fund_id", "security_id"]])
     held_qty = pd.Series(price["quantity"].reindex(key_out).to_numpy(), index=outgoing.index)
     cap = held_qty
