@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
-from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, settle_primary_market
+from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, PrimaryMarket, settle_primary_market
 from rebalance_core.calendar import session_close
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
@@ -119,6 +119,9 @@ class NightDecision:
     # rebalance_core.baskets.BASKET_COLUMNS / IN_KIND_LOT_COLUMNS: the PCF, and lots moved in kind
     baskets: pd.DataFrame | None = None
     in_kind_lots: pd.DataFrame | None = None
+    # The book the decision started from: the files' once the day's in-kind orders settled,
+    # and the flows with the cash orders (rebalance_core.baskets.PrimaryMarket).
+    settled: PrimaryMarket | None = None
 
 
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
@@ -183,7 +186,7 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     in_kind_lots = market.in_kind_lots if len(market.in_kind_lots) else pd.DataFrame(
         {c: pd.Series(dtype="object") for c in IN_KIND_LOT_COLUMNS})
     return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked, baskets,
-                         in_kind_lots)
+                         in_kind_lots, market)
 
 
 def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFrame | None) -> pd.DataFrame | None:
