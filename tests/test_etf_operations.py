@@ -171,7 +171,8 @@ def etf_landing(root, orders):
                                                         ("Y", "L1", 2000, 12), ("Y", "L2", 1000, 5),
                                                         ("Z", "L1", 250, 90))])
     write(folder, "fund_shares.csv", [{"fund_id": f, "shares_outstanding": 10000} for f in funds])
-    write(folder, "creations.csv", [{"fund_id": f, "units": u, "settlement": s} for f, u, s in orders])
+    if orders:
+        write(folder, "creations.csv", [{"fund_id": f, "units": u, "settlement": s} for f, u, s in orders])
     return folder
 
 
@@ -257,3 +258,31 @@ def test_orders_without_shares_outstanding_block_the_fund_with_the_reason(engine
     assert "no shares_outstanding in fund_shares.csv" in blocked["R"]
     assert "settlement 'by_courier' is not one of in_kind, cash" in blocked["C"]
     assert q(engine, "SELECT count(*) AS n FROM rebalance.basket WHERE fund_id = 'R'")["n"][0] == 0
+
+
+def test_rebalance_pcf_writes_each_funds_baskets_once_and_the_same_again(engine, landing, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rebalance_pipeline.cli import app
+
+    etf_landing(landing, [])
+    steps.run_nightly(AS_OF, landing, engine)
+    monkeypatch.setenv("REBALANCE_PCF_DIR", str(tmp_path / "pcf"))
+    result = CliRunner().invoke(app, ["pcf", "--date", AS_OF.isoformat()], env={"COLUMNS": "200"},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "pcf" / AS_OF.isoformat()
+    assert sorted(p.name for p in folder.iterdir()) == ["C.csv", "P.csv", "R.csv"]
+    first = (folder / "R.csv").read_bytes()
+    pcf = pd.read_csv(folder / "R.csv")
+    assert list(pcf.columns) == ["as_of_date", "fund_id", "kind", "security_id", "quantity", "est_value",
+                                 "basket_value"]
+    redemption = pcf[pcf["kind"] == "redemption"]
+    # X 50, Y 155, Z 12, then the cash component 250: 5,000 in all (NAV per share 10 x 500).
+    assert redemption[["security_id", "quantity"]].values.tolist() == [["X", 50], ["Y", 155], ["Z", 12],
+                                                                       ["CASH", 250]]
+    assert set(pcf["basket_value"]) == {5000.0}
+    # Again (a retried task, a rerun): the same bytes; another date with no night: refused.
+    assert CliRunner().invoke(app, ["pcf", "--date", AS_OF.isoformat()], catch_exceptions=False).exit_code == 0
+    assert (folder / "R.csv").read_bytes() == first
+    assert CliRunner().invoke(app, ["pcf", "--date", "2014-01-06"], catch_exceptions=False).exit_code == 1
