@@ -42,6 +42,7 @@ class FileSpec:
     optional_columns: tuple[str, ...] = ()
     optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
     strict_dates: tuple[str, ...] = ()      # date columns where a value that is not a date stops the night
+    strict_booleans: tuple[str, ...] = ()   # true/false columns where another (non-empty) value stops the night
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -70,6 +71,7 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
                                "index_tracking", "creation_unit", "custom_baskets"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav", "creation_unit"),
+             strict_booleans=("index_tracking", "custom_baskets"),
              keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
              boolean=("tradable",), keys=("security_id",), reference=True,
@@ -225,6 +227,13 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
         if column not in frame:   # an optional true/false column the file leaves out
             continue
         lowered = frame[column].str.strip().str.lower()
+        if column in spec.strict_booleans:
+            # These decide trades (an index event, a basket's lean): a typo must not read as false.
+            bad = lowered.notna() & (lowered != "") & ~lowered.isin(_TRUE | _FALSE)
+            if bad.any():
+                row = int(frame.loc[bad, "source_row"].iloc[0])
+                raise StructuralError(path.name, f"{frame.loc[bad, column].iloc[0]!r} is not true or false", row=row,
+                                      column=column)
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
                                   index=frame.index, dtype="object")
     for column in spec.dates:

@@ -137,7 +137,7 @@ def test_baskets_never_ask_more_than_is_held_and_in_kind_lots_are_the_lowest_cos
     lot_size = dict(zip(securities, lot, strict=True))
     baskets = market.baskets
     nav = cash + sum(q * p for q, p in zip(quantity, price, strict=True))
-    for kind, rows in baskets.groupby("kind"):
+    for _kind, rows in baskets.groupby("kind"):
         # Worth NAV per share x creation unit, CASH included.
         assert abs(rows["est_value"].sum() - nav / shares * unit) < 1e-6 * max(1.0, nav)
         for r in rows[rows["security_id"] != "CASH"].itertuples():

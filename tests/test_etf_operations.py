@@ -142,6 +142,22 @@ def test_an_announcement_that_arrives_on_the_effective_date_is_a_model_change_th
                                       ("C", "BUY", 700, "model_change")}
 
 
+def test_an_index_fund_blocked_on_its_eve_trades_the_change_on_the_effective_date(engine, landing):
+    index_book(landing)
+    # On the eve ETF's flow is not a number: blocked, it trades nothing; E's positions are
+    # still the old index's, and ETF is compared with D2, its last night not blocked.
+    write(landing / D3.isoformat(), "flows.csv", [{"fund_id": "ETF", "amount": "n/a"}])
+    _index_day(landing, E, {"ETF": {"A": 500, "B": 500}, "THR": {"A": 500, "B": 500}})
+    for as_of in (D0, D1, D2, D3, E):
+        steps.run_nightly(as_of, landing, engine)
+    s, _ = _night(engine, D3)
+    assert s.loc["ETF", "status"] == "blocked" and s["trigger"].dropna().empty
+    s, trades = _night(engine, E)
+    assert s["trigger"].dropna().to_dict() == {"ETF": "model_change", "THR": "model_change"}
+    assert _trades(trades, "ETF") == {("A", "SELL", 200, "model_change"), ("B", "SELL", 500, "model_change"),
+                                      ("C", "BUY", 700, "model_change")}
+
+
 # ---------------------------------------------------------------- creations and redemptions
 AS_OF = dt.date(2014, 1, 3)
 ETF = {**FUND, "abs_band": 0.20, "creation_unit": 500, "custom_baskets": "false"}
@@ -286,3 +302,16 @@ def test_rebalance_pcf_writes_each_funds_baskets_once_and_the_same_again(engine,
     assert CliRunner().invoke(app, ["pcf", "--date", AS_OF.isoformat()], catch_exceptions=False).exit_code == 0
     assert (folder / "R.csv").read_bytes() == first
     assert CliRunner().invoke(app, ["pcf", "--date", "2014-01-06"], catch_exceptions=False).exit_code == 1
+
+
+def test_an_index_tracking_value_that_is_not_true_or_false_stops_the_night(engine, landing):
+    import pytest
+
+    from rebalance_pipeline.landing import StructuralError
+
+    folder = _index_day(landing, D0, {"ETF": {"A": 500, "B": 500}})
+    write(folder, "funds.csv", [{**FUND, "fund_id": "ETF", "model_id": "IDX", "index_tracking": "yes please"}])
+    write(folder, "model_targets.csv", [{"model_id": "IDX", "security_id": "A", "target_weight": 0.5},
+                                        {"model_id": "IDX", "security_id": "B", "target_weight": 0.5}])
+    with pytest.raises(StructuralError, match=r"funds.csv, row 2, column 'index_tracking': 'yes please' is not"):
+        steps.run_nightly(D0, landing, engine)
