@@ -315,3 +315,17 @@ def test_an_index_tracking_value_that_is_not_true_or_false_stops_the_night(engin
                                         {"model_id": "IDX", "security_id": "B", "target_weight": 0.5}])
     with pytest.raises(StructuralError, match=r"funds.csv, row 2, column 'index_tracking': 'yes please' is not"):
         steps.run_nightly(D0, landing, engine)
+
+
+def test_simulate_settles_creations_and_redemptions_like_the_night(engine, landing, tmp_path):
+    etf_landing(landing, [("R", -2, "in_kind"), ("C", -2, "cash"), ("P", -2, "in_kind")])
+    steps.run_nightly(AS_OF, landing, engine)
+    night_trades = q(engine, "SELECT p.fund_id, t.security_id, t.side, t.quantity::float8 AS quantity "
+                             "FROM rebalance.proposal_trade t JOIN rebalance.proposal p USING (proposal_id) "
+                             "ORDER BY 1, 2")
+    assert set(night_trades["fund_id"]) == {"C", "P"}   # C raises its cash redemption, P rebalances
+    result, _ = run_simulation(landing, AS_OF, AS_OF, tmp_path / "sim", max_charts=0)
+    replayed = result.trades[["fund_id", "security_id", "side", "quantity"]].sort_values(["fund_id", "security_id"])
+    assert replayed.values.tolist() == night_trades.values.tolist()
+    # R's NAV after its in-kind redemption: 90,000 (as the night's fund_summary says).
+    assert result.daily.set_index("fund_id").loc["R", "nav"] == 90000.0
