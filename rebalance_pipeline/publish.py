@@ -46,7 +46,7 @@ DAILY_INPUTS = {
                              "acquired_date"]),
     "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
     "creations": ("creation", ["source_row", "fund_id", "units", "settlement"]),
-    "fund_shares": ("fund_share", ["source_row", "fund_id", "shares_outstanding"]),
+    "fund_shares": ("fund_shares", ["source_row", "fund_id", "shares_outstanding"]),
 }
 REFERENCE_INPUTS = {
     "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
@@ -64,7 +64,7 @@ REFERENCE_INPUTS = {
     "models": ("rebalance.model_ref", ["valid_from", "source_row", "model_id", "name"]),
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
-                "fund_summary", "proposal_trade", "proposal_trade_lot", "creation", "fund_share", "basket",
+                "fund_summary", "proposal_trade", "proposal_trade_lot", "creation", "fund_shares", "basket",
                 "in_kind_lot"]
 NIGHT_TABLES = ["price", "fx_rate"]
 CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot"]

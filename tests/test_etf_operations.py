@@ -243,7 +243,7 @@ def test_a_two_unit_in_kind_redemption_delivers_the_lowest_cost_lots_and_realize
     # The inputs as received, and a rerun doubles nothing.
     steps.run_nightly(AS_OF, landing, engine, shards=1)
     assert q(engine, "SELECT count(*) AS n FROM rebalance.creation WHERE as_of_date = :d", d=AS_OF)["n"][0] == 3
-    assert q(engine, "SELECT count(*) AS n FROM rebalance.fund_share WHERE as_of_date = :d", d=AS_OF)["n"][0] == 3
+    assert q(engine, "SELECT count(*) AS n FROM rebalance.fund_shares WHERE as_of_date = :d", d=AS_OF)["n"][0] == 3
     assert q(engine, "SELECT count(*) AS n FROM rebalance.in_kind_lot WHERE as_of_date = :d", d=AS_OF)["n"][0] == 6
     assert len(q(engine, "SELECT * FROM rebalance.basket WHERE fund_id = 'R'")) == 8
 
