@@ -7,7 +7,7 @@ Runs at 18:30 New York time on NYSE trading days (`TradingDayTimetable` in `plug
 weekends and exchange holidays have no run.
 
 `resolve_business_date` → `ingest` → `validate_shard` ×N → `decide_shard` ×N → `publish`
-→ `export_approved_orders`, each a thin call to `rebalance_pipeline.steps`.
+→ `export_approved_orders` and `write_pcf`, each a thin call to `rebalance_pipeline`.
 
 * **Business date**: the `as_of_date` param if given, else the run's logical date
   (see `rebalance_pipeline/dates.py`). `airflow dags test rebalance_nightly 2014-01-03`
@@ -34,6 +34,9 @@ weekends and exchange holidays have no run.
   param `blocks`, one batch of block orders (one per security, side and currency across
   accounts) and its allocation file instead (`block_orders_<batch>.csv`,
   `block_allocations_<batch>.csv`), exactly once in the same ledger.
+* **write_pcf** (after `publish`) writes the night's ETF baskets (creation and redemption
+  of one creation unit, `rebalance.basket`) to `$REBALANCE_PCF_DIR/<YYYY-MM-DD>/<fund_id>.csv`
+  (default `$REBALANCE_HOME/pcf`); a retry or rerun rewrites the same files atomically.
 """
 
 from __future__ import annotations
@@ -152,9 +155,23 @@ def rebalance_nightly():
                 "discarded": report.discarded, "refused": [list(r) for r in report.refused],
                 "blocks": report.blocks, "block_batch_id": report.block_batch_id}
 
+    @task
+    def write_pcf(run_info: dict) -> dict:
+        """The night's ETF baskets as PCF files, $REBALANCE_PCF_DIR/<YYYY-MM-DD>/<fund_id>.csv."""
+        import datetime as dt
+
+        from rebalance_pipeline import settings, warehouse
+        from rebalance_pipeline.pcf import write_pcf as write
+
+        report = write(warehouse.get_engine(), dt.date.fromisoformat(run_info["as_of_date"]), settings.pcf_dir())
+        return {"as_of_date": run_info["as_of_date"], "root": str(report.root), "files": len(report.files),
+                "refused": report.refused}
+
     run_info = resolve_business_date()
     decided = decide_shard.expand(shard=validate_shard.expand(shard=ingest(run_info)))
-    publish(run_info, decided) >> export_approved_orders(run_info)
+    published = publish(run_info, decided)
+    published >> export_approved_orders(run_info)
+    published >> write_pcf(run_info)
 
 
 rebalance_nightly()

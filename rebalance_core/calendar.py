@@ -71,3 +71,9 @@ def previous_session(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dt.dat
     """The last trading day strictly before ``as_of``."""
     cal = _calendar(calendar)
     return cal.date_to_session(pd.Timestamp(as_of) - pd.Timedelta(days=1), direction="previous").date()
+
+
+def next_session(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dt.date:
+    """The first trading day strictly after ``as_of``: when the market next opens."""
+    cal = _calendar(calendar)
+    return cal.date_to_session(pd.Timestamp(as_of) + pd.Timedelta(days=1), direction="next").date()

@@ -15,6 +15,12 @@ Rules decided here (and nowhere else):
   (``rebalance_core.models``); a fund whose targets differ from those of its previous
   business date (``previous_targets``) rebalances to them whatever its policy (trigger and
   trade reason ``model_change``);
+- an ``index_tracking`` fund trades into a model version announced ahead at the close of
+  the last trading day before it is effective (trigger and reason ``index_event``), and
+  does not trade it again on the day it comes into force (``rebalance_core.index_events``);
+- ETF primary market (``rebalance_core.baskets``): each fund with a creation unit gets its
+  creation and redemption baskets; the day's cash creations and redemptions are flows, the
+  in-kind ones settle into positions, cash and lots before drift (lowest-cost lots out);
 - ``band_level = asset_class``: a fund's bands are judged on its classes' total weights
   (``fund_class_drift``, written for every fund) and its rebalance trades classes;
 - restrictions (``rebalance_core.restrictions``): an excluded security's target goes to its
@@ -45,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.approval import auto_approvable, auto_approval_notes
+from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, PrimaryMarket, settle_primary_market
 from rebalance_core.calendar import session_close
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.compliance import check_compliance
@@ -56,8 +63,15 @@ from rebalance_core.drift import (
     summarize_funds,
 )
 from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, split_pair_targets, wash_rules
-from rebalance_core.models import changed_targets, fund_models, isin_ids, targets_in_force
-from rebalance_core.proposals import apply_presets, flow_per_fund, propose, resolve_flow_triggers, resolve_triggers
+from rebalance_core.index_events import night_targets
+from rebalance_core.models import changed_targets, fund_models, isin_ids
+from rebalance_core.proposals import (
+    apply_presets,
+    flow_per_fund,
+    propose,
+    resolve_flow_triggers,
+    resolve_triggers,
+)
 from rebalance_core.restrictions import apply_exclusions, clean_restrictions, funds_holding_excluded
 from rebalance_core.schema import (
     CASH,
@@ -65,6 +79,7 @@ from rebalance_core.schema import (
     STATUS_BLOCKED,
     STATUS_IN_BAND,
     STATUS_PROPOSED,
+    TRIGGER_INDEX_EVENT,
     TRIGGER_MODEL_CHANGE,
     TRIGGER_RESTRICTION,
     TRIGGER_TAX,
@@ -121,6 +136,9 @@ class NightInputs:
     fund_shares: pd.DataFrame | None = None
     tracking_history: pd.DataFrame | None = None
     price_history: pd.DataFrame | None = None
+    # ETF primary market: creations.csv (fund_id, units, settlement); None: no orders. With
+    # fund_shares above, the funds with a creation_unit get their baskets.
+    creations: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -145,6 +163,12 @@ class NightDecision:
     blocked: pd.DataFrame      # fund_id, blocked_reason: every fund that got no proposal for a reason
     tracking: pd.DataFrame | None = None    # rebalance_core.tracking.TRACKING_COLUMNS
     compliance: pd.DataFrame | None = None  # rebalance_core.compliance.RESULT_COLUMNS
+    # rebalance_core.baskets.BASKET_COLUMNS / IN_KIND_LOT_COLUMNS: the PCF, and lots moved in kind
+    baskets: pd.DataFrame | None = None
+    in_kind_lots: pd.DataFrame | None = None
+    # The book the decision started from: the files' once the day's in-kind orders settled,
+    # and the flows with the cash orders (rebalance_core.baskets.PrimaryMarket).
+    settled: PrimaryMarket | None = None
 
 
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
@@ -152,13 +176,20 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
     securities = with_class_spreads(inputs.securities, inputs.asset_classes)
     restrictions = clean_restrictions(inputs.restrictions)
-    targets = targets_in_force(as_of, funds, inputs.targets, inputs.model_targets)
+    # An index-tracking fund on its eve takes the announced version (index_events).
+    targets, index_event = night_targets(as_of, funds, inputs.targets, inputs.model_targets)
+    validation_blocked = inputs.blocked["fund_id"] if inputs.blocked is not None and len(inputs.blocked) else ()
+    # The files hold the close before the day's AP orders settle in kind: settle them first.
+    market = settle_primary_market(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
+                                   inputs.fx_rates, securities, inputs.tax_lots, inputs.flows, inputs.creations,
+                                   inputs.fund_shares, blocked_ids=validation_blocked)
+    flows, tax_lots, positions = market.flows, market.tax_lots, market.positions
     # What the fund may follow: exclusions moved, each open harvest's pair sharing its target.
     followed = apply_exclusions(targets, restrictions)
     restriction_moves = _raised_targets(targets, followed, restrictions)
-    pairs = held_pairs(inputs.open_harvests, inputs.positions)
-    followed = split_pair_targets(followed, pairs, inputs.positions, inputs.prices, funds, inputs.fx_rates)
-    drift = compute_drift(as_of, funds, followed, inputs.positions, inputs.prices, inputs.cash,
+    pairs = held_pairs(inputs.open_harvests, positions)
+    followed = split_pair_targets(followed, pairs, positions, inputs.prices, funds, inputs.fx_rates)
+    drift = compute_drift(as_of, funds, followed, positions, inputs.prices, market.cash,
                           inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
     drift = judge_pairs(drift, pairs, funds)
     summary = summarize_funds(drift)
@@ -174,24 +205,26 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     blocked = pd.concat([blocked, waiting], ignore_index=True) if len(waiting) else blocked
 
     triggers = resolve_triggers(as_of, funds, summary)
-    triggers = resolve_flow_triggers(drift, summary, funds, inputs.flows, triggers)
+    triggers = resolve_flow_triggers(drift, summary, funds, flows, triggers)
     changed = changed_targets(targets, inputs.previous_targets)
     triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
     tracking = compute_tracking(as_of, funds, summary, drift, inputs.index_levels, inputs.fund_shares,
-                                inputs.tracking_history, inputs.price_history, inputs.prices)
+                                inputs.tracking_history, inputs.price_history, inputs.prices,
+                                nav_per_share=market.nav_per_share)
     triggers = tracking_triggers(triggers, tracking)
-    holding_excluded = funds_holding_excluded(inputs.positions, restrictions)
+    triggers = triggers.where(~triggers.index.isin(index_event), TRIGGER_INDEX_EVENT)
+    holding_excluded = funds_holding_excluded(positions, restrictions)
     triggers = triggers.where(triggers.notna() | ~triggers.index.isin(holding_excluded), TRIGGER_RESTRICTION)
-    nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(inputs.flows, summary["fund_id"]).to_numpy()
-    plan = plan_tax_trades(as_of, funds, drift, nav_after_flow, inputs.tax_lots, inputs.prices, securities,
+    nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(flows, summary["fund_id"]).to_numpy()
+    plan = plan_tax_trades(as_of, funds, drift, nav_after_flow, tax_lots, inputs.prices, securities,
                            inputs.fx_rates, inputs.substitutes, restrictions, inputs.recent_buys,
                            inputs.recent_loss_sales, pairs, pd.Index(blocked["fund_id"]))
     triggers = triggers.where(triggers.notna() | ~triggers.index.isin(plan.funds), TRIGGER_TAX)
     rules = pd.concat([restrictions[["fund_id", "security_id", "rule"]], plan.hold,
-                       wash_rules(as_of, funds, drift, inputs.tax_lots, inputs.recent_buys, inputs.recent_loss_sales)],
+                       wash_rules(as_of, funds, drift, tax_lots, inputs.recent_buys, inputs.recent_loss_sales)],
                       ignore_index=True)
     proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
-                                flows=inputs.flows, class_drift=class_drift, restrictions=rules,
+                                flows=flows, class_drift=class_drift, restrictions=rules,
                                 restriction_moves=restriction_moves, fixed_trades=plan.trades)
     judged = check_compliance(as_of, drift, proposals, trades, funds, securities)
     proposals, trades = judged.proposals, judged.trades
@@ -210,8 +243,8 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
                 on=["fund_id", "security_id"], how="left")["lot_rule"].to_numpy()
             trades = trades.assign(lot_rule=None)
             trades.loc[is_tax, "lot_rule"] = rule
-    trades, lots = realize_gains(as_of, trades, inputs.tax_lots, funds, fx_rate=fx_rate,
-                                 recent_loss_sales=inputs.recent_loss_sales if inputs.tax_lots is not None else None)
+    trades, lots = realize_gains(as_of, trades, tax_lots, funds, fx_rate=fx_rate,
+                                 recent_loss_sales=inputs.recent_loss_sales if tax_lots is not None else None)
     trades = trades.drop(columns="lot_rule", errors="ignore")
     if len(proposals):
         proposals = summarize_gains(proposals, trades)
@@ -221,8 +254,12 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     proposals = _tax_totals(proposals, trades)
     if lots.empty:
         lots = pd.DataFrame({c: pd.Series(dtype="object") for c in LOT_COLUMNS})
-    summary = summary.assign(flow=summary["fund_id"].map(inputs.flows.groupby("fund_id")["amount"].sum())
-                             if inputs.flows is not None and len(inputs.flows) else np.nan)
+    summary = summary.assign(flow=summary["fund_id"].map(flows.groupby("fund_id")["amount"].sum())
+                             if flows is not None and len(flows) else np.nan)
+    # The unrealized gain that left the fund in kind tonight (no gain is realized on it).
+    summary["in_kind_unrealized_gain"] = summary["fund_id"].map(market.in_kind_gain).astype("float64")
+    proposals = proposals.assign(in_kind_unrealized_gain=proposals["fund_id"].map(market.in_kind_gain).astype(
+        "float64") if len(proposals) else pd.Series(dtype="float64"))
     fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
     if class_drift.empty:
@@ -232,8 +269,13 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     tracking = tracking if len(tracking) else pd.DataFrame({c: pd.Series(dtype="object") for c in TRACKING_COLUMNS})
     # Keep last: the rule reads every finding the night attached to the proposals.
     proposals = with_auto_approval(proposals, trades, funds)
+    baskets = market.baskets if len(market.baskets) else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in BASKET_COLUMNS})
+    in_kind_lots = market.in_kind_lots if len(market.in_kind_lots) else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in IN_KIND_LOT_COLUMNS})
     return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked,
-                         tracking=tracking, compliance=compliance)
+                         tracking=tracking, compliance=compliance, baskets=baskets, in_kind_lots=in_kind_lots,
+                         settled=market)
 
 
 def _raised_targets(before: pd.DataFrame, after: pd.DataFrame, restrictions: pd.DataFrame) -> pd.DataFrame:
@@ -270,6 +312,8 @@ def _tax_totals(proposals: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
     count = tax.groupby("proposal_id").size()
     return proposals.assign(est_harvested_loss=proposals["proposal_id"].map(loss).fillna(0.0).astype("float64"),
                             tax_trade_count=proposals["proposal_id"].map(count).fillna(0).astype("int64"))
+
+
 def with_auto_approval(proposals: pd.DataFrame, trades: pd.DataFrame, funds: pd.DataFrame) -> pd.DataFrame:
     """``auto_approve`` (the fund's straight-through rule approves the proposal on publish,
     ``rebalance_core.approval``) and ``auto_approve_note`` (the review note it gets)."""

@@ -42,17 +42,14 @@ from rebalance_core.schema import (
     REASON_BAND,
     REASON_CALENDAR,
     REASON_CASH_FLOW,
-    REASON_MODEL_CHANGE,
     REASON_RESTRICTION,
     RULE_EXCLUDE,
     RULE_NO_BUY,
     RULE_NO_SELL,
-    REASON_TRACKING,
+    TO_TARGET_TRIGGERS,
     TRIGGER_CALENDAR,
     TRIGGER_CASH_FLOW,
-    TRIGGER_MODEL_CHANGE,
     TRIGGER_THRESHOLD,
-    TRIGGER_TRACKING,
     VANGUARD_DESTINATION,
     VANGUARD_TRIGGER,
     WEIGHT_EPS,
@@ -75,8 +72,6 @@ QTY_EPS = 1e-9
 RULE_WASH_NO_BUY = "wash_no_buy"    # buying it would be a wash sale (a loss sale in the last 30 days)
 RULE_WASH_NO_SELL = "wash_no_sell"  # selling it at a loss would be a wash sale (bought in the last 30 days)
 RULE_HOLD = "hold"                  # a tax trade (harvest, swap back) moves it tonight: no other trade
-# Triggers that take every holding of the fund to its target, whatever its policy or bands.
-TO_TARGET_TRIGGERS = (TRIGGER_MODEL_CHANGE, TRIGGER_TRACKING)
 
 
 def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
@@ -158,8 +153,8 @@ def propose(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Proposals and their trades for the funds that trigger; (proposals, trades).
 
-    ``model_change``: every holding of the fund goes to its (new) target, whatever its
-    policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
+    ``model_change`` and ``index_event`` (TO_TARGET_TRIGGERS): every holding of the fund
+    goes to its (new) target, whatever its policy. Funds with ``band_level = asset_class`` (``class_drift`` says which classes
     breach) restore their breaching classes, or all classes on a calendar date, and split
     each class's trade over its securities in proportion to their targets.
 
@@ -550,10 +545,9 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades
         "est_cost": trade_costs(q, unit_value[traded], t),
         "est_realized_gain": np.nan,
         "reason": np.select(
-            [from_flow_only[traded], t["excluded"], t["trigger"] == TRIGGER_MODEL_CHANGE,
-             t["trigger"] == TRIGGER_TRACKING, t["restriction_move"], t["breached"], t["restricted"],
-             t["trigger"] == TRIGGER_CALENDAR],
-            [REASON_CASH_FLOW, REASON_RESTRICTION, REASON_MODEL_CHANGE, REASON_TRACKING, REASON_RESTRICTION,
+            [from_flow_only[traded], t["excluded"], t["trigger"].isin(TO_TARGET_TRIGGERS), t["restriction_move"],
+             t["breached"], t["restricted"], t["trigger"] == TRIGGER_CALENDAR],
+            [REASON_CASH_FLOW, REASON_RESTRICTION, t["trigger"], REASON_RESTRICTION,
              REASON_BAND, REASON_RESTRICTION, REASON_CALENDAR], default=REASON_TO_TARGET),
         "harvest_of": None,
     })

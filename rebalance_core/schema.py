@@ -31,6 +31,12 @@ TRIGGER_TAX = "tax"
 # The fund's ex-ante tracking error exceeds its funds.csv max_tracking_error: it rebalances
 # to target, whatever its policy (trigger and trade reason ``tracking``).
 TRIGGER_TRACKING = "tracking"
+# An index_tracking fund trades into a model version announced ahead at the close of the
+# last trading day before it is effective (its eve), whatever its policy.
+TRIGGER_INDEX_EVENT = "index_event"
+# Triggers that take every holding of the fund to its (new) targets, whatever its policy,
+# bands or band level; a trade's reason is then the trigger itself.
+TO_TARGET_TRIGGERS = (TRIGGER_MODEL_CHANGE, TRIGGER_TRACKING, TRIGGER_INDEX_EVENT)
 
 # Where a fund's bands are judged (funds.csv band_level).
 BAND_LEVEL_SECURITY = "security"
@@ -71,6 +77,16 @@ REASON_TRACKING = "tracking"
 COMPLIANCE_RIC = "ric"
 COMPLIANCE_UCITS = "ucits"
 COMPLIANCE_REGIMES = (COMPLIANCE_RIC, COMPLIANCE_UCITS)
+REASON_INDEX_EVENT = "index_event"
+
+# ETF primary market (creations.csv, the basket / PCF, in_kind_lot).
+SETTLEMENT_IN_KIND = "in_kind"
+SETTLEMENT_CASH = "cash"
+SETTLEMENTS = (SETTLEMENT_IN_KIND, SETTLEMENT_CASH)
+BASKET_CREATION = "creation"
+BASKET_REDEMPTION = "redemption"
+IN_KIND_DELIVERED = "delivered"   # in_kind_lot.kind: a lot (part) that left the fund on a redemption
+IN_KIND_RECEIVED = "received"     # in_kind_lot.kind: a lot the fund opened on a creation
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9

@@ -84,10 +84,17 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]], model_targets=model_history,
             previous_targets=previous_targets, restrictions=reference.get("restrictions"),
             substitutes=reference.get("substitutes"), recent_buys=recent_buys[["fund_id", "security_id"]],
-            open_harvests=pairs)
+            open_harvests=pairs, creations=frames.get("creations"),
+            fund_shares=frames.get("fund_shares"))
         if check_day is not None:
             inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
         decision = decide_night(as_of, inputs)
+        # The day's in-kind creations and redemptions settled before the decision: go on from
+        # that book; cash creations and redemptions arrive as flows with the day's others.
+        positions = decision.settled.positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
+        cash = decision.settled.cash[["fund_id", "currency", "amount"]]
+        lots = decision.settled.tax_lots
+        day_flows = decision.settled.flows
         # Tomorrow compares with today's targets, except for a fund blocked today: it keeps its
         # earlier ones, so a change it could not trade today is traded when it can (as nightly).
         blocked_today = decision.blocked["fund_id"].unique()
@@ -134,7 +141,7 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             cash = _pay(cash, trades, reference["funds"])
             all_trades.append(trades.assign(as_of_date=as_of))
             all_proposals.append(proposals)
-        cash = _settle_flows(cash, frames.get("flows"), reference["funds"])
+        cash = _settle_flows(cash, day_flows, reference["funds"])
         by_fund = proposals.set_index("fund_id") if len(proposals) else pd.DataFrame(
             columns=["turnover", "est_cost", "est_harvested_loss", "trade_count"])
         records.append(pd.DataFrame({

@@ -81,11 +81,13 @@ def tracking_funds(funds: pd.DataFrame, index_levels: pd.DataFrame | None,
 def compute_tracking(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame, drift: pd.DataFrame,
                      index_levels: pd.DataFrame | None = None, fund_shares: pd.DataFrame | None = None,
                      history: pd.DataFrame | None = None, price_history: pd.DataFrame | None = None,
-                     prices: pd.DataFrame | None = None) -> pd.DataFrame:
+                     prices: pd.DataFrame | None = None, nav_per_share: pd.Series | None = None) -> pd.DataFrame:
     """One ``fund_tracking`` row (TRACKING_COLUMNS) per fund ``tracking_funds`` selects.
 
     ``history``: earlier rows of these funds (HISTORY_COLUMNS); ``price_history``: earlier
-    closes (PRICE_HISTORY_COLUMNS), to which tonight's ``prices`` are added."""
+    closes (PRICE_HISTORY_COLUMNS), to which tonight's ``prices`` are added.
+    ``nav_per_share`` (per fund): the figure at the close, before the day's creations and
+    redemptions settled (fund_shares.csv counts the shares of that close), where known."""
     rows = tracking_funds(funds, index_levels, fund_shares)
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in TRACKING_COLUMNS})
@@ -93,6 +95,9 @@ def compute_tracking(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame,
     nav = fund.map(summary.drop_duplicates("fund_id").set_index("fund_id")["nav"]).astype("float64")
     shares = fund.map(_valid_once(fund_shares, "fund_id", "shares_outstanding"))
     rows["nav_per_share"] = (nav / shares).to_numpy(dtype="float64")
+    if nav_per_share is not None and len(nav_per_share):
+        known = fund.map(nav_per_share).astype("float64").to_numpy()
+        rows["nav_per_share"] = np.where(np.isnan(known), rows["nav_per_share"].to_numpy(), known)
     rows["index_level"] = rows["model_id"].map(_valid_once(index_levels, "model_id", "level")).astype("float64")
 
     previous = _previous_rows(history, as_of)

@@ -497,6 +497,32 @@ def export_orders(
         raise typer.Exit(EXIT_REFUSED)
 
 
+@app.command("pcf")
+def pcf(
+    date: OptionalDate = None,
+    out: Annotated[Path | None, typer.Option(
+        help="root folder of the PCF files (default: $REBALANCE_PCF_DIR, else $REBALANCE_HOME/pcf)")] = None,
+) -> None:
+    """Write the night's ETF baskets as PCF files, <out>/<YYYY-MM-DD>/<fund_id>.csv, one per fund.
+
+    Each file holds the creation and redemption baskets of one creation unit (securities in
+    whole lots, a CASH row for the cash component). Default: the latest night.
+    """
+    from rebalance_pipeline import settings
+    from rebalance_pipeline.pcf import write_pcf
+
+    engine = _engine()
+    as_of = _night(engine, date)
+    report = write_pcf(engine, as_of, out or settings.pcf_dir())
+    if report.files:
+        _table("PCF files written", pd.DataFrame({"file": [str(f) for f in report.files]}))
+    console.print(report.summary(), soft_wrap=True)
+    if report.refused:
+        err.print(f"[bold red]{len(report.refused)} funds' baskets were not written[/bold red] "
+                  "(their ids cannot be file names)")
+        raise typer.Exit(EXIT_REFUSED)
+
+
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="landing folder to write (one sub-folder per date)")],

@@ -42,6 +42,7 @@ class FileSpec:
     optional_columns: tuple[str, ...] = ()
     optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
     strict_dates: tuple[str, ...] = ()      # date columns where a value that is not a date stops the night
+    strict_booleans: tuple[str, ...] = ()   # true/false columns where another (non-empty) value stops the night
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -63,14 +64,18 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              keys=("fund_id", "security_id"), reference=True),
     FileSpec("funds", ("fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
                        "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
-             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"), boolean=("allow_fractional",),
+             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"),
+             boolean=("allow_fractional", "index_tracking", "custom_baskets"),
              optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
                                "harvest_loss_pct", "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                               "auto_approve_max_cost_bps", "compliance", "max_tracking_error"),
+                               "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
+                               "creation_unit", "custom_baskets"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav", "harvest_loss_pct", "harvest_min_loss",
-                               "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error"),
+                               "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error",
+                               "creation_unit"),
+             strict_booleans=("index_tracking", "custom_baskets"),
              keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
              boolean=("tradable",), keys=("security_id",), reference=True,
@@ -93,6 +98,9 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
              keys=("currency", "base_currency")),
     # ETF operations: the level of the index a model follows, and each fund's shares outstanding.
     FileSpec("index_levels", ("model_id", "level"), numeric=("level",), keys=("model_id",)),
+    # ETF primary market: the authorized participants' orders of the day, in creation units
+    # (> 0 creation, < 0 redemption; settlement in_kind or cash), and shares outstanding.
+    FileSpec("creations", ("fund_id", "units", "settlement"), numeric=("units",), keys=("fund_id",)),
     FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
 )}
 
@@ -226,7 +234,16 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
         if column in frame:
             frame[column] = _to_float(frame[column])
     for column in spec.boolean:
+        if column not in frame:   # an optional true/false column the file leaves out
+            continue
         lowered = frame[column].str.strip().str.lower()
+        if column in spec.strict_booleans:
+            # These decide trades (an index event, a basket's lean): a typo must not read as false.
+            bad = lowered.notna() & (lowered != "") & ~lowered.isin(_TRUE | _FALSE)
+            if bad.any():
+                row = int(frame.loc[bad, "source_row"].iloc[0])
+                raise StructuralError(path.name, f"{frame.loc[bad, column].iloc[0]!r} is not true or false", row=row,
+                                      column=column)
         frame[column] = pd.Series(np.where(lowered.isin(_TRUE), True, np.where(lowered.isin(_FALSE), False, None)),
                                   index=frame.index, dtype="object")
     for column in spec.dates:

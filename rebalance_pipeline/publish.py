@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.approval import AUTO_APPROVER, RULE_CHANNEL
+from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.night import NightDecision
@@ -52,6 +53,7 @@ DAILY_INPUTS = {
                              "acquired_date"]),
     "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
     "index_levels": ("index_level", ["source_row", "model_id", "level"]),
+    "creations": ("creation", ["source_row", "fund_id", "units", "settlement"]),
     "fund_shares": ("fund_shares", ["source_row", "fund_id", "shares_outstanding"]),
 }
 REFERENCE_INPUTS = {
@@ -61,7 +63,8 @@ REFERENCE_INPUTS = {
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
                                      "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
                                      "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                                     "auto_approve_max_cost_bps", "compliance", "max_tracking_error"]),
+                                     "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
+                                     "creation_unit", "custom_baskets"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv", "issuer"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -75,16 +78,16 @@ REFERENCE_INPUTS = {
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
                 "fund_summary", "proposal_trade", "proposal_trade_lot", "fund_shares", "fund_tracking",
-                "compliance_result"]
+                "compliance_result", "creation", "basket", "in_kind_lot"]
 NIGHT_TABLES = ["price", "fx_rate", "index_level"]
 CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot", "compliance_result"]
 SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
-                   "run_id", "flow", "model_id"]
+                   "run_id", "flow", "model_id", "in_kind_unrealized_gain"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
-                    "restriction_note", "tax_trade_count", "compliance_note"]
+                    "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain"]
 # Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
 STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
@@ -97,6 +100,8 @@ DRIFT_LEAF_COLUMNS = [c for c in DRIFT_COLUMNS if c != "as_of_date"]
 CLASS_DRIFT_LEAF_COLUMNS = [c for c in CLASS_DRIFT_COLUMNS if c != "as_of_date"]
 TRACKING_LEAF_COLUMNS = [c for c in TRACKING_COLUMNS if c != "as_of_date"]
 COMPLIANCE_LEAF_COLUMNS = [c for c in COMPLIANCE_COLUMNS if c != "as_of_date"]
+BASKET_LEAF_COLUMNS = [c for c in BASKET_COLUMNS if c != "as_of_date"]
+IN_KIND_LOT_LEAF_COLUMNS = [c for c in IN_KIND_LOT_COLUMNS if c != "as_of_date"]
 
 
 class NightIncomplete(RuntimeError):
@@ -188,6 +193,10 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
             written += copy_frame(conn, leaves["fund_tracking"], decision.tracking, TRACKING_LEAF_COLUMNS)
         if decision.compliance is not None:
             written += copy_frame(conn, leaves["compliance_result"], decision.compliance, COMPLIANCE_LEAF_COLUMNS)
+        if decision.baskets is not None:
+            written += copy_frame(conn, leaves["basket"], decision.baskets, BASKET_LEAF_COLUMNS)
+        if decision.in_kind_lots is not None:
+            written += copy_frame(conn, leaves["in_kind_lot"], decision.in_kind_lots, IN_KIND_LOT_LEAF_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
         proposals = decision.proposals

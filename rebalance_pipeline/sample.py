@@ -38,7 +38,7 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
              securities: int | None = None, seed: int = 7, fund_drift: float = 0.25, full_engine: bool = True,
              tax_lot_share: float = 0.1, flow_share: float = 0.05, models: int = 0, model_share: float = 0.8,
              model_change_day: int | None = None, asset_class_share: float = 0.1,
-             restriction_share: float = 0.06) -> list[dt.date]:
+             restriction_share: float = 0.06, etf: bool | None = None) -> list[dt.date]:
     """Write ``days`` trading-day folders under ``out`` from ``start``; return their dates.
 
     ``full_engine`` adds what the richer policies use: trading costs (commissions, spreads,
@@ -62,6 +62,14 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     model IDX00 (30 constituents, daily index_levels.csv), has shares outstanding
     (fund_shares.csv), a ``ric`` compliance setting and a ``max_tracking_error``, and the
     index's securities name their issuers in securities.csv.
+
+    ``etf`` (default: when there are models) adds an index ETF, ``ETF00000``: it follows the
+    index model ``INDEX00`` with ``index_tracking``, a ``creation_unit`` of 50,000 shares and
+    ``custom_baskets``; the index's reconstitution (two constituents swapped, weights redrawn)
+    is announced on the second day, effective on the next trading day, so the ETF trades it
+    at the second day's close (``index_event``); authorized participants create and redeem
+    both ways, in kind and in cash (creations.csv), and fund_shares.csv gives its shares
+    outstanding. Its files, like every sample fund's, never show earlier orders executed.
     """
     rng = np.random.default_rng(seed)
     dates = sessions_between(start, start + dt.timedelta(days=days * 2 + 10))[:days]
@@ -189,13 +197,19 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         for stem in ("restrictions", "substitutes"):
             model_files[0][stem] = wealth[stem]
     if models > 0:
-        etf = _index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
-        funds_frame = pd.concat([funds_frame, etf["funds"]], ignore_index=True)
-        positions = pd.concat([positions, etf["positions"]], ignore_index=True)
-        cash = pd.concat([cash, etf["cash"]], ignore_index=True)
-        securities_frame["issuer"] = pd.Series(sec_ids).map(etf["issuers"]).to_numpy()
+        tracked_etf = _index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
+        funds_frame = pd.concat([funds_frame, tracked_etf["funds"]], ignore_index=True)
+        positions = pd.concat([positions, tracked_etf["positions"]], ignore_index=True)
+        cash = pd.concat([cash, tracked_etf["cash"]], ignore_index=True)
+        extra_daily["fund_shares"] = tracked_etf["fund_shares"]
+        securities_frame["issuer"] = pd.Series(sec_ids).map(tracked_etf["issuers"]).to_numpy()
         for stem in ("model_targets", "models"):
-            model_files[0][stem] = pd.concat([model_files[0][stem], etf[stem]], ignore_index=True)
+            model_files[0][stem] = pd.concat([model_files[0][stem], tracked_etf[stem]], ignore_index=True)
+    etf_daily: dict[int, dict[str, pd.DataFrame]] = {}
+    if etf if etf is not None else models > 0:
+        funds_frame, positions, cash, extra_daily, etf_daily = _add_index_etf(
+            np.random.default_rng([seed, 6]), dates, sec_ids, price_path, funds_frame, positions, cash, extra_daily,
+            model_files, holdings)
     for day, as_of in enumerate(dates):
         folder = Path(out) / as_of.isoformat()
         stamp = as_of.isoformat()
@@ -207,13 +221,14 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         for stem, frame in extra_daily.items():
             write_csv(frame, folder / f"{stem}.csv")
         if models > 0:
-            write_csv(etf["index_levels"][day], folder / "index_levels.csv")
-            write_csv(etf["fund_shares"], folder / "fund_shares.csv")
+            write_csv(tracked_etf["index_levels"][day], folder / "index_levels.csv")
         if day == 0:
             write_csv(funds_frame, folder / "funds.csv")
             write_csv(targets, folder / "targets.csv")
             write_csv(securities_frame, folder / "securities.csv")
         for stem, frame in model_files.get(day, {}).items():
+            write_csv(frame, folder / f"{stem}.csv")
+        for stem, frame in etf_daily.get(day, {}).items():
             write_csv(frame, folder / f"{stem}.csv")
     return dates
 
@@ -283,6 +298,80 @@ def _wealth_rules(rng: np.random.Generator, fund_ids: np.ndarray, sec_ids: np.nd
                                      first_substitute).to_numpy(), None)})
     return {"harvest_loss_pct": harvest, "substitutes": substitutes[["security_id", "substitute_id", "rank"]],
             "restrictions": restrictions}
+
+
+ETF_ID, INDEX_ID, ETF_CREATION_UNIT = "ETF00000", "INDEX00", 50000
+
+
+def _add_index_etf(rng, dates, sec_ids, price_path, funds_frame, positions, cash, extra_daily, model_files,
+                   holdings):
+    """The sample's index ETF (see ``generate``): its fund row, book, lots, index versions,
+    AP orders and shares outstanding."""
+    n_sec = len(sec_ids)
+    size = max(holdings, 4)
+    picks = rng.choice(n_sec, size=size, replace=False)
+    weights = _unit_weights(rng.gamma(3.0, 1.0, size=(1, size)))[0]
+    nav = 50_000_000.0
+    quantity = np.floor(weights * (1 + rng.normal(0, 0.03, size)) * nav * 0.99 / price_path[0][picks])
+    etf_row = {c: None for c in funds_frame.columns}
+    etf_row.update({"fund_id": ETF_ID, "name": "Index ETF 00000", "base_currency": "USD", "policy": "threshold",
+                    "frequency": "daily", "abs_band": 0.02, "rel_band": None, "rebalance_to": "target",
+                    "min_trade_notional": 2500.0, "cash_buffer": 0.0, "allow_fractional": "false",
+                    "model_id": INDEX_ID, "band_level": "security"})
+    funds_frame = pd.concat([funds_frame.assign(index_tracking=None, creation_unit=None, custom_baskets=None),
+                             pd.DataFrame([{**etf_row, "index_tracking": "true", "creation_unit": ETF_CREATION_UNIT,
+                                            "custom_baskets": "true"}])], ignore_index=True)
+    held = pd.DataFrame({"fund_id": ETF_ID, "security_id": sec_ids[picks], "quantity": quantity})
+    positions = pd.concat([positions, held[held["quantity"] > 0]], ignore_index=True)
+    invested = float((quantity * price_path[0][picks]).sum())
+    cash = pd.concat([cash, pd.DataFrame([{"fund_id": ETF_ID, "currency": "USD", "amount": round(nav - invested, 2)}])],
+                     ignore_index=True)
+    # Two lots per holding: an old cheap one and a recent dearer one (in-kind redemptions
+    # deliver the cheap one first).
+    first = np.floor(quantity * 0.5)
+    cost = price_path[0][picks]
+    start = dates[0]
+    lots = pd.DataFrame({
+        "fund_id": ETF_ID, "security_id": np.concatenate([sec_ids[picks]] * 2),
+        "lot_id": ["L1"] * size + ["L2"] * size, "quantity": np.concatenate([first, quantity - first]),
+        "unit_cost": np.round(np.concatenate([cost * rng.uniform(0.5, 0.8, size), cost * rng.uniform(0.95, 1.1, size)]),
+                              4),
+        "acquired_date": [(start - dt.timedelta(days=900)).isoformat()] * size
+        + [(start - dt.timedelta(days=40)).isoformat()] * size})
+    lots = lots[lots["quantity"] > 0]
+    extra_daily = dict(extra_daily)
+    extra_daily["tax_lots"] = (pd.concat([extra_daily["tax_lots"], lots], ignore_index=True)
+                               if "tax_lots" in extra_daily else lots)
+    shares = round(nav / 25.0)   # NAV per share about 25
+    mine = pd.DataFrame([{"fund_id": ETF_ID, "shares_outstanding": shares}])
+    extra_daily["fund_shares"] = (pd.concat([extra_daily["fund_shares"], mine], ignore_index=True)
+                                  if "fund_shares" in extra_daily else mine)
+
+    # The index: today's version on the first day; the reconstitution (two constituents out,
+    # two in, weights redrawn) announced on the second, effective the next trading day.
+    index = pd.DataFrame({"model_id": INDEX_ID, "security_id": sec_ids[picks], "target_weight": weights})
+    day0 = model_files.setdefault(0, {})
+    day0["model_targets"] = (pd.concat([day0["model_targets"], index], ignore_index=True)
+                             if "model_targets" in day0 else index)
+    day0["models"] = pd.concat([day0.get("models", pd.DataFrame(columns=["model_id", "name"])),
+                                pd.DataFrame([{"model_id": INDEX_ID, "name": "Sample equity index"}])],
+                               ignore_index=True)
+    if len(dates) >= 2:
+        outside = np.setdiff1d(np.arange(n_sec), picks)
+        new_picks = np.concatenate([picks[2:], rng.choice(outside, size=2, replace=False)])
+        effective = sessions_between(dates[1] + dt.timedelta(days=1), dates[1] + dt.timedelta(days=10))[0]
+        announced = pd.DataFrame({"model_id": INDEX_ID, "security_id": sec_ids[new_picks],
+                                  "target_weight": _unit_weights(rng.gamma(3.0, 1.0, size=(1, size)))[0],
+                                  "effective_date": effective.isoformat()})
+        day1 = model_files.setdefault(1, {})
+        day1["model_targets"] = (pd.concat([day1["model_targets"], announced], ignore_index=True)
+                                 if "model_targets" in day1 else announced)
+    # Authorized participants: creations and redemptions, in kind and in cash, both ways.
+    orders = [[(2, "in_kind"), (-1, "cash")], [(-3, "in_kind"), (1, "cash")], [(1, "in_kind"), (-2, "in_kind")]]
+    etf_daily = {day: {"creations": pd.DataFrame([{"fund_id": ETF_ID, "units": u, "settlement": s}
+                                                   for u, s in orders[day % len(orders)]])}
+                 for day in range(len(dates))}
+    return funds_frame, positions, cash, extra_daily, etf_daily
 
 
 def _unit_weights(raw: np.ndarray) -> np.ndarray:

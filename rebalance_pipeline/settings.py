@@ -6,6 +6,7 @@ REBALANCE_HOME           folder for local state (embedded pgdata, demo data); de
 REBALANCE_LANDING_DIR    landing folder of the Airflow DAG (one sub-folder per date)
 REBALANCE_OUTBOX_DIR     where order files go (default ``$REBALANCE_HOME/outbox``)
 REBALANCE_REPORTS_DIR    where HTML drift reports go (default ``$REBALANCE_HOME/reports``)
+REBALANCE_PCF_DIR        where ETF basket files (PCF) go (default ``$REBALANCE_HOME/pcf``)
 
 The embedded PostgreSQL is a convenience of one machine (CLI, demo, Airflow's LocalExecutor).
 Where Airflow runs a distributed executor (Celery, Kubernetes, Edge) every worker would start
@@ -113,3 +114,8 @@ def outbox_dir() -> Path:
 def reports_dir() -> Path:
     value = os.environ.get("REBALANCE_REPORTS_DIR")
     return Path(value) if value else home() / "reports"
+
+
+def pcf_dir() -> Path:
+    value = os.environ.get("REBALANCE_PCF_DIR")
+    return Path(value) if value else home() / "pcf"

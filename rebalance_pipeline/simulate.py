@@ -18,14 +18,15 @@ import pandas as pd
 
 from rebalance_core.calendar import previous_session, sessions_between
 from rebalance_core.faults import blocked_funds
-from rebalance_core.models import models_in_force, targets_in_force
+from rebalance_core.index_events import night_targets
+from rebalance_core.models import models_in_force
 from rebalance_core.night import NightInputs
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
 REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
              "substitutes")
-DAILY = ("prices", "fx_rates", "flows")
+DAILY = ("prices", "fx_rates", "flows", "creations", "fund_shares")
 
 
 def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Path,
@@ -81,11 +82,12 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         if "targets" in files:
             frames["file_targets"] = files["targets"]
         for stem, frame in (("fx_rates", inputs.fx_rates), ("flows", inputs.flows),
-                            ("securities", inputs.securities), ("restrictions", inputs.restrictions)):
+                            ("securities", inputs.securities), ("restrictions", inputs.restrictions),
+                            ("creations", inputs.creations), ("fund_shares", inputs.fund_shares)):
             if frame is not None and len(frame):
                 frames[stem] = frame
         outcome = validation.validate(frames)
-        targets = targets_in_force(as_of, inputs.funds, inputs.targets, inputs.model_targets)
+        targets, _ = night_targets(as_of, inputs.funds, inputs.targets, inputs.model_targets)
         return blocked_funds(outcome.faults, inputs.positions, targets, inputs.funds)
 
     result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
@@ -186,7 +188,7 @@ def _previous_targets(landing_dir: Path, first: dt.date, model_history: pd.DataF
     except (landing.StructuralError, FileNotFoundError):
         return None
     targets = reference.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight"]))
-    return targets_in_force(prev, reference["funds"], targets, model_history)
+    return night_targets(prev, reference["funds"], targets, model_history)[0]
 
 
 def _folder_date(folder: Path) -> dt.date | None:

@@ -34,7 +34,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
-from rebalance_core.models import fund_models, models_in_force, targets_in_force
+from rebalance_core.index_events import night_targets
+from rebalance_core.models import fund_models, models_in_force
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
 from rebalance_pipeline import history, landing, publish, warehouse
@@ -45,11 +46,11 @@ log = logging.getLogger(__name__)
 REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
                    "substitutes")
 # positions and tax lots: landing.SPLIT_STEMS
-DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares")
+DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares", "creations")
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
               "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
-              "tracking_history")
+              "tracking_history", "file_creations")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -236,7 +237,7 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
     night_faults = run.workspace.get("night/night_faults")
     faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
         len(night_faults) or len(outcome.faults)) else outcome.faults
-    targets = targets_in_force(run.as_of, frames["ref_funds"], frames["ref_targets"], night.get("ref_model_targets"))
+    targets, _ = night_targets(run.as_of, frames["ref_funds"], frames["ref_targets"], night.get("ref_model_targets"))
     blocked = blocked_funds(faults, frames["file_positions"], targets, frames["ref_funds"])
     run.workspace.put(f"s{shard}/blocked", blocked)
     run.workspace.put(f"s{shard}/results", outcome.results)
@@ -266,11 +267,13 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
         recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
         index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
-        tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"))
+        tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"),
+        creations=frames.get("file_creations"))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
-                                          ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares")
+                                          ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares",
+                                           "creations")
                                           if f"file_{stem}" in frames})
     counts = decision.summary["status"].value_counts()
     return {"shard": shard, "funds": len(decision.summary), "proposed": int(counts.get("proposed", 0)),
@@ -403,10 +406,9 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     frames["targets"] = shard_frames["ref_targets"]
     frames["positions"] = shard_frames["file_positions"]
     frames["cash"] = shard_frames["file_cash"]
-    if "file_flows" in shard_frames:
-        frames["flows"] = shard_frames["file_flows"]
-    if "file_fund_shares" in shard_frames:
-        frames["fund_shares"] = shard_frames["file_fund_shares"]
+    for stem in ("flows", "creations", "fund_shares"):
+        if f"file_{stem}" in shard_frames:
+            frames[stem] = shard_frames[f"file_{stem}"]
     if "file_targets" in shard_frames:
         frames["file_targets"] = shard_frames["file_targets"]
     if _optional(shard_frames.get("ref_restrictions")) is not None:
@@ -493,7 +495,8 @@ def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame
     parts = []
     for prev, funds in prev_funds.groupby("prev_date", sort=True):
         prev = pd.Timestamp(prev).date()
-        parts.append(targets_in_force(prev, funds, own[own["fund_id"].isin(funds["fund_id"])], model_history))
+        # As that night resolved them: an index-tracking fund on its eve held the announced version.
+        parts.append(night_targets(prev, funds, own[own["fund_id"].isin(funds["fund_id"])], model_history)[0])
     return pd.concat(parts, ignore_index=True)
 
 

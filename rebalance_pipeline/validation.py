@@ -25,14 +25,15 @@ from rebalance_core.models import fund_models
 from rebalance_core.schema import (
     BAND_LEVELS,
     CASH,
+    COMPLIANCE_REGIMES,
     FREQUENCIES,
     POLICIES,
     REBALANCE_TO,
     RESTRICTION_RULES,
     RULE_EXCLUDE,
     RULE_NO_SELL,
+    SETTLEMENTS,
     WASH_SALE_RULES,
-    COMPLIANCE_REGIMES,
 )
 
 NO_ROWS = "no rows to check"
@@ -325,6 +326,7 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
             Check("flows.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
                   "fund_id", "flow amount is missing or not a number"),
         ])
+    suites.update(_etf_checks(gxe, frames, funds, known_funds))
     if "fx_rates" in frames:
         suites["fx_rates"] = (frames["fx_rates"], [
             Check("fx_rates.csv", "rate_positive",
@@ -338,6 +340,49 @@ def _lowered(values: pd.Series) -> pd.Series:
     """Text lower-cased and stripped; empty cells None (the column's default applies)."""
     text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
     return text.where(text != "", None).astype(object)
+
+
+def _etf_checks(gxe, frames: dict[str, pd.DataFrame], funds: pd.DataFrame,
+                known_funds: pd.Index) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
+    """creations.csv, fund_shares.csv and funds.csv creation_unit (ETF primary market)."""
+    suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
+    unit = (pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
+            if "creation_unit" in funds and len(funds) else pd.Series(dtype="float64"))
+    shares = frames.get("fund_shares")
+    with_shares = set(shares.loc[shares["shares_outstanding"] > 0, "fund_id"]) if shares is not None else set()
+    if "creation_unit" in funds and len(funds):
+        suites["fund_terms"] = (funds.assign(creation_unit_valid=unit.reindex(funds["fund_id"]).isna().to_numpy()
+                                             | (unit.reindex(funds["fund_id"]) > 0).to_numpy()), [
+            Check("funds.csv", "creation_unit_positive",
+                  gxe.ExpectColumnValuesToBeInSet(column="creation_unit_valid", value_set=[True]),
+                  "fund_id", "creation_unit {creation_unit} is not a positive number of shares"),
+        ])
+    creations = frames.get("creations")
+    if creations is not None:
+        settlement = creations["settlement"].astype("object").where(creations["settlement"].notna(), "")
+        creations = creations.assign(
+            settlement_or_blank=settlement.astype(str).str.strip().str.lower(),
+            fund_is_known=creations["fund_id"].isin(known_funds),
+            has_creation_unit=creations["fund_id"].map(unit).gt(0).fillna(False).astype(bool),
+            has_shares=creations["fund_id"].isin(with_shares))
+        suites["creations"] = (creations, [
+            Check("creations.csv", "units_is_number", gxe.ExpectColumnValuesToNotBeNull(column="units"),
+                  "fund_id", "units is missing or not a number"),
+            Check("creations.csv", "settlement_known",
+                  gxe.ExpectColumnValuesToBeInSet(column="settlement_or_blank", value_set=list(SETTLEMENTS)),
+                  "fund_id", "settlement {value!r} is not one of " + ", ".join(SETTLEMENTS)),
+            Check("creations.csv", "fund_is_known",
+                  gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
+                  "fund_id", "fund {fund_id} has creations or redemptions but is not in funds.csv"),
+            Check("creations.csv", "fund_has_creation_unit",
+                  gxe.ExpectColumnValuesToBeInSet(column="has_creation_unit", value_set=[True]),
+                  "fund_id", "fund {fund_id} has creations or redemptions but no creation_unit in funds.csv"),
+            Check("creations.csv", "fund_has_shares_outstanding",
+                  gxe.ExpectColumnValuesToBeInSet(column="has_shares", value_set=[True]),
+                  "fund_id", "fund {fund_id} has creations or redemptions but no shares_outstanding in "
+                             "fund_shares.csv (NAV per share unknown)"),
+        ])
+    return suites
 
 
 def _price_and_rate_checks(gxe, dataset: str, role: str, verb: str) -> list[Check]:

@@ -47,6 +47,7 @@ print(json.dumps({
     "retries": {t.task_id: t.retries for t in dag.tasks},
     "outlets": [o.name for o in dag.get_task("publish").outlets],
     "export_after": sorted(dag.get_task("export_approved_orders").upstream_task_ids),
+    "pcf_after": sorted(dag.get_task("write_pcf").upstream_task_ids),
 }))
 """
     out = subprocess.run([sys.executable, "-c", script], env=airflow_env, capture_output=True, text=True)
@@ -55,9 +56,10 @@ print(json.dumps({
     assert info["errors"] == {}
     assert info["max_active_runs"] == 1
     assert info["timezone"] == "America/New_York"
-    assert info["tasks"] == ["resolve_business_date", "ingest", "validate_shard", "decide_shard", "publish",
-                             "export_approved_orders"]
+    assert info["tasks"][:5] == ["resolve_business_date", "ingest", "validate_shard", "decide_shard", "publish"]
+    assert set(info["tasks"][5:]) == {"export_approved_orders", "write_pcf"}
     assert info["export_after"] == ["publish", "resolve_business_date"]
+    assert info["pcf_after"] == ["publish", "resolve_business_date"]
     assert info["retries"]["validate_shard"] == 0 and info["retries"]["ingest"] == 0
     assert info["retries"]["decide_shard"] == 1
     assert info["outlets"] == ["rebalance_proposals"]
