@@ -50,7 +50,8 @@ REFERENCE_INPUTS = {
                                      "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
                                      "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
                                      "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
-                                     "min_trade_pct_nav", "model_id", "band_level"]),
+                                     "min_trade_pct_nav", "model_id", "band_level",
+                                     "second_approval_notional"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -69,6 +70,8 @@ SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", 
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades"]
+# The fund's figures of the night each proposal carries for the review queue (V010).
+PROPOSAL_QUEUE_COLUMNS = ["base_currency", "max_abs_drift", "policy", "model_id"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
                  "est_realized_gain_short", "est_realized_gain_long", "wash_sale"]
@@ -164,10 +167,24 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         written += copy_frame(conn, leaves["proposal_trade_lot"], decision.lots, LOT_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
-        written += copy_frame(conn, "rebalance.proposal_stage",
-                              decision.proposals.assign(run_id=run_id, shard=shard), [*PROPOSAL_COLUMNS, "shard"])
+        written += copy_frame(conn, "rebalance.proposal_stage", _with_queue_columns(decision).assign(
+            run_id=run_id, shard=shard), [*PROPOSAL_COLUMNS, *PROPOSAL_QUEUE_COLUMNS, "shard"])
+        # Gross notional summed in NUMERIC from the trades as stored (base currency): the
+        # four-eyes threshold compares against exactly what the trades say.
+        conn.execute(sa.text(
+            f"UPDATE rebalance.proposal_stage s SET gross_notional = t.gross "
+            f"FROM (SELECT proposal_id, sum(notional) AS gross FROM {leaves['proposal_trade']} GROUP BY proposal_id) t "
+            "WHERE s.run_id = :r AND s.shard = :s AND s.proposal_id = t.proposal_id"), {"r": run_id, "s": shard})
         _seal(conn, run_id, as_of, shard, len(decision.summary))
     return written
+
+
+def _with_queue_columns(decision: NightDecision) -> pd.DataFrame:
+    """The shard's proposals with their fund's base currency, max drift, policy and model of the night."""
+    summary = decision.summary.drop_duplicates("fund_id").set_index("fund_id")
+    proposals = decision.proposals
+    return proposals.assign(**{c: proposals["fund_id"].map(summary[c]) if c in summary else None
+                               for c in PROPOSAL_QUEUE_COLUMNS})
 
 
 # --------------------------------------------------------------------- publish
@@ -219,18 +236,17 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         inserted = conn.execute(sa.text(
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, "
             " est_realized_gain, trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short,"
-            " est_realized_gain_long, wash_sale_trades) "
+            " est_realized_gain_long, wash_sale_trades, gross_notional, base_currency, max_abs_drift, policy,"
+            " model_id) "
             "SELECT proposal_id, as_of_date, fund_id, trigger, nav, turnover, est_cost, est_realized_gain, "
             " trade_count, cash_before, cash_after, run_id, flow, notes, est_realized_gain_short, "
-            " est_realized_gain_long, wash_sale_trades "
+            " est_realized_gain_long, wash_sale_trades, coalesce(gross_notional, 0), base_currency, max_abs_drift,"
+            " policy, model_id "
             "FROM rebalance.proposal_stage s WHERE s.run_id = :r AND NOT EXISTS ("
             " SELECT 1 FROM rebalance.proposal p WHERE p.proposal_id = s.proposal_id)"), r).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         new, kept = inserted + refreshed, reviewed
-        superseded = conn.execute(sa.text(
-            "UPDATE rebalance.proposal p SET status = 'superseded' "
-            "WHERE p.status = 'pending_review' AND p.as_of_date < :d AND EXISTS ("
-            " SELECT 1 FROM rebalance.fund_drift f WHERE f.as_of_date = :d AND f.fund_id = p.fund_id)"), d).rowcount
+        superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")), d).rowcount
         return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True)
 
 

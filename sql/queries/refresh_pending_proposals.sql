@@ -7,7 +7,8 @@ SET trigger = s.trigger, nav = s.nav, turnover = s.turnover, est_cost = s.est_co
     est_realized_gain = s.est_realized_gain, trade_count = s.trade_count, cash_before = s.cash_before,
     cash_after = s.cash_after, run_id = s.run_id, flow = s.flow, notes = s.notes,
     est_realized_gain_short = s.est_realized_gain_short, est_realized_gain_long = s.est_realized_gain_long,
-    wash_sale_trades = s.wash_sale_trades
+    wash_sale_trades = s.wash_sale_trades, gross_notional = coalesce(s.gross_notional, 0),
+    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id
 FROM rebalance.proposal_stage s
 WHERE s.run_id = :r
   AND s.proposal_id = p.proposal_id
