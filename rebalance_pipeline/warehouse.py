@@ -375,7 +375,8 @@ def _check_decision(decision: str, by: str, proposal_id: str | None, note: str |
         raise ReviewError("a NUL character cannot be part of a proposal id, a name or a note")
 
 
-_STATE_COLUMNS = "proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at, first_approved_by, first_approved_at"
+_STATE_COLUMNS = ("proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at, first_approved_by, first_approved_at,"
+                  " base_currency")
 
 
 def _decide_in(conn: Connection, proposal_id: str, decision: str, by: str, note: str | None, channel: str) -> dict:
