@@ -413,3 +413,28 @@ def test_the_data_docs_link_only_when_the_site_exists(book, app, tmp_path, monke
         assert "script-src" not in docs.headers["Content-Security-Policy"]
         assert client.get(f"/rebalance/data-docs/{AS_OF}/..%2F..%2Fsecret").status_code == 404
         assert client.get("/rebalance/data-docs/not-a-date/index.html").status_code == 404
+
+
+def test_a_threshold_that_is_not_a_number_or_negative_blocks_the_fund(engine, landing):
+    """A typo must not switch four eyes off: the fund is blocked with the reason, the others go on."""
+    folder = book_landing(landing)
+    funds = (folder / "funds.csv").read_text().splitlines()
+    header = funds[0].split(",")
+    column = header.index("second_approval_notional")
+
+    def with_threshold(line: str, value: str) -> str:
+        cells = line.split(",")
+        cells[column] = value
+        return ",".join(cells)
+
+    rows = {line.split(",")[0]: line for line in funds[1:]}
+    rows["A"] = with_threshold(rows["A"], "1O000")      # a letter O
+    rows["B"] = with_threshold(rows["B"], "-5")
+    (folder / "funds.csv").write_text("\n".join([funds[0], *rows.values()]) + "\n")
+    steps.run_nightly(AS_OF, landing, engine)
+    with engine.connect() as conn:
+        summary = dict(conn.execute(sa.text("SELECT fund_id, coalesce(blocked_reason, status) FROM "
+                                            "rebalance.fund_summary WHERE as_of_date = :d"), {"d": AS_OF}).all())
+    assert "second_approval_notional is not a number" in summary["A"]
+    assert "second_approval_notional -5.0 is negative" in summary["B"]
+    assert summary["C"] == "proposed" and summary["D"] == "in_band"
