@@ -92,13 +92,23 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
                           " p.status AS proposal_status, p.turnover, p.est_cost, p.trade_count "
                           f"{frm} WHERE {where} ORDER BY {order} LIMIT :n OFFSET :o",
                           {**params, "n": flt.limit, "o": flt.offset})
-        total = conn.execute(sa.text(f"SELECT count(*) {frm} WHERE {where}"), params).scalar_one()
-        # Counted by state (rebalance_pipeline.fund_states), as the CLI and the HTML report count.
-        states = read_frame(conn, "SELECT status, breached, breach_count, trigger, policy FROM rebalance.fund_summary "
-                                  "WHERE as_of_date = :d", {"d": flt.as_of})
+        # The join only when a proposal status filters: a fund has at most one proposal of its night.
+        count_where = where if flt.proposal_status else where.replace(
+            " AND (CAST(:pst AS text) IS NULL OR p.status = :pst)", "")
+        count_from = frm if flt.proposal_status else "FROM rebalance.fund_summary s"
+        total = conn.execute(sa.text(f"SELECT count(*) {count_from} WHERE {count_where}"), params).scalar_one()
+        # Counted by state (rebalance_pipeline.fund_states), as the CLI and the HTML report count:
+        # SQL groups the night's funds by what a state depends on; fund_states names each group.
+        groups = read_frame(conn, "SELECT status, (coalesce(breached, false) OR breach_count > 0) AS breached,"
+                                  " 0 AS breach_count, CASE WHEN trigger IS NULL THEN NULL ELSE 'set' END AS trigger,"
+                                  " policy, count(*) AS funds FROM rebalance.fund_summary WHERE as_of_date = :d "
+                                  "GROUP BY 1, 2, 4, 5", {"d": flt.as_of})
         pending = conn.execute(sa.text("SELECT count(*) FROM rebalance.proposal WHERE as_of_date = :d "
                                        "AND status = 'pending_review'"), {"d": flt.as_of}).scalar_one()
-    counts = {s: n for s, n in state_counts(states).items() if n or s != "breached"}
+    by_state = (groups.assign(state=fund_states(groups)).groupby("state")["funds"].sum() if len(groups)
+                else pd.Series(dtype="int64"))
+    states = {s: int(by_state.get(s, 0)) for s in state_counts(groups.iloc[0:0])}
+    counts = {s: n for s, n in states.items() if n or s != "breached"}
     counts["pending_review"] = pending
     rows = rows.assign(state=fund_states(rows)) if len(rows) else rows.assign(state=None)
     return FundPage(rows=rows, total=int(total), counts={k: int(v) for k, v in counts.items()})
@@ -293,11 +303,17 @@ class QueueFilter:
         return any(v is not None for k, v in self.params.items() if k != "d")
 
 
-def _items(select: str) -> str:
-    return f"WITH items AS ({query_sql('review_queue_items')}) {select}"
-
-
 QUEUE_ORDER = "max_abs_drift DESC NULLS LAST, fund_id, proposal_id"
+
+
+def _items(select: str, top: bool = False) -> str:
+    """``WITH items AS (<queue proposals> UNION ALL <blocked funds>) <select>``. ``top``: each
+    part only its first ``:top`` rows in queue order (a page needs no more: the proposals are
+    then read straight from proposal_queue_idx instead of sorting every pending one)."""
+    parts = [query_sql("review_queue_proposals"), query_sql("review_queue_blocked")]
+    if top:
+        parts = [f"({part} ORDER BY {QUEUE_ORDER} LIMIT :top)" for part in parts]
+    return f"WITH items AS ({parts[0]} UNION ALL {parts[1]}) {select}"
 
 
 @dataclass
@@ -314,10 +330,14 @@ def queue_page(engine: Engine, flt: QueueFilter, offset: int = 0, limit: int = Q
         rows = read_frame(conn, _items(
             f"SELECT i.*, f.name FROM (SELECT * FROM items ORDER BY {QUEUE_ORDER} LIMIT :n OFFSET :o) i "
             "LEFT JOIN rebalance.fund_summary f ON f.as_of_date = i.as_of_date AND f.fund_id = i.fund_id "
-            f"ORDER BY {', '.join('i.' + c for c in QUEUE_ORDER.split(', '))}"),
-            {**flt.params, "n": limit, "o": offset})
+            f"ORDER BY {', '.join('i.' + c for c in QUEUE_ORDER.split(', '))}", top=True),
+            {**flt.params, "n": limit, "o": offset, "top": offset + limit})
         totals = queue_totals(conn, flt)
-        counts = conn.execute(sa.text(query_sql("review_queue_counts")), {"d": flt.as_of}).mappings().one()
+        counts = dict(conn.execute(sa.text(query_sql("review_queue_counts")),
+                                   {"d": flt.as_of, "queue": flt.is_filtered}).mappings().one())
+    if not flt.is_filtered:   # the totals are the whole queue: its counts need no second look
+        by_status = totals.groupby("status")["items"].sum() if len(totals) else pd.Series(dtype="int64")
+        counts.update({s: int(by_status.get(s, 0)) for s in QUEUE_STATUSES})
     return QueuePage(rows=rows, total=int(totals["items"].sum()) if len(totals) else 0, totals=totals,
                      counts={k: int(v) for k, v in counts.items()})
 
@@ -325,18 +345,21 @@ def queue_page(engine: Engine, flt: QueueFilter, offset: int = 0, limit: int = Q
 def queue_totals(conn, flt: QueueFilter) -> pd.DataFrame:
     """The filtered queue by kind, status and base currency: items and gross notional (never
     summed across currencies)."""
-    return read_frame(conn, _items(
-        "SELECT kind, status, base_currency, count(*) AS items, sum(gross_notional) AS gross FROM items "
-        "GROUP BY kind, status, base_currency ORDER BY kind DESC, status, base_currency"), flt.params)
+    return read_frame(conn,
+                      "SELECT 'proposal' AS kind, status, base_currency, count(*) AS items, sum(gross_notional) AS gross "
+                      f"FROM ({query_sql('review_queue_proposals')}) p GROUP BY status, base_currency "
+                      "UNION ALL SELECT 'blocked', 'blocked', NULL, count(*), NULL "
+                      f"FROM ({query_sql('review_queue_blocked')}) b HAVING count(*) > 0 "
+                      "ORDER BY kind DESC, status, base_currency", flt.params)
 
 
 def queue_proposals(engine: Engine, flt: QueueFilter, limit: int) -> pd.DataFrame:
     """The proposals the filter selects, in queue order, at most ``limit``: proposal_id,
     status, base_currency, gross_notional (what a bulk decision by filter counts)."""
     with engine.connect() as conn:
-        return read_frame(conn, _items(
-            "SELECT proposal_id, status, base_currency, gross_notional FROM items WHERE kind = 'proposal' "
-            f"ORDER BY {QUEUE_ORDER} LIMIT :n"), {**flt.params, "n": limit})
+        return read_frame(conn, f"SELECT proposal_id, status, base_currency, gross_notional FROM "
+                                f"({query_sql('review_queue_proposals')}) p ORDER BY {QUEUE_ORDER} LIMIT :n",
+                          {**flt.params, "n": limit})
 
 
 def gross_by_currency(frame: pd.DataFrame) -> list[tuple[str, Decimal]]:
