@@ -92,11 +92,6 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
                           " p.status AS proposal_status, p.turnover, p.est_cost, p.trade_count "
                           f"{frm} WHERE {where} ORDER BY {order} LIMIT :n OFFSET :o",
                           {**params, "n": flt.limit, "o": flt.offset})
-        # The join only when a proposal status filters: a fund has at most one proposal of its night.
-        count_where = where if flt.proposal_status else where.replace(
-            " AND (CAST(:pst AS text) IS NULL OR p.status = :pst)", "")
-        count_from = frm if flt.proposal_status else "FROM rebalance.fund_summary s"
-        total = conn.execute(sa.text(f"SELECT count(*) {count_from} WHERE {count_where}"), params).scalar_one()
         # Counted by state (rebalance_pipeline.fund_states), as the CLI and the HTML report count:
         # SQL groups the night's funds by what a state depends on; fund_states names each group.
         groups = read_frame(conn, "SELECT status, (coalesce(breached, false) OR breach_count > 0) AS breached,"
@@ -110,6 +105,11 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
     states = {s: int(by_state.get(s, 0)) for s in state_counts(groups.iloc[0:0])}
     counts = {s: n for s, n in states.items() if n or s != "breached"}
     counts["pending_review"] = pending
+    if flt.search or flt.proposal_status:
+        with engine.connect() as conn:
+            total = conn.execute(sa.text(f"SELECT count(*) {frm} WHERE {where}"), params).scalar_one()
+    else:   # by date and fund status only: the groups counted it already
+        total = int(groups.loc[groups["status"] == flt.status, "funds"].sum() if flt.status else groups["funds"].sum())
     rows = rows.assign(state=fund_states(rows)) if len(rows) else rows.assign(state=None)
     return FundPage(rows=rows, total=int(total), counts={k: int(v) for k, v in counts.items()})
 
