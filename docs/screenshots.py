@@ -39,10 +39,10 @@ def main() -> None:
         page.locator("button[type=submit]").click()
         page.wait_for_url("**/rebalance/**")
         page.goto("/plugin/rebalance")
-        page.frame_locator("iframe").locator("#funds").wait_for()
+        page.frame_locator("iframe").locator("#queue").wait_for()
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / "review-in-airflow.png"))
-        page.goto("/rebalance/?status=proposed")
+        page.goto("/rebalance/funds?status=proposed")
         first_fund = page.locator("#funds tbody tr td a").first
         first_fund.click()
         page.locator("#drift-chart").wait_for()

@@ -51,6 +51,12 @@ PENDING = "pending_review"
 APPROVED = "approved"
 REJECTED = "rejected"
 SUPERSEDED = "superseded"
+# Four eyes: a proposal above its fund's second_approval_notional waits here after its first
+# approval; the audit records that approval as FIRST_APPROVAL.
+PENDING_SECOND = "pending_second_approval"
+FIRST_APPROVAL = "first_approval"
+AWAITING_PERSON = (PENDING, PENDING_SECOND)   # proposals a person still has to decide
+PROPOSAL_STATUSES = (PENDING, PENDING_SECOND, APPROVED, REJECTED, SUPERSEDED)
 
 # Reason codes carried by every proposed trade.
 REASON_BAND = "band_breach"

@@ -76,6 +76,7 @@ ProposalId = Annotated[str, typer.Argument(metavar="PROPOSAL_ID",
 
 class ProposalStatus(enum.StrEnum):
     pending_review = "pending_review"
+    pending_second_approval = "pending_second_approval"
     approved = "approved"
     rejected = "rejected"
     superseded = "superseded"
@@ -268,12 +269,21 @@ def _decide(proposal_id: str, decision: str, by: str, note: str | None) -> None:
     from rebalance_pipeline.warehouse import ReviewError, decide
 
     try:
-        state = decide(_engine(), proposal_id, decision, by, note)
+        state = decide(_engine(), proposal_id, decision, by, note)   # the view's decision function too
     except ReviewError as exc:
         err.print(f"[bold red]not {decision}:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
-    console.print(f"{state['proposal_id']} ({state['fund_id']}, {state['as_of_date']}) {state['status']} by "
-                  f"{state['reviewed_by']} at {fmt.timestamp(state['reviewed_at'])}", soft_wrap=True)
+    where = f"{state['proposal_id']} ({state['fund_id']}, {state['as_of_date']})"
+    if state["status"] == "pending_second_approval":
+        console.print(f"{where} first approval by {state['first_approved_by']} at "
+                      f"{fmt.timestamp(state['first_approved_at'])}: its gross notional "
+                      f"{fmt.money(state.get('gross_notional'), state.get('base_currency'))} is above the fund's second-approval notional "
+                      f"{fmt.money(state.get('second_approval_notional'), state.get('base_currency'))}, so someone else must approve it too "
+                      "(status pending_second_approval)", soft_wrap=True, markup=False, highlight=False)
+        return
+    console.print(f"{where} {state['status']} by {state['reviewed_by']} at {fmt.timestamp(state['reviewed_at'])}"
+                  + (f" (first approval by {state['first_approved_by']})" if state.get("first_approved_by") else ""),
+                  soft_wrap=True, markup=False, highlight=False)
 
 
 By = Annotated[str, typer.Option("--by", help="who decides (kept in the audit trail)")]
@@ -282,7 +292,9 @@ Note = Annotated[str | None, typer.Option(help="why (kept in the audit trail)")]
 
 @app.command()
 def approve(proposal_id: ProposalId, by: By, note: Note = None) -> None:
-    """Approve a pending proposal (kept with who and when). Exits 1 when it cannot be approved."""
+    """Approve a pending proposal (kept with who and when). Above its fund's second_approval_notional
+    this is the first of two approvals, and the second must come from someone else. Exits 1 when
+    it cannot be approved."""
     _decide(proposal_id, "approved", by, note)
 
 
@@ -431,6 +443,10 @@ def show(proposal_id: ProposalId) -> None:
         lines.append(f"compliance: {p['compliance_note']}")
     if p.get("notes"):
         lines.append(f"notes: {p['notes']}")
+    if p.get("first_approved_by"):
+        lines.append(f"first approval by {p['first_approved_by']} at {fmt.timestamp(p['first_approved_at'])}"
+                     + ("; waiting for a second approval by someone else" if p["status"] == "pending_second_approval"
+                        else ""))
     if p["reviewed_by"]:
         lines.append(f"{p['status']} by {p['reviewed_by']} at {fmt.timestamp(p['reviewed_at'])}"
                      + (f": {p['review_note']}" if p.get("review_note") else ""))
@@ -441,7 +457,7 @@ def show(proposal_id: ProposalId) -> None:
         lines.append(rejected)
     later = queries.later_night_text(p["fund_id"], detail.later)
     if later:
-        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review") else ""
+        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review", "pending_second_approval") else ""
         lines.append(f"since then: {later}")
     for i, line in enumerate(lines):
         console.print(line, soft_wrap=True, highlight=False, markup=False, style=styles.get(i) or None)

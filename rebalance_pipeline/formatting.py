@@ -160,6 +160,18 @@ def date(value, blank: str = BLANK) -> str:
     return str(value)
 
 
+# Proposal statuses in words (the warehouse keeps the codes).
+STATUS_LABELS = {"pending_review": "pending review", "pending_second_approval": "awaiting second approval",
+                 "approved": "approved", "rejected": "rejected", "superseded": "superseded", "blocked": "blocked"}
+
+
+def status_label(status, blank: str = BLANK) -> str:
+    """A proposal status in words: ``pending_second_approval`` -> ``awaiting second approval``."""
+    if is_blank(status):
+        return blank
+    return STATUS_LABELS.get(str(status), str(status).replace("_", " "))
+
+
 def kind_of(column: str) -> str | None:
     """How a warehouse column is shown: money, percent, quantity, price, boolean, count or None."""
     name = str(column)
@@ -217,4 +229,5 @@ def jinja_filters(blank: str = "–") -> dict:
         "band": lambda lower, upper: band(lower, upper, blank=blank),
         "timestamp": lambda v: timestamp(v, blank=blank),
         "number": lambda v, digits=2: number(v, digits, blank=blank),
+        "status": lambda v: status_label(v, blank=blank),
     }

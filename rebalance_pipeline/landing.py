@@ -43,6 +43,10 @@ class FileSpec:
     optional_numeric: tuple[str, ...] = ()  # optional columns that hold numbers
     strict_dates: tuple[str, ...] = ()      # date columns where a value that is not a date stops the night
     strict_booleans: tuple[str, ...] = ()   # true/false columns where another (non-empty) value stops the night
+    # Optional numeric columns where text that is not a number must not read as "empty" (a
+    # control such as four eyes would silently switch off): ``<column>_readable`` says
+    # whether the row's value was empty or a number; validation blocks the fund otherwise.
+    checked_numeric: tuple[str, ...] = ()
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -70,13 +74,13 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
                                "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
                                "harvest_loss_pct", "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
                                "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                               "creation_unit", "custom_baskets"),
+                               "creation_unit", "custom_baskets", "second_approval_notional"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav", "harvest_loss_pct", "harvest_min_loss",
                                "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error",
-                               "creation_unit"),
+                               "creation_unit", "second_approval_notional"),
              strict_booleans=("index_tracking", "custom_baskets"),
-             keys=("fund_id",), reference=True),
+             checked_numeric=("second_approval_notional",), keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
              boolean=("tradable",), keys=("security_id",), reference=True,
              optional_columns=("half_spread_bps", "adv", "issuer"), optional_numeric=("half_spread_bps", "adv")),
@@ -230,6 +234,10 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
     if spec.dated:
         _check_as_of(frame, path.name, as_of)
         frame["as_of_date"] = as_of
+    for column in spec.checked_numeric:
+        if column in frame:
+            text = frame[column].astype("object").where(frame[column].notna(), "").astype(str).str.strip()
+            frame[f"{column}_readable"] = (text == "") | _to_float(frame[column]).notna()
     for column in (*spec.numeric, *spec.optional_numeric):
         if column in frame:
             frame[column] = _to_float(frame[column])

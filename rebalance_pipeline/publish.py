@@ -64,7 +64,7 @@ REFERENCE_INPUTS = {
                                      "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
                                      "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
                                      "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                                     "creation_unit", "custom_baskets"]),
+                                     "creation_unit", "custom_baskets", "second_approval_notional"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv", "issuer"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -90,6 +90,8 @@ PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "t
                     "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain"]
 # Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
 STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
+# The fund's figures of the night each proposal carries for the review queue (V010).
+PROPOSAL_QUEUE_COLUMNS = ["base_currency", "max_abs_drift", "policy", "model_id"]
 TRADE_COLUMNS = ["proposal_id", "security_id", "side", "quantity", "price", "currency", "notional", "weight_before",
                  "weight_after", "target_weight", "est_cost", "est_realized_gain", "reason",
                  "est_realized_gain_short", "est_realized_gain_long", "wash_sale", "harvest_of"]
@@ -199,13 +201,27 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
             written += copy_frame(conn, leaves["in_kind_lot"], decision.in_kind_lots, IN_KIND_LOT_LEAF_COLUMNS)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
-        proposals = decision.proposals
+        proposals = _with_queue_columns(decision)
         if "auto_approve" not in proposals:   # a decision made without the rule: nothing approved by it
             proposals = proposals.assign(auto_approve=False, auto_approve_note=None)
         written += copy_frame(conn, "rebalance.proposal_stage", proposals.assign(run_id=run_id, shard=shard),
-                              [*PROPOSAL_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
+                              [*PROPOSAL_COLUMNS, *PROPOSAL_QUEUE_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
+        # Gross notional summed in NUMERIC from the trades as stored (base currency): the
+        # four-eyes threshold compares against exactly what the trades say.
+        conn.execute(sa.text(
+            f"UPDATE rebalance.proposal_stage s SET gross_notional = t.gross "
+            f"FROM (SELECT proposal_id, sum(notional) AS gross FROM {leaves['proposal_trade']} GROUP BY proposal_id) t "
+            "WHERE s.run_id = :r AND s.shard = :s AND s.proposal_id = t.proposal_id"), {"r": run_id, "s": shard})
         _seal(conn, run_id, as_of, shard, len(decision.summary))
     return written
+
+
+def _with_queue_columns(decision: NightDecision) -> pd.DataFrame:
+    """The shard's proposals with their fund's base currency, max drift, policy and model of the night."""
+    summary = decision.summary.drop_duplicates("fund_id").set_index("fund_id")
+    proposals = decision.proposals
+    return proposals.assign(**{c: proposals["fund_id"].map(summary[c]) if c in summary else None
+                               for c in PROPOSAL_QUEUE_COLUMNS})
 
 
 # --------------------------------------------------------------------- publish
@@ -267,10 +283,7 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
                                      {**r, **d, "by": AUTO_APPROVER, "channel": RULE_CHANNEL}).rowcount
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         new, kept = inserted + refreshed, reviewed
-        superseded = conn.execute(sa.text(
-            "UPDATE rebalance.proposal p SET status = 'superseded' "
-            "WHERE p.status = 'pending_review' AND p.as_of_date < :d AND EXISTS ("
-            " SELECT 1 FROM rebalance.fund_drift f WHERE f.as_of_date = :d AND f.fund_id = p.fund_id)"), d).rowcount
+        superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")), d).rowcount
         return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True,
                        auto_approved=auto_approved)
 

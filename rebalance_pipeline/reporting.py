@@ -58,9 +58,9 @@ VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views r
 TOP_FUNDS = 20
 # Decisions are dated where the operations team works (and the nightly is scheduled).
 DECISION_TIMEZONE = SCHEDULE_TIMEZONE
-PROPOSAL_STATUSES = ("pending_review", "approved", "rejected", "superseded")
-STATUS_COLOURS = {"pending_review": "#ff7f0e", "approved": "#2ca02c", "rejected": "#d62728",
-                  "superseded": "#bcbcbc"}
+PROPOSAL_STATUSES = ("pending_review", "pending_second_approval", "approved", "rejected", "superseded")
+STATUS_COLOURS = {"pending_review": "#ff7f0e", "pending_second_approval": "#ffbb78", "approved": "#2ca02c",
+                  "rejected": "#d62728", "superseded": "#bcbcbc"}
 # A fund's state on the page: its status, with the in-band funds that breach told apart
 # (rebalance_pipeline.fund_states: the same definition as the CLI's and the review view's).
 STATE_COLOURS = {"proposed": "#d62728", "waiting": "#ff7f0e", "breached": "#bcbd22", "in_band": "#2ca02c",
@@ -86,12 +86,11 @@ def require_views(engine: Engine, migrate: bool = False) -> None:
 
 # ------------------------------------------------------------------ dates
 def latest_date_on_or_before(engine: Engine, day: dt.date | None = None) -> dt.date | None:
-    """The latest business date published in the warehouse, on or before ``day`` if given."""
-    with engine.connect() as conn:
-        frame = read_frame(conn, "SELECT max(as_of_date) AS d FROM rebalance.fund_summary "
-                                 "WHERE CAST(:day AS date) IS NULL OR as_of_date <= :day", {"day": day})
-    value = frame["d"].iloc[0] if len(frame) else None
-    return None if value is None or pd.isna(value) else value
+    """The latest business date published in the warehouse, on or before ``day`` if given
+    (the CLI's query: ``reports.latest_date``)."""
+    from rebalance_pipeline.reports import latest_date
+
+    return latest_date(engine, day)
 
 
 def resolve_report_dates(engine: Engine, param: str | None, event_extras: Iterable[Mapping | None] = (),
@@ -275,7 +274,7 @@ def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.
                        "FROM rebalance.proposal_history h "
                        "WHERE h.as_of_date < :d AND CASE "
                        " WHEN h.decided_at IS NOT NULL THEN (h.decided_at AT TIME ZONE :tz)::date > :d "
-                       " WHEN h.status = 'pending_review' THEN true "
+                       " WHEN h.status IN ('pending_review', 'pending_second_approval') THEN true "
                        " WHEN h.status = 'superseded' THEN NOT EXISTS ("
                        "  SELECT FROM rebalance.fund_summary s WHERE s.fund_id = h.fund_id "
                        "   AND s.as_of_date > h.as_of_date AND s.as_of_date <= :d) "
@@ -455,7 +454,8 @@ def _chart_proposals(counts: Mapping[str, int], as_of: dt.date) -> str:
     ax = fig.add_subplot()
     labels = list(counts)
     values = [counts[s] for s in labels]
-    bars = ax.bar([s.replace("_", " ") for s in labels], values, color=[STATUS_COLOURS[s] for s in labels])
+    bars = ax.bar([formatting.status_label(s).replace("awaiting ", "") for s in labels], values,
+                  color=[STATUS_COLOURS[s] for s in labels])
     ax.bar_label(bars, fontsize=8)
     ax.set_ylabel("proposals")
     ax.set_title(f"Proposals of {as_of.isoformat()} by status", fontsize=10)

@@ -175,6 +175,11 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
         compliance_or_none=_lowered(funds["compliance"]) if "compliance" in funds else None,
         max_tracking_error_or_none=funds["max_tracking_error"] if "max_tracking_error" in funds else np.nan,
+        # Four eyes: text that is not a number must block the fund, not switch the control off.
+        second_approval_readable=(funds["second_approval_notional_readable"].astype("boolean").fillna(True)
+                                  .astype(bool) if "second_approval_notional_readable" in funds else True),
+        second_approval_or_none=(funds["second_approval_notional"] if "second_approval_notional" in funds
+                                 else float("nan")),
     ) if len(funds) else funds
     suites["funds"] = (fund_rows, [
         Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
@@ -214,6 +219,12 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               gxe.ExpectColumnValuesToBeInSet(column="one_target_source", value_set=[True]),
               "fund_id", "fund {fund_id} has rows in targets.csv and model_id {model_id} in funds.csv: a fund "
                          "follows a model or its own targets, not both"),
+        Check("funds.csv", "second_approval_notional_is_number",
+              gxe.ExpectColumnValuesToBeInSet(column="second_approval_readable", value_set=[True]),
+              "fund_id", "second_approval_notional is not a number (the four-eyes threshold cannot be read)"),
+        Check("funds.csv", "second_approval_notional_valid",
+              gxe.ExpectColumnValuesToBeBetween(column="second_approval_or_none", min_value=0),
+              "fund_id", "second_approval_notional {value} is negative"),
         Check("funds.csv", "band_level_known",
               gxe.ExpectColumnValuesToBeInSet(column="band_level_or_default", value_set=list(BAND_LEVELS)),
               "fund_id", "band_level {value!r} is not one of " + ", ".join(BAND_LEVELS)),

@@ -24,7 +24,15 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from rebalance_core.schema import APPROVED, PENDING, REJECTED, SUPERSEDED
+from rebalance_core.schema import (
+    APPROVED,
+    AWAITING_PERSON,
+    FIRST_APPROVAL,
+    PENDING,
+    PENDING_SECOND,
+    REJECTED,
+    SUPERSEDED,
+)
 from rebalance_pipeline import settings
 
 SCHEMA = "rebalance"
@@ -293,62 +301,153 @@ class ReviewError(Exception):
     """A decision that cannot be taken (unknown, already decided or superseded proposal)."""
 
 
+class ProposalNotFound(ReviewError):
+    """No proposal has that id."""
+
+
+class FourEyesError(ReviewError):
+    """The second approval of a proposal was asked of the person who gave its first."""
+
+
+def _same_person(a: str | None, b: str | None) -> bool:
+    # Names as typed (CLI) or as the identity provider spells them (UI): "Alice" is "alice".
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def four_eyes_threshold(conn: Connection, fund_id: str, as_of: dt.date):
+    """The fund's ``second_approval_notional`` in force on ``as_of`` (None: one approval is enough)."""
+    return conn.execute(sa.text(
+        "SELECT second_approval_notional FROM rebalance.fund_ref WHERE fund_id = :f AND valid_from <= :d "
+        "ORDER BY valid_from DESC, source_row DESC LIMIT 1"), {"f": fund_id, "d": as_of}).scalar()
+
+
+def gross_notional(conn: Connection, proposal_id: str, as_of: dt.date):
+    """Sum of the proposal's trades' notional (NUMERIC, the fund's base currency)."""
+    return conn.execute(sa.text(
+        "SELECT coalesce(sum(notional), 0) FROM rebalance.proposal_trade WHERE proposal_id = :id AND as_of_date = :d"),
+        {"id": proposal_id, "d": as_of}).scalar_one()
+
+
 def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str | None = None,
            channel: str = "cli") -> dict:
-    """Record an operator's approval or rejection, once; return the proposal's new state."""
+    """Record an operator's approval or rejection, once; return the proposal's new state.
+
+    The one decision function of the CLI, the review view and its JSON API (they differ only
+    in ``channel``). Four eyes: approving a pending proposal whose gross notional is above its
+    fund's ``second_approval_notional`` records a first approval (status
+    ``pending_second_approval``); the second must come from someone else (``FourEyesError``);
+    a rejection at either stage is final.
+    """
+    _check_decision(decision, by, proposal_id, note)
+    with engine.begin() as conn:
+        return _decide_in(conn, proposal_id, decision, by.strip(), note, channel)
+
+
+def decide_many(engine: Engine, proposal_ids: list[str], decision: str, by: str, note: str | None = None,
+                channel: str = "cli", chunk: int = 200) -> list[dict]:
+    """``decide`` for each id in order, each on its own (a refusal undoes nothing else):
+    ``{"proposal_id", "ok", "status", "detail", "state"}`` per id. Decisions are committed
+    ``chunk`` at a time, each in a savepoint: the same rules, a fraction of the commits."""
+    _check_decision(decision, by, None, note)
+    ids = list(dict.fromkeys(proposal_ids))
+    results = []
+    for start in range(0, len(ids), chunk):
+        with engine.begin() as conn:
+            for proposal_id in ids[start:start + chunk]:
+                savepoint = conn.begin_nested()
+                try:
+                    if "\x00" in proposal_id:
+                        raise ProposalNotFound(f"no proposal {proposal_id!r}")
+                    state = _decide_in(conn, proposal_id, decision, by.strip(), note, channel)
+                except ReviewError as exc:
+                    savepoint.rollback()
+                    results.append({"proposal_id": proposal_id, "ok": False, "status": None, "detail": str(exc),
+                                    "state": None})
+                else:
+                    savepoint.commit()
+                    results.append({"proposal_id": proposal_id, "ok": True, "status": state["status"],
+                                    "detail": None, "state": state})
+    return results
+
+
+def _check_decision(decision: str, by: str, proposal_id: str | None, note: str | None) -> None:
     if decision not in (APPROVED, REJECTED):
         raise ValueError(f"decision must be {APPROVED!r} or {REJECTED!r}")
     if not by or not by.strip():
         raise ReviewError("a decision needs the reviewer's name")
-    if by.strip().lower().startswith("rule:"):
+    if any("\x00" in (text or "") for text in (by, proposal_id, note)):
+        raise ReviewError("a NUL character cannot be part of a proposal id, a name or a note")
+    if (by or "").strip().lower().startswith("rule:"):
         # The audit tells rule approvals (channel 'rule', V011) from people's by this prefix.
         raise ReviewError(f"reviewer name {by.strip()!r} is reserved: names starting with 'rule:' mark decisions "
                           "taken by a rule")
-    with engine.begin() as conn:
-        found = conn.execute(sa.text("SELECT as_of_date, fund_id FROM rebalance.proposal WHERE proposal_id = :id"),
-                             {"id": proposal_id}).first()
-        if found is None:
-            raise ReviewError(f"no proposal {proposal_id}")
-        # Same lock as the nightly publish: a rerun cannot replace a proposal mid-decision.
-        date_lock(conn, found.as_of_date)
-        row = conn.execute(sa.text(
-            "SELECT status, reviewed_by, reviewed_at FROM rebalance.proposal WHERE proposal_id = :id FOR UPDATE"),
-            {"id": proposal_id}).first()
-        if row is None:
-            raise ReviewError(f"proposal {proposal_id} was replaced by a rerun of its date; review the new one")
-        if row.status == SUPERSEDED:
-            # Say what superseded it: the fund's latest later night (a newer proposal, or none).
-            later = conn.execute(sa.text(
-                "SELECT as_of_date, status, blocked_reason, proposal_id FROM rebalance.fund_summary "
-                "WHERE fund_id = :f AND as_of_date > :d ORDER BY as_of_date DESC LIMIT 1"),
-                {"f": found.fund_id, "d": found.as_of_date}).first()
-            what = ("a later night" if later is None
-                    else f"a later night: fund {found.fund_id} blocked on {later.as_of_date}: {later.blocked_reason}"
-                    if later.status == "blocked"
-                    else f"newer proposal {later.proposal_id} of {later.as_of_date}" if later.proposal_id
-                    else f"a later night: fund {found.fund_id} in band on {later.as_of_date}, no newer proposal")
-            raise ReviewError(f"proposal {proposal_id} is superseded by {what}; it cannot be {decision}")
-        if row.status != PENDING:
-            raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
-                              f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")
-        if decision == APPROVED:
-            # A rerun of a reviewed date adds a fresh proposal beside the approved one; approving
-            # both would send the same drift to the market twice.
-            twin = conn.execute(sa.text(
-                "SELECT proposal_id, as_of_date FROM rebalance.proposal WHERE fund_id = :f AND status = :approved "
-                "AND as_of_date >= :d AND proposal_id <> :id ORDER BY as_of_date DESC LIMIT 1"),
-                {"f": found.fund_id, "approved": APPROVED, "d": found.as_of_date, "id": proposal_id}).first()
-            if twin is not None:
-                raise ReviewError(f"fund {found.fund_id} already has approved proposal {twin.proposal_id} for "
-                                  f"{twin.as_of_date}; approving {proposal_id} too would trade the same drift twice "
-                                  "(reject one of them)")
-        state = conn.execute(sa.text(
-            "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
-            "WHERE proposal_id = :id RETURNING proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at"),
-            {"s": decision, "by": by.strip(), "note": note, "id": proposal_id}).mappings().one()
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal_review (proposal_id, decision, decided_by, decided_at, note, channel) "
-            "VALUES (:id, :s, :by, :at, :note, :channel)"),
-            {"id": proposal_id, "s": decision, "by": by.strip(), "at": state["reviewed_at"], "note": note,
-             "channel": channel})
-        return dict(state)
+
+
+_STATE_COLUMNS = ("proposal_id, fund_id, as_of_date, status, reviewed_by, reviewed_at, first_approved_by, first_approved_at,"
+                  " base_currency")
+
+
+def _decide_in(conn: Connection, proposal_id: str, decision: str, by: str, note: str | None, channel: str) -> dict:
+    found = conn.execute(sa.text("SELECT as_of_date, fund_id FROM rebalance.proposal WHERE proposal_id = :id"),
+                         {"id": proposal_id}).first()
+    if found is None:
+        raise ProposalNotFound(f"no proposal {proposal_id}")
+    # Same lock as the nightly publish: a rerun cannot replace a proposal mid-decision.
+    date_lock(conn, found.as_of_date)
+    row = conn.execute(sa.text(
+        "SELECT status, reviewed_by, reviewed_at, first_approved_by, first_approved_at FROM rebalance.proposal "
+        "WHERE proposal_id = :id FOR UPDATE"), {"id": proposal_id}).first()
+    if row is None:
+        raise ReviewError(f"proposal {proposal_id} was replaced by a rerun of its date; review the new one")
+    if row.status == SUPERSEDED:
+        # Say what superseded it: the fund's latest later night (a newer proposal, or none).
+        later = conn.execute(sa.text(query_sql("later_night")), {"f": found.fund_id, "d": found.as_of_date}).first()
+        what = ("a later night" if later is None
+                else f"a later night: fund {found.fund_id} blocked on {later.as_of_date}: {later.blocked_reason}"
+                if later.status == "blocked"
+                else f"newer proposal {later.proposal_id} of {later.as_of_date}" if later.proposal_id
+                else f"a later night: fund {found.fund_id} in band on {later.as_of_date}, no newer proposal")
+        raise ReviewError(f"proposal {proposal_id} is superseded by {what}; it cannot be {decision}")
+    if row.status not in AWAITING_PERSON:
+        raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
+                          f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")
+    if row.status == PENDING_SECOND and decision == APPROVED and _same_person(by, row.first_approved_by):
+        raise FourEyesError(
+            f"proposal {proposal_id} needs a second approval by someone other than {row.first_approved_by}, "
+            f"who gave the first at {row.first_approved_at:%Y-%m-%d %H:%M %Z} (four eyes); ask another reviewer")
+    if decision == APPROVED:
+        # A rerun of a reviewed date adds a fresh proposal beside the approved one; approving
+        # both would send the same drift to the market twice.
+        twin = conn.execute(sa.text(
+            "SELECT proposal_id, as_of_date, status FROM rebalance.proposal WHERE fund_id = :f "
+            "AND status IN (:approved, :second) AND as_of_date >= :d AND proposal_id <> :id "
+            "ORDER BY as_of_date DESC LIMIT 1"),
+            {"f": found.fund_id, "approved": APPROVED, "second": PENDING_SECOND, "d": found.as_of_date,
+             "id": proposal_id}).first()
+        if twin is not None:
+            how = "approved" if twin.status == APPROVED else "first-approved (awaiting its second approval)"
+            raise ReviewError(f"fund {found.fund_id} already has {how} proposal {twin.proposal_id} for "
+                              f"{twin.as_of_date}; approving {proposal_id} too would trade the same drift twice "
+                              "(reject one of them)")
+    params = {"by": by, "note": note, "id": proposal_id}
+    if decision == APPROVED and row.status == PENDING:
+        threshold = four_eyes_threshold(conn, found.fund_id, found.as_of_date)
+        gross = gross_notional(conn, proposal_id, found.as_of_date) if threshold is not None else None
+        if threshold is not None and gross > threshold:
+            state = conn.execute(sa.text(
+                "UPDATE rebalance.proposal SET status = :s, first_approved_by = :by, first_approved_at = now() "
+                f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": PENDING_SECOND}).mappings().one()
+            _audit(conn, proposal_id, FIRST_APPROVAL, by, state["first_approved_at"], note, channel)
+            return {**state, "gross_notional": gross, "second_approval_notional": threshold}
+    state = conn.execute(sa.text(
+        "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
+        f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": decision}).mappings().one()
+    _audit(conn, proposal_id, decision, by, state["reviewed_at"], note, channel)
+    return dict(state)
+
+
+def _audit(conn: Connection, proposal_id: str, decision: str, by: str, at, note: str | None, channel: str) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO rebalance.proposal_review (proposal_id, decision, decided_by, decided_at, note, channel) "
+        "VALUES (:id, :s, :by, :at, :note, :channel)"),
+        {"id": proposal_id, "s": decision, "by": by, "at": at, "note": note, "channel": channel})

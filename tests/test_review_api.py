@@ -78,7 +78,9 @@ def test_signed_out_users_are_sent_to_the_airflow_login(review_server, night):
 
 def test_the_funds_page_lists_the_day_sorted_and_filtered(review_server, night):
     with browser(review_server, "viewer") as client:
-        page = client.get("/rebalance/")
+        queue = client.get("/rebalance/")
+        assert queue.status_code == 200 and "What needs a person" in queue.text and night["pending"] in queue.text
+        page = client.get("/rebalance/funds")
         assert page.status_code == 200
         assert "Funds on 2014-01-03" in page.text
         assert all(f in page.text for f in ("F1", "F2", "F3"))
@@ -94,7 +96,7 @@ def test_the_funds_page_lists_the_day_sorted_and_filtered(review_server, night):
         earlier = client.get("/rebalance/api/funds", params={"date": FIRST.isoformat(), "q": "f1"}).json()
         assert earlier["as_of_date"] == "2014-01-02" and [f["fund_id"] for f in earlier["funds"]] == ["F1"]
         assert client.get("/rebalance/api/funds", params={"sort": "nav; DROP TABLE x"}).status_code == 422
-        assert client.get("/rebalance/", params={"date": "yesterday"}).status_code == 422
+        assert client.get("/rebalance/funds", params={"date": "yesterday"}).status_code == 422
 
 
 def test_the_fund_page_draws_its_drift_and_the_proposal_page_its_trades(review_server, night):
@@ -154,7 +156,8 @@ def test_an_approval_is_recorded_once_under_the_signed_in_user(review_server, ni
         token = csrf_token_of(client.get(f"/rebalance/proposals/{night['pending']}").text)
         # A typed reviewer name is ignored: the reviewer is whoever is signed in.
         done = client.post(url, data={"decision": "approved", "csrf_token": token, "note": "<b>ok</b> per IC",
-                                      "by": "someone-else", "decided_by": "someone-else"})
+                                      "by": "someone-else", "decided_by": "someone-else"},
+                           headers={"Origin": review_server.base_url})   # the browser's own origin is fine
         assert done.status_code == 303 and done.headers["location"].endswith("?done=approved")
         again = client.post(url, data={"decision": "rejected", "csrf_token": token})
         assert again.status_code == 409 and "already approved by ops" in again.text
@@ -192,9 +195,11 @@ def test_every_value_is_rendered_escaped(review_server, night):
             "VALUES (:d, :f, :n, 'blocked', :r, 'test')"),
             {"d": SECOND, "f": hostile, "n": '<img src=x onerror="alert(1)">', "r": '"><svg onload=alert(1)>'})
     with browser(review_server, "viewer") as client:
-        page = client.get("/rebalance/", params={"status": "blocked"}).text
+        page = client.get("/rebalance/funds", params={"status": "blocked"}).text
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
         assert hostile not in page and "<img src=x" not in page and "<svg onload" not in page
+        queue = client.get("/rebalance/").text                     # the queue lists the blocked fund too
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in queue and hostile not in queue
         fund = client.get(f"/rebalance/funds/{hostile}", params={"date": SECOND.isoformat()})
         assert fund.status_code == 200 and hostile not in fund.text
 
@@ -220,11 +225,12 @@ def test_a_bulk_decision_decides_each_selected_proposal_once(review_server, nigh
                                                          "note": "morning batch", "csrf_token": token})
         assert done.status_code == 303 and done.headers["location"].startswith("/rebalance/decisions?")
         result = client.get(done.headers["location"])         # Post/Redirect/Get: a reload decides nothing
-        assert result.status_code == 200 and "1 of 3 proposals approved" in result.text
+        assert result.status_code == 200 and "1 of 3 proposals approved by ops" in result.text
         assert "superseded" in result.text and "no such proposal" in result.text
         assert client.get(done.headers["location"]).status_code == 200
     with browser(review_server, "viewer") as client:
         assert 'name="proposal_id"' not in client.get("/rebalance/").text
+        assert 'name="proposal_id"' not in client.get("/rebalance/funds").text
     with api(review_server, "ops") as client:
         again = client.post("/rebalance/api/decisions", json={"decision": "rejected", "proposal_ids": chosen}).json()
         assert again["decided"] == 0 and again["refused"] == 3

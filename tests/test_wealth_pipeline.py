@@ -185,3 +185,17 @@ def test_simulate_replays_harvests_and_compares_thresholds(engine, landing, tmp_
     strict, _ = run_simulation(landing, D0, D31, tmp_path / "strict", max_charts=0,
                                fund_settings={"harvest_loss_pct": "0.25"})
     assert strict.summary.set_index("fund_id").loc["H", "harvested_loss"] == 0.0
+
+
+def test_the_review_view_shows_harvests_and_restrictions(engine, landing):
+    from review_testclient import browser, review_app
+
+    prices = {"X": 80.0, "Z": 100.0, "Y": 50.0, "W": 40.0}
+    day(landing, D0, prices, {"H": {"X": 100, "Z": 80}, "R": {"X": 100, "Z": 80}}, OLD_LOTS)
+    steps.run_nightly(D0, landing, engine)
+    ids = q(engine, "SELECT fund_id, proposal_id FROM rebalance.proposal").set_index("fund_id")["proposal_id"]
+    with browser(review_app(), "viewer") as client:
+        harvest = client.get(f"/rebalance/proposals/{ids['H']}").text
+        restricted = client.get(f"/rebalance/proposals/{ids['R']}").text
+    assert 'id="harvested-loss"' in harvest and "-1,200.00" in harvest and "tax (for X)" in harvest
+    assert "Restrictions: exclude X: sold" in restricted

@@ -9,7 +9,8 @@ SET trigger = s.trigger, nav = s.nav, turnover = s.turnover, est_cost = s.est_co
     est_realized_gain_short = s.est_realized_gain_short, est_realized_gain_long = s.est_realized_gain_long,
     wash_sale_trades = s.wash_sale_trades, est_harvested_loss = s.est_harvested_loss,
     restriction_note = s.restriction_note, tax_trade_count = s.tax_trade_count, compliance_note = s.compliance_note,
-    in_kind_unrealized_gain = s.in_kind_unrealized_gain
+    in_kind_unrealized_gain = s.in_kind_unrealized_gain, gross_notional = coalesce(s.gross_notional, 0),
+    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id
 FROM rebalance.proposal_stage s
 WHERE s.run_id = :r
   AND s.proposal_id = p.proposal_id

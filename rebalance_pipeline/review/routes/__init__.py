@@ -1,0 +1,1 @@
+"""The review view's routers: queue, funds, proposals, decisions, datadocs (see ``app.py``)."""
