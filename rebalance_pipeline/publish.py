@@ -266,6 +266,9 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
                        night.gx_results.assign(as_of_date=night.as_of, run_id=night.run_id),
                        ["as_of_date", "run_id", "part", "suite", "result"])
 
+        # The shards COPYed tonight's proposals into the stage just now: statistics first, so
+        # the joins below with rebalance.proposal are planned for their real size.
+        conn.execute(sa.text("SELECT rebalance.night_analyze_stage()"))
         refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d}).rowcount
         conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d})
         # Ids are hashes of the trades (and carry the date): a reviewed proposal of the date
