@@ -50,6 +50,7 @@ import pandas as pd
 
 from rebalance_core.drift import compute_drift, summarize_funds
 from rebalance_core.index_events import flag
+from rebalance_core.models import isin_ids
 from rebalance_core.schema import (
     BASKET_CREATION,
     BASKET_REDEMPTION,
@@ -210,9 +211,12 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
     if terms.empty:
         return nothing
     ids = terms.index
-    sub = funds[funds["fund_id"].isin(ids)].drop_duplicates("fund_id")
-    drift = compute_drift(as_of, sub, targets[targets["fund_id"].isin(ids)], positions[positions["fund_id"].isin(ids)],
-                          prices, cash[cash["fund_id"].isin(ids)], fx_rates, securities=securities)
+    sub = funds[isin_ids(funds["fund_id"], ids)].drop_duplicates("fund_id")
+    # A few ETFs in a large book: select their rows by Arrow's hash set (pandas' isin on
+    # Arrow strings converts each value in Python).
+    drift = compute_drift(as_of, sub, targets[isin_ids(targets["fund_id"], ids)],
+                          positions[isin_ids(positions["fund_id"], ids)], prices,
+                          cash[isin_ids(cash["fund_id"], ids)], fx_rates, securities=securities)
     nav = summarize_funds(drift).set_index("fund_id")["nav"].reindex(ids)
     nav_per_share = (nav / terms["shares_outstanding"]).dropna()
     if nav_per_share.empty:
