@@ -437,6 +437,10 @@ def show(proposal_id: ProposalId) -> None:
                      f"({_n(int(p.get('tax_trade_count') or 0), 'tax trade')})")
     elif p.get("tax_trade_count"):
         lines.append(f"swap back after a harvest ({_n(int(p['tax_trade_count']), 'tax trade')})")
+    left_in_kind = p.get("in_kind_unrealized_gain")
+    if not fmt.is_blank(left_in_kind) and float(left_in_kind):
+        lines.append(f"in-kind redemptions: {fmt.money(left_in_kind, ccy)} of unrealized gain left the fund "
+                     "without being realized")
     if p.get("restriction_note"):
         lines.append(f"restrictions: {p['restriction_note']}")
     if p.get("compliance_note"):

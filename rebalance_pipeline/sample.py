@@ -220,8 +220,10 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         write_csv(cash.assign(as_of_date=stamp)[["as_of_date", "fund_id", "currency", "amount"]], folder / "cash.csv")
         for stem, frame in extra_daily.items():
             write_csv(frame, folder / f"{stem}.csv")
-        if models > 0:
-            write_csv(tracked_etf["index_levels"][day], folder / "index_levels.csv")
+        levels = ([tracked_etf["index_levels"][day]] if models > 0 else []) + (
+            [etf_daily[day]["index_levels"]] if "index_levels" in etf_daily.get(day, {}) else [])
+        if levels:
+            write_csv(pd.concat(levels, ignore_index=True), folder / "index_levels.csv")
         if day == 0:
             write_csv(funds_frame, folder / "funds.csv")
             write_csv(targets, folder / "targets.csv")
@@ -229,7 +231,8 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
         for stem, frame in model_files.get(day, {}).items():
             write_csv(frame, folder / f"{stem}.csv")
         for stem, frame in etf_daily.get(day, {}).items():
-            write_csv(frame, folder / f"{stem}.csv")
+            if stem != "index_levels":
+                write_csv(frame, folder / f"{stem}.csv")
     return dates
 
 
@@ -368,8 +371,11 @@ def _add_index_etf(rng, dates, sec_ids, price_path, funds_frame, positions, cash
                                  if "model_targets" in day1 else announced)
     # Authorized participants: creations and redemptions, in kind and in cash, both ways.
     orders = [[(2, "in_kind"), (-1, "cash")], [(-3, "in_kind"), (1, "cash")], [(1, "in_kind"), (-2, "in_kind")]]
+    # The index level: 1,000 on the first date, moving with its constituents' closes.
+    growth = (price_path[:, picks] / price_path[0][picks]) @ weights
     etf_daily = {day: {"creations": pd.DataFrame([{"fund_id": ETF_ID, "units": u, "settlement": s}
-                                                   for u, s in orders[day % len(orders)]])}
+                                                   for u, s in orders[day % len(orders)]]),
+                       "index_levels": pd.DataFrame({"model_id": [INDEX_ID], "level": [round(1000.0 * growth[day], 4)]})}
                  for day in range(len(dates))}
     return funds_frame, positions, cash, extra_daily, etf_daily
 

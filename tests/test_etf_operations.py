@@ -329,3 +329,22 @@ def test_simulate_settles_creations_and_redemptions_like_the_night(engine, landi
     assert replayed.values.tolist() == night_trades.values.tolist()
     # R's NAV after its in-kind redemption: 90,000 (as the night's fund_summary says).
     assert result.daily.set_index("fund_id").loc["R", "nav"] == 90000.0
+
+
+def test_the_review_view_and_cli_show_baskets_and_the_gain_that_left_in_kind(engine, landing):
+    from review_testclient import browser, review_app
+    from typer.testing import CliRunner
+
+    from rebalance_pipeline.cli import app
+
+    etf_landing(landing, [("P", -2, "in_kind")])
+    steps.run_nightly(AS_OF, landing, engine)
+    proposal = q(engine, "SELECT proposal_id FROM rebalance.proposal WHERE fund_id = 'P'")["proposal_id"][0]
+    with browser(review_app(), "viewer") as client:
+        fund = client.get("/rebalance/funds/R", params={"date": AS_OF.isoformat()}).text
+        page = client.get(f"/rebalance/proposals/{proposal}").text
+    table = fund[fund.index('id="basket-table"'):]
+    assert "<td>creation</td><td>Y</td><td class=\"num\">155</td>" in table and "<td>CASH</td>" in table
+    assert 'id="in-kind-gain"' in page and "3,790.00" in page
+    shown = CliRunner().invoke(app, ["show", proposal], env={"COLUMNS": "160"}, catch_exceptions=False).output
+    assert "in-kind redemptions: 3,790.00 USD of unrealized gain left the fund without being realized" in shown

@@ -139,6 +139,14 @@ def fund_class_drift(engine: Engine, as_of: dt.date, fund_id: str) -> pd.DataFra
         return read_frame(conn, query_sql("fund_class_drift"), {"d": as_of, "f": fund_id})
 
 
+def fund_baskets(engine: Engine, as_of: dt.date, fund_id: str) -> pd.DataFrame:
+    """The fund's creation and redemption baskets of the night (an ETF's PCF); none for others."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.basket')")).scalar() is None:
+            return pd.DataFrame(columns=["kind", "security_id", "quantity", "est_value"])
+        return read_frame(conn, query_sql("fund_baskets"), {"d": as_of, "f": fund_id})
+
+
 def fund_proposals(engine: Engine, fund_id: str, limit: int = 20) -> pd.DataFrame:
     """The fund's proposals, newest first (history on the fund page)."""
     with engine.connect() as conn:

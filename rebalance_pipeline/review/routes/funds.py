@@ -72,6 +72,7 @@ def fund_page(request: Request, user: GetUserDep, may_decide: MayDecide, store: 
     return render(request, user, may_decide, "fund.html", {
         "as_of": as_of, "fund": summary, "chart": drift_chart(drift), "holdings": records(drift),
         "classes": records(queries.fund_class_drift(store.engine, as_of, fund_id)),
+        "baskets": records(queries.fund_baskets(store.engine, as_of, fund_id)),
         "tracking": records(tonight)[0] if len(tonight) else None,
         "tracking_chart": tracking_chart(tracking) if len(tracking) else None,
         "proposals": records(queries.fund_proposals(store.engine, fund_id))})
