@@ -87,9 +87,12 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not airflow"
 
-## bench: 10,000 funds x 100 holdings for one date (wall time, peak memory, ratio to plain COPY)
+## bench: 10,000 funds x 100 holdings, then the wealth book of 100,000 x 20 on 20 models (wall time, peak
+## memory, ratio to plain COPY, the review pages at that size)
 bench: venv
 	$(BIN)/python bench/bench_nightly.py $(BENCH_ARGS)
+	@echo "== the wealth book: 100,000 accounts x 20 holdings on 20 models (restrictions, harvesting)"
+	$(BIN)/python bench/bench_nightly.py --funds 100000 --holdings 20 --models 20 $(BENCH_WEALTH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
