@@ -154,22 +154,16 @@ def test_tracking_and_compliance_through_the_night(engine, landing):
 
 
 def _review_pages_show_tracking_and_compliance(engine, proposal_id):
-    """The fund and proposal templates of the review view, rendered with its own queries."""
-    from rebalance_pipeline.review import queries
-    from rebalance_pipeline.review.app import TEMPLATES, _records
-    from rebalance_pipeline.review.charts import drift_chart, tracking_chart
+    """The review view's fund and proposal pages (its routes through FastAPI's TestClient)."""
+    from review_testclient import browser, review_app
 
-    context = {"url_for": lambda name, **params: f"/{name}", "may_decide": False, "user_name": "viewer",
-               "csrf_token": None}
-    history = queries.fund_tracking(engine, "ETF", D1)
-    chart = tracking_chart(history)
+    from rebalance_pipeline.review import queries
+    from rebalance_pipeline.review.charts import tracking_chart
+
+    chart = tracking_chart(queries.fund_tracking(engine, "ETF", D1))
     assert [b.label for b in chart.bars] == [str(D1)] and not chart.bars[0].negative   # +0.02 % on D1 only
-    page = TEMPLATES.env.get_template("fund.html").render(
-        as_of=D1, fund=queries.fund_summary(engine, D1, "ETF"), chart=drift_chart(queries.fund_drift(engine, D1, "ETF")), holdings=[], proposals=[],
-        tracking=_records(history)[-1], tracking_chart=chart, **context)
-    assert 'id="tracking-chart"' in page and "100.5200" in page and "0.02%" in page
-    detail = queries.proposal_detail(engine, proposal_id)
-    page = TEMPLATES.env.get_template("proposal.html").render(
-        p=detail.proposal, trades=[], reviews=[], export=None, message=None, later=None, rejected_before=None,
-        compliance=_records(queries.compliance_results(engine, proposal_id)), **context)
+    with browser(review_app(), "viewer") as client:
+        page = client.get("/rebalance/funds/ETF", params={"date": D1.isoformat()}).text
+        assert 'id="tracking-chart"' in page and "100.5200" in page and "0.02%" in page
+        page = client.get(f"/rebalance/proposals/{proposal_id}").text
     assert 'id="compliance-note"' in page and "ucits_5_10_40" in page and "trimmed" in page
