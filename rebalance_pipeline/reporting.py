@@ -54,6 +54,9 @@ from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
 from rebalance_pipeline.warehouse import query_sql, read_frame
 
+# The report's Jinja template (HTML lives in its own file, not in this module).
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
 TOP_FUNDS = 20
 # Decisions are dated where the operations team works (and the nightly is scheduled).
@@ -318,7 +321,8 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
     import jinja2
 
     funds = data.funds
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
     env.filters.update(formatting.jinja_filters(blank=""))
     env.filters.update(num=_num, pct=_pct, text=_text)
     states = funds["state"].value_counts()
@@ -347,7 +351,7 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
     }
     if len(data.tracking):
         charts["tracking"] = _chart_tracking(data.tracking)
-    return env.from_string(TEMPLATE).render(
+    return env.get_template("drift_report.html").render(
         as_of=data.as_of.isoformat(), generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headline=headline, charts=charts, top=_records(top), blocked=_records(blocked),
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
@@ -557,219 +561,3 @@ def _pct(value, digits: int = 2) -> str:
 def _records(frame: pd.DataFrame) -> list[dict]:
     return [{k: (None if _blank(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
-
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>Rebalance drift report {{ as_of }}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1300px;
-       color: #222; padding: 0 1em; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; }
-h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-h3 { font-size: 0.95em; margin: 1.2em 0 0.2em; }
-.sub { color: #666; margin-top: 0; font-size: 0.9em; }
-.cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 1em; min-width: 9em; }
-.card .n { font-size: 1.5em; font-weight: 600; }
-.card .l { color: #555; font-size: 0.85em; }
-table { border-collapse: collapse; font-size: 0.85em; width: 100%; }
-th, td { border-bottom: 1px solid #eee; padding: 0.3em 0.45em; text-align: left; vertical-align: top; }
-td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.id { white-space: nowrap; }
-td.name { min-width: 11em; }
-td.state { min-width: 11em; }
-.ccy { color: #666; font-size: 0.9em; white-space: nowrap; }
-.swatch { display: inline-block; width: 0.7em; height: 0.7em; border-radius: 2px; margin-right: 0.35em; }
-img { max-width: 100%; height: auto; }
-figure { margin: 0; }
-figcaption { max-width: 52em; }
-.charts { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-.empty { color: #666; font-style: italic; }
-</style>
-</head>
-<body>
-<h1>Rebalance drift report: {{ as_of }}</h1>
-<p class="sub">Generated {{ generated }} from the warehouse (schema rebalance).</p>
-
-<h2>Headline</h2>
-<h3>The night of {{ as_of }}</h3>
-<div class="cards">
-  <div class="card"><div class="n" id="funds">{{ headline.funds | num }}</div><div class="l">funds</div></div>
-  {% for currency, value in headline.nav %}
-  <div class="card"><div class="n">{{ value | num }}</div><div class="l">NAV {{ currency }}</div></div>
-  {% endfor %}
-  {% for state, n in headline.fund_state.items() %}
-  <div class="card"><div class="n" id="funds-{{ state }}">{{ n | num }}</div>
-    <div class="l"><span class="swatch" style="background: {{ state_colours[state] }}"></span>{{ state_labels[state] }}</div></div>
-  {% endfor %}
-  <div class="card"><div class="n" id="proposals-pending_review">{{ headline.proposal_status.pending_review | num }}</div>
-    <div class="l">proposals of the night pending review</div></div>
-</div>
-
-{% macro decision_cards(stats, prefix) -%}
-  <div class="card"><div class="n" id="{{ prefix }}-approved">{{ stats.approved | num }}</div><div class="l">approved by people</div></div>
-  <div class="card"><div class="n" id="{{ prefix }}-auto-approved">{{ stats.auto_approved | num }}</div><div class="l">approved by rule (straight-through)</div></div>
-  <div class="card"><div class="n" id="{{ prefix }}-rejected">{{ stats.rejected | num }}</div><div class="l">rejected</div></div>
-  <div class="card"><div class="n" id="{{ prefix }}-median-hours">{{ stats.median_hours | num(1) if stats.median_hours is not none else "–" }}</div>
-    <div class="l">median hours to decision</div></div>
-  <div class="card"><div class="n" id="{{ prefix }}-p90-hours">{{ stats.p90_hours | num(1) if stats.p90_hours is not none else "–" }}</div>
-    <div class="l">90th percentile hours</div></div>
-{%- endmacro %}
-<h3>Decisions on the proposals of the night of {{ as_of }}</h3>
-<p class="sub">Approvals and rejections of this night's own proposals, whenever they were taken (usually the next
-  morning), as far as recorded when this page was generated; the same proposals as the status chart below. Hours
-  run from a proposal's publication to a person's decision; approvals by a fund's straight-through rule
-  (<code>rule:auto</code>, taken when the night was published) are counted apart and not in the hours.</p>
-<div class="cards">
-  {{ decision_cards(headline.night, "night") }}
-</div>
-{% if came_back %}
-<p class="sub" id="came-back">Proposed again with the same trades after a rejection:</p>
-<ul>{% for r in came_back %}<li><span class="ccy">{{ r.proposal_id }}</span>: {{ r.text }}</li>{% endfor %}</ul>
-{% endif %}
-
-<h3>Decisions taken on {{ as_of }}</h3>
-<p class="sub">Approvals and rejections recorded on {{ as_of }} ({{ timezone }} time), of proposals of any date
-  (mostly earlier nights': a night's own proposals are reviewed the next morning), as far as recorded when this page
-  was generated.</p>
-<div class="cards">
-  {{ decision_cards(headline.day, "day") }}
-  <div class="card"><div class="n" id="backlog">{{ headline.backlog | num }}</div>
-    <div class="l">backlog: proposals of earlier dates undecided at the end of {{ as_of }}{% if headline.backlog_oldest %} (oldest {{ headline.backlog_oldest }}){% endif %}</div></div>
-</div>
-
-<h3>Decisions taken over the last {{ trend_dates }} business date(s), {{ window_start }} to {{ as_of }}</h3>
-<div class="cards">
-  {{ decision_cards(headline.window, "window") }}
-</div>
-
-<h2>Charts</h2>
-<div class="charts">
-  <figure><img alt="Funds by drift" src="data:image/png;base64,{{ charts.drift }}">
-    <figcaption class="sub">The {{ top_funds }} funds with the largest drift of a holding (max drift, as in the table
-      below), largest at the top. Each bar is the drift of the fund's holding that is furthest outside, or closest
-      to, its own band (its drift as a share of its band's half-width is the largest; that holding is named after
-      the fund), and the tick is that same holding's band: a bar past its tick is a breach. Bar and tick are never
-      taken from two different holdings, since a fund can breach on a holding with a tight band while another one
-      drifts more inside a wider band; that larger max drift is the hollow diamond. No tick: that holding has no
-      band. A proposed fund whose bar stops
-      short of its tick was proposed by its calendar date or a cash flow (its trigger is in the table). Orange:
-      breached, but the fund's policy (calendar or hybrid) trades only on its calendar dates, so no proposal
-      yet.</figcaption></figure>
-  <figure><img alt="Proposals by status" src="data:image/png;base64,{{ charts.proposals }}">
-    <figcaption class="sub">The proposals of the night of {{ as_of }}, where they stand now.</figcaption></figure>
-  <figure><img alt="Turnover and cost trend" src="data:image/png;base64,{{ charts.trend }}">
-    <figcaption class="sub">{{ trend_dates }} business date(s). Traded value: what each night's proposals trade, one
-      way, i.e. half of buys plus sells (turnover × NAV), in money of each fund's base currency; estimated cost:
-      their commissions, half spreads and market impact. One line per base currency: amounts in different currencies are never
-      added up.</figcaption></figure>
-</div>
-
-{% if tracking %}
-<h2>Tracking</h2>
-{% if charts.tracking %}<figure><img alt="Tracking difference per fund" src="data:image/png;base64,{{ charts.tracking }}">
-  <figcaption class="sub">Tonight's tracking difference of each fund that follows an index (return on NAV per share less
-    the index level's return, day over day); green ahead of its index, red behind.</figcaption></figure>{% endif %}
-<table id="tracking">
-<thead><tr><th>fund</th><th>index</th><th class="r">NAV / share</th><th class="r">fund return</th><th class="r">index return</th>
-<th class="r">tracking diff.</th><th class="r">TE 20d</th><th class="r">TE 60d</th><th class="r">ex-ante TE</th><th class="r">limit</th></tr></thead>
-<tbody>
-{% for t in tracking %}
-<tr><td class="id">{{ t.fund_id }}</td><td>{{ t.model_id | text }}</td><td class="r">{{ t.nav_per_share | number(4) }}</td>
-<td class="r">{{ t.fund_return | pct }}</td><td class="r">{{ t.index_return | pct }}</td><td class="r">{{ t.tracking_difference | pct(3) }}</td>
-<td class="r">{{ t.tracking_error_20d | pct }}</td><td class="r">{{ t.tracking_error_60d | pct }}</td>
-<td class="r">{{ t.ex_ante_tracking_error | pct }}</td><td class="r">{{ t.max_tracking_error | pct }}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% endif %}
-
-{% if harvest_totals %}
-<h2>Tax-loss harvesting</h2>
-<p class="sub">Losses realized by the harvest sales of the proposals of the window ({{ window_start }} to {{ as_of }}),
-  per night; "approved" counts only the approved proposals.</p>
-<table id="harvest-totals">
-<thead><tr><th>night</th><th class="r">funds</th><th class="r">harvested losses</th><th class="r">of which approved</th></tr></thead>
-<tbody>
-{% for h in harvest_totals %}
-<tr><td>{{ h.as_of_date }}</td><td class="r">{{ h.funds | num }}</td><td class="r">{{ h.loss | money }} <span class="ccy">{{ h.base_currency | text }}</span></td>
-<td class="r">{{ h.approved | money }} <span class="ccy">{{ h.base_currency | text }}</span></td></tr>
-{% endfor %}
-</tbody>
-</table>
-<h3>Largest harvests{% if harvest_count > harvests | length %} ({{ harvests | length }} of {{ harvest_count }}){% endif %}</h3>
-<table id="harvests">
-<thead><tr><th>night</th><th>fund</th><th>proposal</th><th>status</th><th class="r">harvested loss</th><th class="r">tax trades</th></tr></thead>
-<tbody>
-{% for h in harvests %}
-<tr><td>{{ h.as_of_date }}</td><td class="id">{{ h.fund_id }}</td><td class="id">{{ h.proposal_id }}</td><td>{{ h.status }}</td>
-<td class="r">{{ h.est_harvested_loss | money }} <span class="ccy">{{ h.base_currency | text }}</span></td><td class="r">{{ h.tax_trade_count | num }}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% endif %}
-
-{% if compliance %}
-<h2>Compliance findings</h2>
-<p class="sub">Proposals of funds with a RIC or UCITS setting that fail a rule before or after their trades, or that
-  were trimmed (buys of an issuer already over its limit dropped) or blocked.</p>
-<table id="compliance">
-<thead><tr><th>fund</th><th>proposal</th><th>rule</th><th class="r">before</th><th class="r">after</th><th class="r">limit</th>
-<th>action</th><th>issuers</th></tr></thead>
-<tbody>
-{% for c in compliance %}
-<tr><td class="id">{{ c.fund_id }}</td><td class="id">{{ c.proposal_id }}</td><td>{{ c.rule }}</td><td class="r">{{ c.before_value | pct(1) }}</td>
-<td class="r">{{ c.after_value | pct(1) }}</td><td class="r">{{ c.limit_value | pct(0) }}</td><td>{{ c.action }}</td><td>{{ c.detail | text }}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% endif %}
-
-<h2>Top drifting funds</h2>
-{% if top %}
-<table>
-<thead><tr><th>fund</th><th>name</th><th>policy</th><th class="r">NAV</th><th class="r">max drift</th>
-<th class="r">breaches</th><th>state (trigger)</th><th>proposal</th><th>proposal status</th>
-<th class="r">turnover</th><th class="r">est. cost</th></tr></thead>
-<tbody>
-{% for f in top %}
-<tr><td class="id">{{ f.fund_id }}</td><td class="name">{{ f.name | text }}</td><td>{{ f.policy | text }}</td><td class="r">{{ f.nav | money }} <span class="ccy">{{ f.base_currency | text }}</span></td>
-<td class="r">{{ f.max_abs_drift | pct }}</td><td class="r">{{ f.breach_count | num }}</td>
-<td class="state"><span class="swatch" style="background: {{ state_colours[f.state] }}"></span>{{ state_labels[f.state] }}{% if f.trigger %} <span class="ccy">({{ f.trigger }})</span>{% endif %}</td>
-<td class="id">{{ f.proposal_id | text }}</td><td>{{ f.proposal_status | text | replace("_", " ") }}</td>
-<td class="r">{{ f.turnover | pct }}</td><td class="r">{{ f.est_cost | money }}{% if f.est_cost is not none %} <span class="ccy">{{ f.base_currency | text }}</span>{% endif %}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}<p class="empty">No funds.</p>{% endif %}
-
-<h2>Blocked funds</h2>
-{% if blocked %}
-<table>
-<thead><tr><th>fund</th><th>name</th><th>reason</th>{% if data_docs %}<th>checks</th>{% endif %}</tr></thead>
-<tbody>
-{% for f in blocked %}
-<tr><td class="id">{{ f.fund_id }}</td><td>{{ f.name | text }}</td><td>{{ f.blocked_reason | text }}</td>
-{% if data_docs %}<td>{% if not (f.blocked_reason | text).startswith("awaiting execution") %}<a href="{{ data_docs }}">validation results (Data Docs)</a>{% endif %}</td>{% endif %}</tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}<p class="empty">No fund was blocked.</p>{% endif %}
-
-<h2>Failed validation checks</h2>
-{% if failures %}
-<table>
-<thead><tr><th>dataset</th><th>check</th><th class="r">failed rows</th><th>detail</th></tr></thead>
-<tbody>
-{% for c in failures %}
-<tr><td>{{ c.dataset }}</td><td>{{ c.check }}</td><td class="r">{{ c.failed_rows | num }}</td><td>{{ c.detail | text }}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}<p class="empty">Every check passed.</p>{% endif %}
-</body>
-</html>
-"""
