@@ -2,9 +2,9 @@
 --
 -- funds.csv gains index_tracking (trade an announced index change on its eve),
 -- creation_unit (shares per creation unit) and custom_baskets (SEC Rule 6c-11 baskets that
--- lean toward the targets). The daily inputs creations.csv and fund_shares.csv are kept as
--- received, like flows; the night writes each fund's baskets and the tax lots that moved in
--- kind. All four are written by the shards into leaves of their own and attached by the
+-- lean toward the targets). The daily input creations.csv is kept as received, like flows
+-- (fund_shares.csv is V012's); the night writes each fund's baskets and the tax lots that
+-- moved in kind. All three are written by the shards into leaves of their own and attached by the
 -- publish (see V007), so a night stays all or nothing.
 
 ALTER TABLE rebalance.fund_ref
@@ -30,17 +30,7 @@ CREATE TABLE rebalance.creation (
 ) PARTITION BY LIST (as_of_date);
 CREATE TABLE rebalance.creation_default PARTITION OF rebalance.creation DEFAULT;
 
--- fund_shares.csv: shares outstanding at the close (NAV per share = NAV / shares). The
--- tracking helper's V012 creates the same table; IF NOT EXISTS / ON CONFLICT make this a
--- no-op where it ran first.
-CREATE TABLE IF NOT EXISTS rebalance.fund_shares (
-    as_of_date          date     NOT NULL,
-    source_row          integer  NOT NULL,
-    fund_id             text     NOT NULL,
-    shares_outstanding  numeric(28, 6),
-    shard               integer  NOT NULL DEFAULT 0
-) PARTITION BY LIST (as_of_date);
-CREATE TABLE IF NOT EXISTS rebalance.fund_shares_default PARTITION OF rebalance.fund_shares DEFAULT;
+-- fund_shares.csv (shares outstanding) is stored by V012's rebalance.fund_shares.
 
 -- The basket of one creation unit per fund and direction (the PCF): securities in whole
 -- lots and a CASH row (the cash component) that makes it worth NAV per share x creation_unit.
@@ -75,14 +65,12 @@ CREATE TABLE rebalance.in_kind_lot_default PARTITION OF rebalance.in_kind_lot DE
 
 INSERT INTO rebalance.night_table VALUES
     ('creation',    'as_of_date', NULL, NULL),
-    ('fund_shares', 'as_of_date', NULL, NULL),
     ('basket',      'as_of_date', ARRAY['as_of_date', 'fund_id', 'kind', 'security_id', 'shard'], NULL),
-    ('in_kind_lot', 'as_of_date', ARRAY['as_of_date', 'fund_id', 'security_id', 'lot_id', 'kind', 'shard'], NULL)
-ON CONFLICT (table_name) DO NOTHING;
+    ('in_kind_lot', 'as_of_date', ARRAY['as_of_date', 'fund_id', 'security_id', 'lot_id', 'kind', 'shard'], NULL);
 
-GRANT SELECT ON rebalance.creation, rebalance.creation_default, rebalance.fund_shares, rebalance.fund_shares_default,
+GRANT SELECT ON rebalance.creation, rebalance.creation_default,
     rebalance.basket, rebalance.basket_default, rebalance.in_kind_lot, rebalance.in_kind_lot_default
     TO rebalance_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE ON rebalance.creation, rebalance.creation_default, rebalance.fund_shares,
-    rebalance.fund_shares_default, rebalance.basket, rebalance.basket_default, rebalance.in_kind_lot,
+GRANT SELECT, INSERT, UPDATE, DELETE ON rebalance.creation, rebalance.creation_default,
+    rebalance.basket, rebalance.basket_default, rebalance.in_kind_lot,
     rebalance.in_kind_lot_default TO rebalance_writer;
