@@ -56,7 +56,9 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     ``harvest_loss_pct`` 5 %, ``harvest_min_loss`` 250) into the substitutes of
     substitutes.csv (two per security, of its asset class), and ``restriction_share`` of the
     funds carry a restriction on one of their holdings (restrictions.csv: an exclusion with or
-    without a substitute, a no_buy, a no_sell).
+    without a substitute, a no_buy, a no_sell); a fifth of the funds are approved by rule when
+    a rebalance is small (``auto_approve_max_turnover`` 10 %, ``auto_approve_max_cost_bps`` 8)
+    and a quarter need two approvals above 5 million (``second_approval_notional``).
 
     With models, one more fund is an index ETF (``_index_etf``): ETF00001 follows the index
     model IDX00 (30 constituents, daily index_levels.csv), has shares outstanding
@@ -194,6 +196,13 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
                                extra_daily["tax_lots"], restriction_share)
         funds_frame["harvest_loss_pct"] = funds_frame["fund_id"].map(wealth["harvest_loss_pct"])
         funds_frame["harvest_min_loss"] = np.where(funds_frame["harvest_loss_pct"].notna(), 250.0, np.nan)
+        # Review at scale: a few accounts approved by rule when a rebalance is small and cheap,
+        # and four eyes on a quarter of them above 5 million of gross notional.
+        review_rng = np.random.default_rng([seed, 12])
+        straight = review_rng.random(funds) < 0.2
+        funds_frame["auto_approve_max_turnover"] = np.where(straight, 0.10, np.nan)
+        funds_frame["auto_approve_max_cost_bps"] = np.where(straight, 8.0, np.nan)
+        funds_frame["second_approval_notional"] = np.where(review_rng.random(funds) < 0.25, 5_000_000.0, np.nan)
         for stem in ("restrictions", "substitutes"):
             model_files[0][stem] = wealth[stem]
     if models > 0:
