@@ -19,13 +19,13 @@ DEMO_LANDING := $(REBALANCE_HOME)/demo-landing
 DEMO_DATES := 2014-01-02 2014-01-03
 DEMO_LATEST := 2014-01-06
 
-.PHONY: venv demo test test-fast bench lint ui constraints clean stop
+.PHONY: venv demo test test-fast bench lint ui constraints clean stop docs docs-gen
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Rebalance needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,celery,dev]"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,celery,dev,docs]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -96,6 +96,15 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+## docs: the site (docs/, mkdocs.yml) into .rebalance/site; strict: a broken link or a page missing
+## from the nav fails it, and so do generated reference pages older than the code (make docs-gen)
+docs: venv
+	$(BIN)/python docs/gen/generate.py --check
+	$(BIN)/mkdocs build --strict --site-dir $(REBALANCE_HOME)/site
+
+docs-gen: venv
+	$(BIN)/python docs/gen/generate.py
 
 ## stop the embedded warehouse (it keeps running between commands otherwise)
 stop: venv

@@ -1,4 +1,4 @@
-"""Refresh the README's screenshots from a running `make ui` (demo data) in headless Chromium.
+"""Refresh the docs' screenshots (docs/screenshots/) from a running `make ui` (demo data) in headless Chromium.
 
     make ui                      # in one terminal
     .venv/bin/python docs/screenshots.py [--report .rebalance/reports/drift_report_2014-01-06.html]
