@@ -23,6 +23,10 @@ SCHEMA = "rebalance"
 CONTRACT_TABLES = ("fund_drift", "fund_summary", "proposal", "proposal_trade", "validation_result")
 # The machinery of a night's publish and of the Airflow tasks: nobody reads them for data.
 INTERNAL_TABLES = ("night_table", "night_leaf", "night_partition", "night_shard", "proposal_stage", "run_artifact")
+# Tables whose comment above their CREATE TABLE is not a description of the table today: V001's
+# note on the whole reference history sits above fund_ref, and its note on proposal_trade's
+# write path (no foreign key, written by publish alone) predates the shards' leaves of V007.
+NOT_DESCRIPTIONS = ("fund_ref", "proposal_trade")
 SHARD_COMMENT = ("the shard of funds that wrote the row (-1: rows of the whole night, or rows a rerun "
                  "carried over); added by V007")
 
@@ -138,7 +142,8 @@ def _code(raw: str) -> str:
 
 
 def _leading_comment(raw: str) -> str:
-    """The comment lines right above the statement's code (no blank line between)."""
+    """The comment lines right above the statement's code (no blank line between, none above a
+    section rule)."""
     lines = raw.strip("\n").splitlines()
     block: list[str] = []
     for line in lines:
@@ -149,7 +154,10 @@ def _leading_comment(raw: str) -> str:
             block = []
         else:
             break
-    block = [b for b in block if not re.fullmatch(r"-+.*", b)]
+    # Only the lines after a section rule (`-- ---- outputs`) are the comment.
+    rules = [i for i, b in enumerate(block) if re.fullmatch(r"-+.*", b)]
+    if rules:
+        block = block[rules[-1] + 1:]
     return " ".join(block).strip()
 
 
@@ -204,7 +212,8 @@ def _apply(schema: Schema, version: str, raw: str) -> None:
         name = _name(m.group(3))
         if not m.group(3).startswith(SCHEMA + ".") or " PARTITION OF " in upper or name in tables:
             return
-        table = Table(name, version, comment=_leading_comment(raw), partitioned=" PARTITION BY " in upper)
+        comment = "" if name in NOT_DESCRIPTIONS else _leading_comment(raw)
+        table = Table(name, version, comment=comment, partitioned=" PARTITION BY " in upper)
         for item, comment in _items(_body(raw)):
             if like := re.match(r"LIKE ([\w.]+)", item, re.I):
                 source = tables[_name(like.group(1))]
