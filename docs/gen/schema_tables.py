@@ -27,6 +27,10 @@ INTERNAL_TABLES = ("night_table", "night_leaf", "night_partition", "night_shard"
 # note on the whole reference history sits above fund_ref, and its note on proposal_trade's
 # write path (no foreign key, written by publish alone) predates the shards' leaves of V007.
 NOT_DESCRIPTIONS = ("fund_ref", "proposal_trade")
+# Column comments a later migration outgrew, with what holds today.
+COLUMN_NOTES = {
+    ("proposal_review", "channel"): "cli, ui, api; rule: approved by the fund's straight-through rule at publish (V011)",
+}
 SHARD_COMMENT = ("the shard of funds that wrote the row (-1: rows of the whole night, or rows a rerun "
                  "carried over); added by V007")
 
@@ -331,4 +335,9 @@ def render(schema: Schema) -> str:
 
 
 def page(migrations: Path) -> str:
-    return render(parse(migrations))
+    schema = parse(migrations)
+    for (table, column), note in COLUMN_NOTES.items():
+        for c in schema.tables[table].columns:
+            if c.name == column:
+                c.comment = note
+    return render(schema)
