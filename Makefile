@@ -101,7 +101,7 @@ lint: venv
 ## from the nav fails it, and so do generated reference pages older than the code (make docs-gen)
 docs: venv
 	$(BIN)/python docs/gen/generate.py --check
-	$(BIN)/mkdocs build --strict --site-dir $(REBALANCE_HOME)/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(REBALANCE_HOME)/site
 
 docs-gen: venv
 	$(BIN)/python docs/gen/generate.py
