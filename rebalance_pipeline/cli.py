@@ -39,29 +39,50 @@ EXIT_USAGE = 2
 EXIT_CANNOT_RUN = 3
 
 # Typer's help shows a value type after every option, "<bool>" for flags (--help, --quiet)
-# too: a flag takes no value, so it gets none. And a required argument reads as in every
-# other command's usage line, PROPOSAL_ID, not {proposal_id}.
-_display_type_rich = typer.core.TyperOption.display_type_rich
+# too, and a required argument as {PROPOSAL_ID} in the usage line. Our command and group
+# classes (Typer's documented ``cls`` extension point) show a flag with no value type (it
+# takes none) and an argument as every usage line spells it: PROPOSAL_ID, [OPTIONAL].
+class _NoTypeAfterFlags:
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""   # the help's type column shows the metavar where there is one
+        return params
 
 
-def _flag_takes_no_value(self, ctx):
-    return None if getattr(self, "is_flag", False) else _display_type_rich(self, ctx)
+class _Command(_NoTypeAfterFlags, typer.core.TyperCommand):
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar if param.metavar is not None else param.name
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 
-def _usage_name(self) -> str:
-    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-    return name + ("..." if self.nargs != 1 else "")
+class _Group(_NoTypeAfterFlags, typer.core.TyperGroup):
+    pass
 
 
-typer.core.TyperOption.display_type_rich = _flag_takes_no_value
-typer.core.TyperArgument._usage_display_name = _usage_name
+class _Typer(typer.Typer):
+    """``typer.Typer`` whose commands and groups are the classes above."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
 
 # Markdown help: paragraphs are re-wrapped to the terminal, `code` stands out.
-app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
+app = _Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode="markdown",
                   epilog="Exit codes: 0 done; 1 refused or not found (a decision, a proposal, a night); "
                          "2 usage error; 3 the night cannot run.")
-warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
+warehouse_app = _Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
                             rich_markup_mode="markdown")
 app.add_typer(warehouse_app, name="warehouse")
 console = Console()
