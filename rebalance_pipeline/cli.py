@@ -13,7 +13,7 @@ Exit codes:
   3  the night cannot run: a structural fault in the landing folder (the message names file,
      row and column), a missing landing root or date folder, a date that is not a trading
      day on the funds' calendars, no warehouse configured where Airflow runs a distributed
-     executor.
+     executor, no migration in the installed package.
 """
 
 from __future__ import annotations
@@ -112,7 +112,11 @@ def _engine(migrate: bool = True):
         err.print(f"[bold red]no warehouse:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     if migrate:
-        warehouse.migrate(engine)
+        try:
+            warehouse.migrate(engine)
+        except warehouse.MigrationsNotFound as exc:   # an install without its SQL
+            err.print(f"[bold red]cannot migrate:[/bold red] {escape(str(exc))}")
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
     return engine
 
 
@@ -657,13 +661,21 @@ def simulate(
 
 @warehouse_app.command("migrate")
 def warehouse_migrate() -> None:
-    """Create or upgrade the schema to the latest version."""
+    """Create or upgrade the schema to the latest version (views and functions re-declared).
+
+    Exits 3 when the package holds no migration (an incomplete install): nothing migrated.
+    """
     from rebalance_pipeline import warehouse
 
     engine = warehouse.get_engine()
-    applied = warehouse.migrate(engine)
+    try:
+        applied = warehouse.apply_migrations(engine)
+    except warehouse.MigrationsNotFound as exc:
+        err.print(f"[bold red]cannot migrate:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    done = [f"V{v:03d}" for v in applied.versions] + [f"R__{name}" for name in applied.repeatables]
     console.print(f"schema at version {warehouse.current_version(engine)}"
-                  + (f" (applied {', '.join(f'V{v:03d}' for v in applied)})" if applied else " (up to date)"))
+                  + (f" (applied {', '.join(done)})" if done else " (up to date)"), soft_wrap=True)
 
 
 @warehouse_app.command("url")
