@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -54,24 +53,16 @@ def declared_in_repeatables() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def empty_database_url(server_url):
-    """A new database with nothing in it, dropped afterwards."""
-    name = f"rebalance_wheel_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
-            {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+def empty_database_url(engine) -> str:
+    """The URL of the test's database with schema rebalance dropped: nothing migrated."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA rebalance CASCADE"))
+    return engine.url.render_as_string(hide_password=False)
 
 
 # ------------------------------------------------------------------ the wheel
 @pytest.mark.db
-def test_a_wheel_installed_without_e_migrates_an_empty_database(tmp_path, empty_database_url):
+def test_a_wheel_installed_without_e_migrates_an_empty_database(tmp_path, empty_database_url, engine):
     """Build the wheel from a copy of the sources, install it into a folder of its own (no
     ``-e``), and run its ``rebalance warehouse migrate`` from an unrelated folder: the SQL
     comes from inside the installed package, not from a checkout."""
@@ -115,22 +106,18 @@ def test_a_wheel_installed_without_e_migrates_an_empty_database(tmp_path, empty_
     latest = warehouse.available_migrations()[-1].version
     assert f"schema at version {latest} (applied V001" in migrated.stdout
 
-    engine = sa.create_engine(empty_database_url)
-    try:
-        assert warehouse.current_version(engine) == latest
-        with engine.connect() as conn:
-            tables = set(conn.execute(sa.text(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'rebalance'")).scalars())
-        assert {"proposal", "proposal_trade", "fund_summary", "order_export", "night_table",
-                "schema_repeatable"} <= tables
-        assert {"fund_drift_history", "latest_fund_drift", "proposal_history"} <= tables   # views
-        assert {name for _, _, name in declared_in_repeatables()} == set(definitions(engine))
-    finally:
-        engine.dispose()
+    assert warehouse.current_version(engine) == latest
+    with engine.connect() as conn:
+        tables = set(conn.execute(sa.text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'rebalance'")).scalars())
+    assert {"proposal", "proposal_trade", "fund_summary", "order_export", "night_table",
+            "schema_repeatable"} <= tables
+    assert {"fund_drift_history", "latest_fund_drift", "proposal_history"} <= tables   # views
+    assert {name for _, _, name in declared_in_repeatables()} == set(definitions(engine))
 
 
 @pytest.mark.db
-def test_a_package_without_migrations_fails_loudly(tmp_path, monkeypatch, empty_database_url):
+def test_a_package_without_migrations_fails_loudly(tmp_path, monkeypatch, empty_database_url, engine):
     monkeypatch.setenv("REBALANCE_WAREHOUSE_URL", empty_database_url)
     monkeypatch.setattr(settings, "SQL_DIR", tmp_path)   # no migrations/ in it
     result = runner.invoke(app, ["warehouse", "migrate"])
@@ -138,12 +125,9 @@ def test_a_package_without_migrations_fails_loudly(tmp_path, monkeypatch, empty_
     assert "no migration files" in result.output and "nothing was migrated" in result.output
     assert "up to date" not in result.output
     with pytest.raises(warehouse.MigrationsNotFound):
-        warehouse.migrate(sa.create_engine(empty_database_url))
-    engine = warehouse.get_engine(empty_database_url)
+        warehouse.migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regnamespace('rebalance')")).scalar() is None
-    warehouse._engine_for.cache_clear()
-    engine.dispose()
 
 
 # ------------------------------------------------------------------ repeatables
