@@ -2,7 +2,8 @@
 
 REBALANCE_WAREHOUSE_URL  SQLAlchemy URL of the warehouse; unset: the embedded PostgreSQL
 REBALANCE_HOME           folder for local state (embedded pgdata, demo data); default
-                         ``<project>/.rebalance``
+                         ``<project>/.rebalance`` in a checkout (editable install included),
+                         ``~/.rebalance`` for a package installed from a wheel
 REBALANCE_LANDING_DIR    landing folder of the Airflow DAG (one sub-folder per date)
 REBALANCE_OUTBOX_DIR     where order files go (default ``$REBALANCE_HOME/outbox``)
 REBALANCE_REPORTS_DIR    where HTML drift reports go (default ``$REBALANCE_HOME/reports``)
@@ -35,7 +36,10 @@ SQL_DIR = (Path(os.environ["REBALANCE_SQL_DIR"]) if os.environ.get("REBALANCE_SQ
 
 
 def home() -> Path:
-    return Path(os.environ.get("REBALANCE_HOME", PROJECT_ROOT / ".rebalance")).resolve()
+    # Not inside site-packages for an installed wheel (often read-only, and wiped by an upgrade).
+    default = (PROJECT_ROOT / ".rebalance" if (PROJECT_ROOT / "pyproject.toml").is_file()
+               else Path.home() / ".rebalance")
+    return Path(os.environ.get("REBALANCE_HOME", default)).resolve()
 
 
 def warehouse_url_from_env() -> str | None:

@@ -94,12 +94,14 @@ def test_a_wheel_installed_without_e_migrates_an_empty_database(tmp_path, empty_
         return subprocess.run([sys.executable, *args], cwd=elsewhere, env=env, capture_output=True, text=True,
                               timeout=600)
 
-    where = installed_python("-c", "import rebalance_pipeline.reporting as r, rebalance_pipeline.settings as s; "
+    where = installed_python("-c", "import os, rebalance_pipeline.reporting as r, rebalance_pipeline.settings as s; "
                                    "print(r.__file__); print(s.SQL_DIR); "
-                                   "print((r.TEMPLATE_DIR / 'drift_report.html').is_file())")
+                                   "print((r.TEMPLATE_DIR / 'drift_report.html').is_file()); "
+                                   "os.environ.pop('REBALANCE_HOME'); print(s.home())")
     assert where.returncode == 0, where.stderr
-    module, sql_dir, template_found = where.stdout.split()
+    module, sql_dir, template_found, default_home = where.stdout.split()
     assert module.startswith(str(site)) and sql_dir.startswith(str(site)) and template_found == "True"
+    assert not default_home.startswith(str(site))   # local state never inside the installed package
 
     migrated = installed_python("-m", "rebalance_pipeline.cli", "warehouse", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
