@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.models import isin_ids
-from rebalance_core.schema import CASH, RESTRICTION_RULES, RULE_EXCLUDE, RULE_NO_BUY, RULE_NO_SELL
+from rebalance_core.schema import CASH, RESTRICTION_RULES, RULE_EXCLUDE
 
 RESTRICTION_COLUMNS = ["fund_id", "security_id", "rule", "substitute_id"]
 
@@ -43,16 +43,6 @@ def rule_pairs(restrictions: pd.DataFrame, rule: str) -> pd.MultiIndex:
     rows = restrictions.loc[restrictions["rule"] == rule, ["fund_id", "security_id"]]
     return pd.MultiIndex.from_frame(rows) if len(rows) else pd.MultiIndex.from_arrays([[], []],
                                                                                         names=["fund_id", "security_id"])
-
-
-def row_flags(rows: pd.DataFrame, restrictions: pd.DataFrame | None) -> pd.DataFrame:
-    """Boolean columns no_buy, no_sell, excluded for rows keyed by fund_id, security_id."""
-    keys = pd.MultiIndex.from_frame(rows[["fund_id", "security_id"]])
-    flags = pd.DataFrame(index=rows.index)
-    for name, rule in (("no_buy", RULE_NO_BUY), ("no_sell", RULE_NO_SELL), ("excluded", RULE_EXCLUDE)):
-        flags[name] = (keys.isin(rule_pairs(restrictions, rule)) if restrictions is not None and len(restrictions)
-                       else np.zeros(len(rows), dtype=bool))
-    return flags
 
 
 def apply_exclusions(targets: pd.DataFrame, restrictions: pd.DataFrame | None) -> pd.DataFrame:

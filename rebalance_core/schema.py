@@ -58,11 +58,11 @@ FIRST_APPROVAL = "first_approval"
 AWAITING_PERSON = (PENDING, PENDING_SECOND)   # proposals a person still has to decide
 PROPOSAL_STATUSES = (PENDING, PENDING_SECOND, APPROVED, REJECTED, SUPERSEDED)
 
-# Reason codes carried by every proposed trade.
+# Reason codes carried by every proposed trade (a fund traded for a trigger of its own,
+# model_change, tracking, index_event, gives its trades that trigger: proposals.py).
 REASON_BAND = "band_breach"
 REASON_CALENDAR = "calendar"
 REASON_CASH_FLOW = "cash_flow"
-REASON_MODEL_CHANGE = "model_change"
 REASON_RESTRICTION = "restriction"   # restrictions.csv decided it (exclusion, substitute, no_buy/no_sell)
 REASON_TAX = "tax"                   # a tax-loss harvest or the swap back after it
 
@@ -77,13 +77,11 @@ RESTRICTION_RULES = (RULE_NO_BUY, RULE_NO_SELL, RULE_EXCLUDE)
 WASH_AVOID = "avoid"
 WASH_FLAG = "flag"
 WASH_SALE_RULES = (WASH_AVOID, WASH_FLAG)
-REASON_TRACKING = "tracking"
 
 # funds.csv `compliance`: the diversification rules a fund's proposals are judged on.
 COMPLIANCE_RIC = "ric"
 COMPLIANCE_UCITS = "ucits"
 COMPLIANCE_REGIMES = (COMPLIANCE_RIC, COMPLIANCE_UCITS)
-REASON_INDEX_EVENT = "index_event"
 
 # ETF primary market (creations.csv, the basket / PCF, in_kind_lot).
 SETTLEMENT_IN_KIND = "in_kind"
@@ -96,8 +94,3 @@ IN_KIND_RECEIVED = "received"     # in_kind_lot.kind: a lot the fund opened on a
 
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9
-
-FUND_COLUMNS = (
-    "fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
-    "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional",
-)

@@ -24,7 +24,6 @@ import pandas as pd
 
 LONG_TERM_DAYS = 365
 WASH_SALE_DAYS = 30
-METHODS = ("hifo", "fifo", "min_gain")
 
 LOT_COLUMNS = ["proposal_id", "fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date",
                "realized_gain", "term"]

@@ -13,7 +13,7 @@ Exit codes:
   3  the night cannot run: a structural fault in the landing folder (the message names file,
      row and column), a missing landing root or date folder, a date that is not a trading
      day on the funds' calendars, no warehouse configured where Airflow runs a distributed
-     executor.
+     executor, no migration in the installed package.
 """
 
 from __future__ import annotations
@@ -39,29 +39,50 @@ EXIT_USAGE = 2
 EXIT_CANNOT_RUN = 3
 
 # Typer's help shows a value type after every option, "<bool>" for flags (--help, --quiet)
-# too: a flag takes no value, so it gets none. And a required argument reads as in every
-# other command's usage line, PROPOSAL_ID, not {proposal_id}.
-_display_type_rich = typer.core.TyperOption.display_type_rich
+# too, and a required argument as {PROPOSAL_ID} in the usage line. Our command and group
+# classes (Typer's documented ``cls`` extension point) show a flag with no value type (it
+# takes none) and an argument as every usage line spells it: PROPOSAL_ID, [OPTIONAL].
+class _NoTypeAfterFlags:
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""   # the help's type column shows the metavar where there is one
+        return params
 
 
-def _flag_takes_no_value(self, ctx):
-    return None if getattr(self, "is_flag", False) else _display_type_rich(self, ctx)
+class _Command(_NoTypeAfterFlags, typer.core.TyperCommand):
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar if param.metavar is not None else param.name
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 
-def _usage_name(self) -> str:
-    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-    return name + ("..." if self.nargs != 1 else "")
+class _Group(_NoTypeAfterFlags, typer.core.TyperGroup):
+    pass
 
 
-typer.core.TyperOption.display_type_rich = _flag_takes_no_value
-typer.core.TyperArgument._usage_display_name = _usage_name
+class _Typer(typer.Typer):
+    """``typer.Typer`` whose commands and groups are the classes above."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
 
 # Markdown help: paragraphs are re-wrapped to the terminal, `code` stands out.
-app = typer.Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
+app = _Typer(help="Rebalance: nightly drift and rebalancing proposals for funds.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode="markdown",
                   epilog="Exit codes: 0 done; 1 refused or not found (a decision, a proposal, a night); "
                          "2 usage error; 3 the night cannot run.")
-warehouse_app = typer.Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
+warehouse_app = _Typer(help="The warehouse: migrations and the embedded server.", no_args_is_help=True,
                             rich_markup_mode="markdown")
 app.add_typer(warehouse_app, name="warehouse")
 console = Console()
@@ -91,7 +112,11 @@ def _engine(migrate: bool = True):
         err.print(f"[bold red]no warehouse:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     if migrate:
-        warehouse.migrate(engine)
+        try:
+            warehouse.migrate(engine)
+        except warehouse.MigrationsNotFound as exc:   # an install without its SQL
+            err.print(f"[bold red]cannot migrate:[/bold red] {escape(str(exc))}")
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
     return engine
 
 
@@ -636,13 +661,21 @@ def simulate(
 
 @warehouse_app.command("migrate")
 def warehouse_migrate() -> None:
-    """Create or upgrade the schema to the latest version."""
+    """Create or upgrade the schema to the latest version (views and functions re-declared).
+
+    Exits 3 when the package holds no migration (an incomplete install): nothing migrated.
+    """
     from rebalance_pipeline import warehouse
 
     engine = warehouse.get_engine()
-    applied = warehouse.migrate(engine)
+    try:
+        applied = warehouse.apply_migrations(engine)
+    except warehouse.MigrationsNotFound as exc:
+        err.print(f"[bold red]cannot migrate:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    done = [f"V{v:03d}" for v in applied.versions] + [f"R__{name}" for name in applied.repeatables]
     console.print(f"schema at version {warehouse.current_version(engine)}"
-                  + (f" (applied {', '.join(f'V{v:03d}' for v in applied)})" if applied else " (up to date)"))
+                  + (f" (applied {', '.join(done)})" if done else " (up to date)"), soft_wrap=True)
 
 
 @warehouse_app.command("url")

@@ -121,14 +121,6 @@ def proposals(engine: Engine, as_of: dt.date | None = None, status: str | None =
                           {"d": as_of, "st": status, "n": limit})
 
 
-def proposal_trades(engine: Engine, proposal_id: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return read_frame(conn,
-                          "SELECT security_id, side, quantity, price, notional, weight_before, weight_after,"
-                          " target_weight, est_cost, est_realized_gain, wash_sale, reason FROM rebalance.proposal_trade "
-                          "WHERE proposal_id = :id ORDER BY notional DESC", {"id": proposal_id})
-
-
 def top_trades(engine: Engine, as_of: dt.date, limit: int = 10) -> pd.DataFrame:
     with engine.connect() as conn:
         return read_frame(conn,

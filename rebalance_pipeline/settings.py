@@ -2,11 +2,15 @@
 
 REBALANCE_WAREHOUSE_URL  SQLAlchemy URL of the warehouse; unset: the embedded PostgreSQL
 REBALANCE_HOME           folder for local state (embedded pgdata, demo data); default
-                         ``<project>/.rebalance``
+                         ``<project>/.rebalance`` in a checkout (editable install included),
+                         ``~/.rebalance`` for a package installed from a wheel
 REBALANCE_LANDING_DIR    landing folder of the Airflow DAG (one sub-folder per date)
 REBALANCE_OUTBOX_DIR     where order files go (default ``$REBALANCE_HOME/outbox``)
 REBALANCE_REPORTS_DIR    where HTML drift reports go (default ``$REBALANCE_HOME/reports``)
 REBALANCE_PCF_DIR        where ETF basket files (PCF) go (default ``$REBALANCE_HOME/pcf``)
+REBALANCE_SQL_DIR        another folder of migrations and queries (default: the package's own,
+                         ``rebalance_pipeline/sql``: in a checkout a link to the top-level
+                         ``sql/``, in a wheel a copy of it)
 
 The embedded PostgreSQL is a convenience of one machine (CLI, demo, Airflow's LocalExecutor).
 Where Airflow runs a distributed executor (Celery, Kubernetes, Edge) every worker would start
@@ -17,6 +21,7 @@ instead (``WarehouseNotConfigured``) until REBALANCE_WAREHOUSE_URL names the sha
 from __future__ import annotations
 
 import configparser
+import importlib.resources
 import importlib.util
 import os
 import re
@@ -24,11 +29,17 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SQL_DIR = Path(os.environ.get("REBALANCE_SQL_DIR", PROJECT_ROOT / "sql"))
+# The SQL ships inside the package (package data), so an installed wheel finds it as a
+# checkout does; read it with importlib.resources, never from the checkout's folder.
+SQL_DIR = (Path(os.environ["REBALANCE_SQL_DIR"]) if os.environ.get("REBALANCE_SQL_DIR")
+           else importlib.resources.files("rebalance_pipeline") / "sql")
 
 
 def home() -> Path:
-    return Path(os.environ.get("REBALANCE_HOME", PROJECT_ROOT / ".rebalance")).resolve()
+    # Not inside site-packages for an installed wheel (often read-only, and wiped by an upgrade).
+    default = (PROJECT_ROOT / ".rebalance" if (PROJECT_ROOT / "pyproject.toml").is_file()
+               else Path.home() / ".rebalance")
+    return Path(os.environ.get("REBALANCE_HOME", default)).resolve()
 
 
 def warehouse_url_from_env() -> str | None:

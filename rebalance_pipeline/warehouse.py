@@ -40,6 +40,7 @@ SCHEMA = "rebalance"
 LOCK_NAMESPACE = 0x52424C  # "RBL"
 MIGRATION_LOCK_KEY = 0
 _MIGRATION_FILE = re.compile(r"^V(\d{3,})__([a-z0-9_]+)\.sql$")
+_REPEATABLE_FILE = re.compile(r"^R__([a-z0-9_]+)\.sql$")
 
 
 # ------------------------------------------------------------------ connection
@@ -73,9 +74,13 @@ def date_lock(conn: Connection, as_of: dt.date) -> None:
 
 
 # ------------------------------------------------------------------ migrations
+# Versioned migrations (sql/migrations/V<NNN>__<name>.sql) change tables, once each, in
+# order, and are never edited once released (checksums are checked). Repeatable ones
+# (sql/repeatable/R__<name>.sql) declare the current views and functions, each once:
+# re-applied, in name order, after the versioned ones. docs/development/migrations.md.
 @dataclass(frozen=True)
 class Migration:
-    version: int
+    version: int | None   # None: a repeatable migration
     name: str
     sql: str
 
@@ -84,14 +89,52 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def available_migrations() -> list[Migration]:
+@dataclass(frozen=True)
+class Applied:
+    """What one migrate did: the versions it applied and the repeatables it (re)applied."""
+    versions: list[int]
+    repeatables: list[str]
+
+
+class MigrationsNotFound(RuntimeError):
+    """No versioned migration where the package keeps its SQL: migrating would leave an empty
+    schema that looks up to date."""
+
+
+def _sql_files(folder: str, pattern: re.Pattern, form: str) -> list[tuple[re.Match, str]]:
+    """(name match, text) of the .sql files of ``sql/<folder>`` (package data, read through
+    importlib.resources; ``settings.SQL_DIR``)."""
+    directory = settings.SQL_DIR / folder
+    if not directory.is_dir():
+        return []
     found = []
-    for path in sorted((settings.SQL_DIR / "migrations").glob("V*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
+    for entry in directory.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = pattern.match(entry.name)
         if not match:
-            raise ValueError(f"migration file name {path.name!r} is not V<number>__<name>.sql")
-        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
-    return sorted(found, key=lambda m: m.version)
+            raise ValueError(f"{folder} file name {entry.name!r} is not {form}")
+        found.append((match, entry.read_text(encoding="utf-8")))
+    return found
+
+
+def available_migrations() -> list[Migration]:
+    """The versioned migrations, in version order; ``MigrationsNotFound`` when there are none."""
+    found = sorted((Migration(int(m.group(1)), m.group(2), text)
+                    for m, text in _sql_files("migrations", _MIGRATION_FILE, "V<number>__<name>.sql")),
+                   key=lambda m: m.version)
+    if not found:
+        raise MigrationsNotFound(
+            f"no migration files (V<number>__<name>.sql) in {settings.SQL_DIR / 'migrations'}: the installed "
+            "package lacks its SQL (reinstall it) or REBALANCE_SQL_DIR names the wrong folder; nothing was migrated")
+    return found
+
+
+def repeatable_migrations() -> list[Migration]:
+    """The repeatable migrations, in name order (a file may use what an earlier one declares)."""
+    return sorted((Migration(None, m.group(1), text)
+                   for m, text in _sql_files("repeatable", _REPEATABLE_FILE, "R__<name>.sql")),
+                  key=lambda m: m.name)
 
 
 def current_version(engine: Engine) -> int:
@@ -102,24 +145,45 @@ def current_version(engine: Engine) -> int:
         return conn.execute(sa.text("SELECT coalesce(max(version), 0) FROM rebalance.schema_migration")).scalar()
 
 
-def _applied_checksums(engine: Engine) -> dict[int, str]:
+def _applied_checksums(engine: Engine) -> tuple[dict[int, str], dict[str, str]]:
+    """Checksums of the applied versioned migrations and of the applied repeatables."""
     with engine.connect() as conn:
-        if conn.execute(sa.text("SELECT to_regclass('rebalance.schema_migration')")).scalar() is None:
-            return {}
-        return dict(conn.execute(sa.text("SELECT version, checksum FROM rebalance.schema_migration")).all())
+        versions: dict[int, str] = {}
+        repeatables: dict[str, str] = {}
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.schema_migration')")).scalar() is not None:
+            versions = dict(conn.execute(sa.text("SELECT version, checksum FROM rebalance.schema_migration")).all())
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.schema_repeatable')")).scalar() is not None:
+            repeatables = dict(conn.execute(sa.text("SELECT name, checksum FROM rebalance.schema_repeatable")).all())
+        return versions, repeatables
 
 
 def migrate(engine: Engine, target: int | None = None) -> list[int]:
-    """Apply the migrations not yet applied (up to ``target``), in one transaction; return them.
+    """Apply the migrations not yet applied (up to ``target``), in one transaction; return the
+    versions applied (``apply_migrations`` tells the repeatables too)."""
+    return apply_migrations(engine, target).versions
+
+
+def apply_migrations(engine: Engine, target: int | None = None) -> Applied:
+    """Bring the schema to the latest version (or to ``target``), in one transaction.
+
+    The versioned migrations not yet applied run in order; then, on a migrate to the latest
+    version that did anything (or finds a repeatable new or edited), every repeatable runs
+    again in name order: a versioned migration may have dropped a view it declares. A
+    ``target`` (a step-by-step upgrade, tests) leaves the repeatables alone: they declare the
+    latest schema's views and functions.
 
     An up-to-date warehouse is only read (no lock, no DDL), so the pipeline may log in as a
     ``rebalance_writer`` and the review view as a ``rebalance_reader``; applying migrations
-    needs the schema owner (``rebalance warehouse migrate``).
+    needs the schema owner (``rebalance warehouse migrate``). No migration file at all is
+    ``MigrationsNotFound``, never an empty schema reported up to date.
     """
-    wanted = {m.version: m.checksum for m in available_migrations() if target is None or m.version <= target}
-    if wanted and all(_applied_checksums(engine).get(v) == c for v, c in wanted.items()):
-        return []
-    applied_now = []
+    versioned = [m for m in available_migrations() if target is None or m.version <= target]
+    repeatables = repeatable_migrations() if target is None else []
+    versions_done, repeatables_done = _applied_checksums(engine)
+    if (all(versions_done.get(m.version) == m.checksum for m in versioned)
+            and all(repeatables_done.get(r.name) == r.checksum for r in repeatables)):
+        return Applied([], [])
+    applied_now: list[int] = []
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
                      {"ns": LOCK_NAMESPACE, "key": MIGRATION_LOCK_KEY})
@@ -128,25 +192,36 @@ def migrate(engine: Engine, target: int | None = None) -> list[int]:
             "CREATE TABLE IF NOT EXISTS rebalance.schema_migration ("
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"))
+        conn.execute(sa.text(
+            "CREATE TABLE IF NOT EXISTS rebalance.schema_repeatable ("
+            " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"))
         done = dict(conn.execute(sa.text("SELECT version, checksum FROM rebalance.schema_migration")).all())
-        for migration in available_migrations():
-            if target is not None and migration.version > target:
-                break
+        for migration in versioned:
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
                     raise RuntimeError(
                         f"migration V{migration.version:03d} {migration.name} was edited after it was applied; "
-                        "add a new migration instead")
+                        "add a new migration instead (views and functions: edit their sql/repeatable file)")
                 continue
-            # Straight to the driver without parameters: a '%' in the SQL (format('%I', ...))
-            # is literal text, not a placeholder.
-            with conn.connection.cursor() as cursor:
-                cursor.execute(migration.sql)
+            _execute_file(conn, migration.sql)
             conn.execute(sa.text("INSERT INTO rebalance.schema_migration (version, name, checksum) "
                                  "VALUES (:v, :n, :c)"),
                          {"v": migration.version, "n": migration.name, "c": migration.checksum})
             applied_now.append(migration.version)
-    return applied_now
+        for repeatable in repeatables:
+            _execute_file(conn, repeatable.sql)
+            conn.execute(sa.text(
+                "INSERT INTO rebalance.schema_repeatable (name, checksum) VALUES (:n, :c) "
+                "ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()"),
+                {"n": repeatable.name, "c": repeatable.checksum})
+    return Applied(applied_now, [r.name for r in repeatables])
+
+
+def _execute_file(conn: Connection, sql: str) -> None:
+    # Straight to the driver without parameters: a '%' in the SQL (format('%I', ...)) is
+    # literal text, not a placeholder.
+    with conn.connection.cursor() as cursor:
+        cursor.execute(sql)
 
 
 # ------------------------------------------------------------------ bulk I/O
@@ -190,7 +265,7 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, columns: list[
 @lru_cache(maxsize=64)
 def query_sql(name: str) -> str:
     """The text of ``sql/queries/<name>.sql`` (queries live in files of their own)."""
-    return (settings.SQL_DIR / "queries" / f"{name}.sql").read_text()
+    return (settings.SQL_DIR / "queries" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _rounded_to_scale(conn: Connection, table: str, frame: pd.DataFrame) -> pd.DataFrame:

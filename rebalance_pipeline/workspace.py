@@ -38,26 +38,6 @@ def get_parts(workspace: Workspace, prefix: str) -> pd.DataFrame | None:
     return pd.concat([workspace.get(n) for n in names], ignore_index=True)
 
 
-class MemoryWorkspace:
-    def __init__(self) -> None:
-        self._frames: dict[str, pd.DataFrame] = {}
-
-    def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
-        self._frames[name] = frame.to_pandas() if isinstance(frame, pa.Table) else frame
-
-    def get(self, name: str) -> pd.DataFrame:
-        return self._frames[name]
-
-    def has(self, name: str) -> bool:
-        return name in self._frames
-
-    def names(self, prefix: str) -> list[str]:
-        return sorted(n for n in self._frames if n.startswith(prefix))
-
-    def clear(self) -> None:
-        self._frames.clear()
-
-
 class DirectoryWorkspace:
     """Parquet files in a folder (names may contain ``/``: sub-folders)."""
 

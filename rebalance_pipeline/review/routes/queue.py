@@ -44,8 +44,6 @@ from rebalance_pipeline.review.web import (
 )
 
 router = APIRouter()
-FILTER_FIELDS = ("date", "status", "model", "policy", "currency", "gross_min", "gross_max", "turnover_min",
-                 "turnover_max")
 
 
 @dataclasses.dataclass(frozen=True)
