@@ -304,6 +304,27 @@ def reject(proposal_id: ProposalId, by: By, note: Note = None) -> None:
     _decide(proposal_id, "rejected", by, note)
 
 
+@app.command()
+def executed(proposal_id: ProposalId, by: By, note: Note = None,
+             cancelled: Annotated[bool, typer.Option("--cancelled", help="its orders were cancelled, not filled")]
+             = False) -> None:
+    """Say an approved proposal's orders were all executed (or, with --cancelled, all
+    cancelled), when the order desk's executions.csv will not: kept with who and when, read
+    by the next night, which then stops holding the fund back. Exits 1 when the proposal is
+    not approved."""
+    from rebalance_pipeline.executions import record_operator_word
+    from rebalance_pipeline.warehouse import ReviewError
+
+    try:
+        done = record_operator_word(_engine(), proposal_id, by, note, cancelled=cancelled)
+    except ReviewError as exc:
+        err.print(f"[bold red]not recorded:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(f"{done['proposal_id']} ({done['fund_id']}, {done['as_of_date']}): {_n(done['orders'], 'order')} "
+                  f"{done['status']} by {done['recorded_by']} at {fmt.timestamp(done['recorded_at'])}; the night after "
+                  f"{done['night']} reads it", soft_wrap=True, markup=False, highlight=False)
+
+
 OptionalDate = Annotated[dt.datetime | None, typer.Option(
     "--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD", help="business date (default: the latest night)")]
 

@@ -122,3 +122,23 @@ def record_operator_word(engine: Engine, proposal_id: str, by: str, note: str | 
     return {"proposal_id": proposal_id, "fund_id": found.fund_id, "as_of_date": found.as_of_date,
             "night": night if isinstance(night, dt.date) else found.as_of_date, "status": status, "orders": len(rows),
             "recorded_by": by.strip(), "recorded_at": rows[0].recorded_at}
+
+
+def proposal_executions(engine: Engine, proposal_id: str) -> list[dict]:
+    """What was reported done of a proposal, grouped by night, source and status (the review
+    view's proposal page): as_of_date, source, status, orders, recorded_by, recorded_at, note."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(
+            "SELECT as_of_date, source, status, count(*) AS orders, min(recorded_by) AS recorded_by, "
+            "max(recorded_at) AS recorded_at, max(note) AS note FROM rebalance.execution WHERE proposal_id = :id "
+            "GROUP BY as_of_date, source, status ORDER BY as_of_date, max(recorded_at)"),
+            {"id": proposal_id}).mappings().all()]
+
+
+def last_operator_word(engine: Engine, proposal_id: str) -> dict | None:
+    """The latest operator's word on the proposal (status, recorded_by), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT status, recorded_by FROM rebalance.execution WHERE proposal_id = :id AND source = :s "
+            "ORDER BY execution_id DESC LIMIT 1"), {"id": proposal_id, "s": SOURCE_OPERATOR}).mappings().first()
+    return dict(row) if row else None
