@@ -579,7 +579,8 @@ def sample(
     models: Annotated[int, typer.Option(min=0, help="model portfolios (most funds follow one; the first is "
                                                     "reweighted on the last day)")] = 0,
     extend: Annotated[bool, typer.Option(
-        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on); "
+        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on; "
+                         "what the warehouse approved and exported is executed: executions.csv); "
                          "--start, --funds, --holdings and --seed are taken from the folder")] = False,
 ) -> None:
     """Write a realistic synthetic landing folder (trading days from --start), or extend one.
@@ -592,7 +593,7 @@ def sample(
 
     try:
         if extend:
-            dates = extend_landing(out, days=days or 1)
+            dates = extend_landing(out, days=days or 1, engine=_desk_engine())
         else:
             dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed,
                              models=models)
@@ -600,6 +601,25 @@ def sample(
         err.print(f"[bold red]not written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(" ".join(d.isoformat() for d in dates))
+
+
+def _desk_engine():
+    """The warehouse, when it holds the nights of a folder: `sample --extend` has the
+    synthetic order desk execute what it approved and exported. Without one (or one whose
+    schema was never created, which this command does not create), no executions.csv."""
+    import sqlalchemy as sa
+
+    from rebalance_pipeline import settings, warehouse
+
+    try:
+        engine = warehouse.get_engine()
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT to_regclass('rebalance.pipeline_run')")).scalar() is None:
+                return None
+    except (settings.WarehouseNotConfigured, sa.exc.OperationalError):
+        return None
+    warehouse.migrate(engine)   # a warehouse of an earlier version: up to this one (as `run` would)
+    return engine
 
 
 @app.command()

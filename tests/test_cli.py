@@ -199,7 +199,9 @@ def test_a_proposal_rejected_before_that_comes_back_says_so(engine, landing, tmp
 
 
 # ------------------------------------------------------------------ the second morning
-def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path):
+def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path, monkeypatch):
+    # No warehouse holds these nights (one that cannot be reached): no desk, no executions.csv.
+    monkeypatch.setenv("REBALANCE_WAREHOUSE_URL", "postgresql://nobody@127.0.0.1:1/none")
     landing = tmp_path / "landing"
     assert invoke("sample", "--out", str(landing), "--days", "2", "--funds", "4", "--holdings", "5").output.split() \
         == ["2014-01-02", "2014-01-03"]
@@ -211,6 +213,7 @@ def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path):
     prices = pd.read_csv(landing / "2014-01-06" / "prices.csv")
     assert (prices["as_of_date"] == "2014-01-06").all() and (prices["close_price"] > 0).all()
     assert not (landing / "2014-01-06" / "funds.csv").exists()     # reference data carries over
+    assert not (landing / "2014-01-06" / "executions.csv").exists()
     assert invoke("sample", "--out", str(landing), "--extend", "--days", "2").output.split() \
         == ["2014-01-07", "2014-01-08"]
     missing = invoke("sample", "--out", str(tmp_path / "nope"), "--extend")
