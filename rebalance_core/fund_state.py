@@ -327,7 +327,7 @@ def _notes(changed, ended, proposals, outcome, source, days, ids) -> pd.Series:
                         + " business days (execution_expiry_days) without executions.csv, positions or an "
                           "operator's word showing its orders done; the fund proposes again")
         text = text + how
-        note[text.index] = [t if n is None else f"{n}; {t}" for n, t in zip(note[text.index], text, strict=True)]
+        note[text.index] = [t if pd.isna(n) else f"{n}; {t}" for n, t in zip(note[text.index], text, strict=True)]
     return note
 
 

@@ -763,6 +763,11 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     if len(blocked):
         _table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
         _more(len(blocked), reports.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
+    expired = reports.expired_approvals(engine, as_of)
+    if len(expired):
+        console.print("[bold yellow]Approvals that expired unexecuted (the funds propose again):[/bold yellow]")
+        for row in expired.to_dict("records"):
+            console.print(f"  {row['fund_id']}: {row['note']}", soft_wrap=True, highlight=False, markup=False)
     failures = reports.validation_failures(engine, as_of)
     if len(failures):
         _table("Failed checks", failures)

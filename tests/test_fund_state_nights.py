@@ -136,3 +136,25 @@ def test_the_demo_extended_by_three_nights_with_approvals_and_executions_leaves_
         assert stuck.empty, stuck.values.tolist()
     executed = q(engine, "SELECT DISTINCT closed_by FROM rebalance.fund_state WHERE closed_outcome = 'executed'")
     assert set(executed["closed_by"]) <= {"file", "positions"} and len(executed)
+
+
+def test_an_approval_never_executed_expires_and_the_report_says_so(engine, landing):
+    for day in D[1:4]:
+        folder = small_landing(landing, day, with_reference=(day == D[1]))
+        if day == D[1]:   # F1 waits at most 2 business days for its orders
+            funds = pd.read_csv(folder / "funds.csv").assign(execution_expiry_days=[2, None, None])
+            write(folder, "funds.csv", funds)
+    steps.run_nightly(D[1], landing, engine)
+    pid = fund(engine, "F1", D[1])["proposal_id"]
+    decide(engine, pid, "approved", "ops.amy")
+    steps.run_nightly(D[2], landing, engine)
+    waiting = fund(engine, "F1", D[2])
+    assert waiting["status"] == "blocked" and "until the approval expires on 2014-01-07" in waiting["blocked_reason"]
+    steps.run_nightly(D[3], landing, engine)
+    expired = fund(engine, "F1", D[3])
+    assert expired["status"] == "proposed" and expired["closed_by"] == "expiry"
+    assert f"approved proposal {pid} (2014-01-03) expired unexecuted after 2 business days" in expired["state_note"]
+    report = CliRunner().invoke(app, ["report", "--date", D[3].isoformat()], env={"COLUMNS": "200"},
+                                catch_exceptions=False).output
+    report = " ".join(report.split())   # as read, whatever the terminal wrapped
+    assert "Approvals that expired unexecuted" in report and f"F1: approved proposal {pid}" in report, report
