@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rebalance_core.calendar import DEFAULT_CALENDAR, _calendar
+from rebalance_core.calendar import DEFAULT_CALENDAR, sessions_after
 
 # The one declaration of the state's columns: the core, the warehouse table and the replay use it.
 FUND_STATE_COLUMNS = [
@@ -137,11 +137,7 @@ def expiry_dates(start: pd.Series, days: pd.Series, calendar: pd.Series) -> pd.S
         rows = (calendar == name) & start.notna()
         if not rows.any():
             continue
-        sessions = _calendar(name).sessions
-        sessions = sessions.tz_localize(None) if sessions.tz is not None else sessions
-        position = np.searchsorted(sessions.to_numpy(), start[rows].to_numpy(), side="right") - 1
-        target = np.minimum(position + days[rows].to_numpy(dtype="int64"), len(sessions) - 1)
-        out[rows] = sessions.to_numpy()[target]
+        out[rows] = sessions_after(start[rows].to_numpy(), days[rows].to_numpy(dtype="int64"), name)
     return out
 
 
