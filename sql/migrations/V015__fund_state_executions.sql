@@ -35,6 +35,8 @@ CREATE TABLE rebalance.fund_state_default PARTITION OF rebalance.fund_state DEFA
 INSERT INTO rebalance.night_table VALUES
     -- (fund_id, as_of_date): the next night's look-up of a fund's latest state.
     ('fund_state', 'as_of_date', ARRAY['as_of_date', 'fund_id', 'shard'], ARRAY['fund_id', 'as_of_date']);
+-- The same key and index on the parent: attaching a leaf links the leaf's, builds nothing.
+SELECT rebalance.night_add_keys('fund_state', ARRAY['as_of_date', 'fund_id', 'shard'], ARRAY['fund_id', 'as_of_date']);
 
 CREATE TABLE rebalance.execution (
     execution_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
