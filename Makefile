@@ -48,7 +48,8 @@ demo: venv
 	@echo "Next: 'make ui' to review and approve in the Airflow UI (menu Rebalance), or at the terminal:"
 	@echo "      export PATH=\"$(BIN):\$$PATH\""
 	@echo "      rebalance proposals --status pending_review; rebalance approve <id> --by <you>; rebalance export"
-	@echo "      the second morning: rebalance sample --out $(DEMO_LANDING) --extend, then"
+	@echo "      the second morning: rebalance sample --out $(DEMO_LANDING) --extend (the synthetic desk executes"
+	@echo "      what you approved and exported: executions.csv), then"
 	@echo "      rebalance run --date <the date it prints> --landing $(DEMO_LANDING)"
 
 ## ui: Airflow (api-server, scheduler, dag-processor) with the Rebalance view on the demo warehouse

@@ -57,16 +57,6 @@ def period_starts(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dict[str,
     return {f: is_period_start(as_of, f, calendar) for f in ("daily", *_PERIOD_CODES)}
 
 
-def session_close(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
-    """When the market closed on ``as_of`` (UTC; early closes included); on a non-trading day
-    its end. Positions of that date reflect the orders sent before this moment."""
-    cal = _calendar(calendar)
-    day = pd.Timestamp(as_of)
-    if cal.is_session(day):
-        return cal.session_close(day)
-    return (day + pd.Timedelta(days=1)).tz_localize("UTC")
-
-
 def previous_session(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dt.date:
     """The last trading day strictly before ``as_of``."""
     cal = _calendar(calendar)
@@ -77,3 +67,13 @@ def next_session(as_of: dt.date, calendar: str = DEFAULT_CALENDAR) -> dt.date:
     """The first trading day strictly after ``as_of``: when the market next opens."""
     cal = _calendar(calendar)
     return cal.date_to_session(pd.Timestamp(as_of) + pd.Timedelta(days=1), direction="next").date()
+
+
+def sessions_after(dates, days, calendar: str = DEFAULT_CALENDAR):
+    """The ``days``-th trading day after each of ``dates`` (datetime64 arrays; vectorized)."""
+    import numpy as np
+
+    sessions = _calendar(calendar).sessions
+    sessions = (sessions.tz_localize(None) if sessions.tz is not None else sessions).to_numpy()
+    position = np.searchsorted(sessions, np.asarray(dates, dtype="datetime64[ns]"), side="right") - 1
+    return sessions[np.minimum(position + np.asarray(days, dtype="int64"), len(sessions) - 1)]

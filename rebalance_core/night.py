@@ -8,13 +8,17 @@ nothing. The nightly run (whole, or one shard of funds at a time), the Airflow s
 and ``rebalance simulate`` all call it, so a what-if replays exactly the nightly rules.
 
 Rules decided here (and nowhere else):
-- a fund blocked by validation, whose NAV cannot be computed, or whose approved orders are
-  not in the market by this date's close (``awaiting execution``) gets no proposal;
+- a fund blocked by validation, whose NAV cannot be computed, or whose approved proposal is
+  not known to be executed (``awaiting execution``, ``rebalance_core.fund_state``) gets no
+  proposal;
 - a security without its own half spread takes its asset class's;
 - a fund with a ``model_id`` takes the targets of that model's version in force on the date
   (``rebalance_core.models``); a fund whose targets differ from those of its previous
-  business date (``previous_targets``) rebalances to them whatever its policy (trigger and
-  trade reason ``model_change``);
+  state rebalances to them whatever its policy (trigger and trade reason ``model_change``),
+  every night until a proposal to them is executed or its holdings are within bands of them;
+- the fund state (``rebalance_core.fund_state``): what carries to the next night (targets in
+  force, a pending model change, the approval awaited, compliance failing) is returned as
+  ``fund_state``; nothing here reads the machine's clock;
 - an ``index_tracking`` fund trades into a model version announced ahead at the close of
   the last trading day before it is effective (trigger and reason ``index_event``), and
   does not trade it again on the day it comes into force (``rebalance_core.index_events``);
@@ -52,7 +56,6 @@ import pandas as pd
 
 from rebalance_core.approval import auto_approvable, auto_approval_notes
 from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, PrimaryMarket, settle_primary_market
-from rebalance_core.calendar import session_close
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.compliance import check_compliance
 from rebalance_core.drift import (
@@ -62,9 +65,16 @@ from rebalance_core.drift import (
     compute_drift,
     summarize_funds,
 )
+from rebalance_core.fund_state import (
+    EXECUTION_COLUMNS,
+    FUND_STATE_COLUMNS,
+    StateFacts,
+    next_fund_state,
+    with_compliance,
+)
 from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, split_pair_targets, wash_rules
 from rebalance_core.index_events import night_targets
-from rebalance_core.models import changed_targets, fund_models, isin_ids
+from rebalance_core.models import fund_models, isin_ids
 from rebalance_core.proposals import (
     apply_presets,
     flow_per_fund,
@@ -89,7 +99,6 @@ from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
 from rebalance_core.tracking import TRACKING_COLUMNS, compute_tracking, tracking_triggers
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
-AWAITING_COLUMNS = ["fund_id", "proposal_id", "proposal_date", "exported_at"]
 UNVALUED_REASON = ("NAV cannot be computed (a holding has no usable price or fx rate, or the fund is worth "
                    "nothing)")
 
@@ -99,7 +108,7 @@ class NightInputs:
     """What one night knows, for the funds it decides (a whole night or one shard).
 
     Fund-keyed frames (positions, cash, targets, funds, flows, tax_lots, blocked,
-    recent_loss_sales, approved_unexecuted, previous_targets) may hold only the shard's
+    recent_loss_sales, previous_state, approved, executions) may hold only the shard's
     funds; security-keyed ones (prices, securities, asset_classes, fx_rates) and the model
     history are whole.
     """
@@ -116,13 +125,16 @@ class NightInputs:
     tax_lots: pd.DataFrame | None = None          # open lots
     blocked: pd.DataFrame | None = None           # fund_id, blocked_reason: what validation found
     recent_loss_sales: pd.DataFrame | None = None  # fund_id, security_id: approved loss sales, last 30 days
-    approved_unexecuted: pd.DataFrame | None = None  # AWAITING_COLUMNS: latest approved earlier proposal per fund
     # Model versions known tonight (rebalance_core.models.MODEL_HISTORY_COLUMNS): model_id,
     # security_id, target_weight, valid_from (the folder's date), effective_date.
     model_targets: pd.DataFrame | None = None
-    # fund_id, security_id, target_weight: each fund's targets in force on its previous
-    # business date (resolved as tonight's are); a fund without rows has nothing to compare.
-    previous_targets: pd.DataFrame | None = None
+    # The funds' state of their previous night (rebalance_core.fund_state.FUND_STATE_COLUMNS;
+    # a fund without a row: its first night), each fund's latest approved proposal of an
+    # earlier date with its orders (fund_state.APPROVED_COLUMNS) and what executions of it
+    # were reported, tonight's included (fund_state.EXECUTION_COLUMNS).
+    previous_state: pd.DataFrame | None = None
+    approved: pd.DataFrame | None = None
+    executions: pd.DataFrame | None = None
     restrictions: pd.DataFrame | None = None      # restrictions.csv in force: fund_id, security_id, rule, substitute_id
     substitutes: pd.DataFrame | None = None       # substitutes.csv in force: security_id, substitute_id, rank
     recent_buys: pd.DataFrame | None = None       # fund_id, security_id: approved buys, last 30 days
@@ -169,6 +181,10 @@ class NightDecision:
     # The book the decision started from: the files' once the day's in-kind orders settled,
     # and the flows with the cash orders (rebalance_core.baskets.PrimaryMarket).
     settled: PrimaryMarket | None = None
+    # Tonight's state of every fund (fund_state.FUND_STATE_COLUMNS), and the orders of the
+    # approvals tonight's positions show done (fund_state.EXECUTION_COLUMNS, source positions).
+    fund_state: pd.DataFrame | None = None
+    executed_by_positions: pd.DataFrame | None = None
 
 
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
@@ -200,14 +216,17 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
     unvalued = summary.loc[summary["nav"].isna() & ~summary["fund_id"].isin(blocked["fund_id"]), "fund_id"]
     blocked = _add_blocked(blocked, unvalued, UNVALUED_REASON)
-    waiting = awaiting_execution(as_of, inputs.approved_unexecuted)
+    carried = next_fund_state(as_of, inputs.previous_state, StateFacts(
+        funds=funds, targets=targets, summary=summary, positions=positions, approved=inputs.approved,
+        executions=inputs.executions, validation_blocked=pd.Index(validation_blocked),
+        index_event=pd.Index(index_event)))
+    waiting = carried.blocked
     waiting = waiting[waiting["fund_id"].isin(summary["fund_id"]) & ~waiting["fund_id"].isin(blocked["fund_id"])]
     blocked = pd.concat([blocked, waiting], ignore_index=True) if len(waiting) else blocked
 
     triggers = resolve_triggers(as_of, funds, summary)
     triggers = resolve_flow_triggers(drift, summary, funds, flows, triggers)
-    changed = changed_targets(targets, inputs.previous_targets)
-    triggers = triggers.where(~triggers.index.isin(changed), TRIGGER_MODEL_CHANGE)
+    triggers = triggers.where(~triggers.index.isin(carried.model_change), TRIGGER_MODEL_CHANGE)
     tracking = compute_tracking(as_of, funds, summary, drift, inputs.index_levels, inputs.fund_shares,
                                 inputs.tracking_history, inputs.price_history, inputs.prices,
                                 nav_per_share=market.nav_per_share)
@@ -262,6 +281,8 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
         "float64") if len(proposals) else pd.Series(dtype="float64"))
     fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
+    fund_summary["state_note"] = fund_summary["fund_id"].map(carried.state.set_index("fund_id")["note"]).astype(
+        object)
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
     compliance = judged.results if len(judged.results) else pd.DataFrame(
@@ -273,9 +294,11 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
         {c: pd.Series(dtype="object") for c in BASKET_COLUMNS})
     in_kind_lots = market.in_kind_lots if len(market.in_kind_lots) else pd.DataFrame(
         {c: pd.Series(dtype="object") for c in IN_KIND_LOT_COLUMNS})
+    fund_state = with_compliance(carried.state, compliance)[FUND_STATE_COLUMNS]
     return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked,
                          tracking=tracking, compliance=compliance, baskets=baskets, in_kind_lots=in_kind_lots,
-                         settled=market)
+                         settled=market, fund_state=fund_state,
+                         executed_by_positions=carried.done_by_positions[EXECUTION_COLUMNS])
 
 
 def _raised_targets(before: pd.DataFrame, after: pd.DataFrame, restrictions: pd.DataFrame) -> pd.DataFrame:
@@ -333,25 +356,6 @@ def with_class_spreads(securities: pd.DataFrame | None, asset_classes: pd.DataFr
            else pd.Series(np.nan, index=securities.index))
     return securities.assign(half_spread_bps=pd.to_numeric(own, errors="coerce").astype("float64").fillna(
         securities["asset_class"].map(by_class).astype("float64")))
-
-
-def awaiting_execution(as_of: dt.date, approved: pd.DataFrame | None) -> pd.DataFrame:
-    """Funds with an approved proposal of an earlier date whose orders were not exported
-    before this date's close: tonight's positions cannot reflect them, so a new proposal
-    would trade the same drift again. ``approved`` has the latest such proposal per fund."""
-    if approved is None or approved.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in BLOCKED_COLUMNS})
-    approved = approved[pd.to_datetime(approved["proposal_date"]).dt.date < as_of]
-    exported_at = pd.to_datetime(approved["exported_at"], utc=True)
-    close = session_close(as_of)
-    late = exported_at.isna() | (exported_at >= close)
-    rows = approved[late.to_numpy()]
-    exported = pd.to_datetime(rows["exported_at"], utc=True)
-    reason = ("awaiting execution: approved proposal " + rows["proposal_id"].astype(str) + " ("
-              + pd.to_datetime(rows["proposal_date"]).dt.strftime("%Y-%m-%d") + ") "
-              + np.where(exported.isna(), "has not been exported", "was exported after this date's close")
-              + "; no new proposal until the positions reflect its orders")
-    return pd.DataFrame({"fund_id": rows["fund_id"].to_numpy(), "blocked_reason": reason.to_numpy()})
 
 
 def _blocked_by_validation(blocked: pd.DataFrame | None) -> pd.DataFrame:

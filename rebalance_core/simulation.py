@@ -48,13 +48,14 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
              positions: pd.DataFrame, cash: pd.DataFrame, tax_lots: pd.DataFrame | None = None,
              check_day: Callable[[dt.date, NightInputs], pd.DataFrame] | None = None,
              model_history: pd.DataFrame | None = None,
-             previous_targets: pd.DataFrame | None = None) -> SimulationResult:
+             previous_state: pd.DataFrame | None = None) -> SimulationResult:
     """Replay ``dates`` from the book (positions, cash, tax lots) held at the first date's close.
 
     ``model_history``: model versions known before the first date (valid_from, optional
     effective_date); a day's ``model_targets`` frame adds a version dated that day.
-    ``previous_targets``: the funds' targets in force on the business date before the first
-    (then each day's are the day before's), so a target change triggers ``model_change``."""
+    ``previous_state``: the funds' state (``rebalance_core.fund_state``) of the business date
+    before the first (e.g. ``fund_state.seed_state`` of its targets); then each day carries
+    the day before's, as the nightly run does, so a target change triggers ``model_change``."""
     positions = positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
     cash = cash[["fund_id", "currency", "amount"]].copy()
     lots = tax_lots.copy() if tax_lots is not None and len(tax_lots) else None
@@ -82,7 +83,7 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             targets=reference.get("targets", NO_TARGETS), securities=reference.get("securities"),
             asset_classes=reference.get("asset_classes"), flows=frames.get("flows"), fx_rates=frames.get("fx_rates"),
             tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]], model_targets=model_history,
-            previous_targets=previous_targets, restrictions=reference.get("restrictions"),
+            previous_state=previous_state, restrictions=reference.get("restrictions"),
             substitutes=reference.get("substitutes"), recent_buys=recent_buys[["fund_id", "security_id"]],
             open_harvests=pairs, creations=frames.get("creations"),
             fund_shares=frames.get("fund_shares"))
@@ -95,14 +96,8 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         cash = decision.settled.cash[["fund_id", "currency", "amount"]]
         lots = decision.settled.tax_lots
         day_flows = decision.settled.flows
-        # Tomorrow compares with today's targets, except for a fund blocked today: it keeps its
-        # earlier ones, so a change it could not trade today is traded when it can (as nightly).
-        blocked_today = decision.blocked["fund_id"].unique()
-        kept = (previous_targets[previous_targets["fund_id"].isin(blocked_today)]
-                if previous_targets is not None and len(blocked_today) else None)
-        previous_targets = decision.targets[~decision.targets["fund_id"].isin(blocked_today)]
-        if kept is not None and len(kept):
-            previous_targets = pd.concat([previous_targets, kept], ignore_index=True)
+        # Tomorrow starts from today's fund state, as the next nightly run does.
+        previous_state = decision.fund_state
         drift, proposals, trades = decision.drift, decision.proposals, decision.trades
         # Funds only named by a fault (positions of a fund not in funds.csv) have no book here.
         summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"])]

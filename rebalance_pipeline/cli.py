@@ -329,6 +329,27 @@ def reject(proposal_id: ProposalId, by: By, note: Note = None) -> None:
     _decide(proposal_id, "rejected", by, note)
 
 
+@app.command()
+def executed(proposal_id: ProposalId, by: By, note: Note = None,
+             cancelled: Annotated[bool, typer.Option("--cancelled", help="its orders were cancelled, not filled")]
+             = False) -> None:
+    """Say an approved proposal's orders were all executed (or, with --cancelled, all
+    cancelled), when the order desk's executions.csv will not: kept with who and when, read
+    by the next night, which then stops holding the fund back. Exits 1 when the proposal is
+    not approved."""
+    from rebalance_pipeline.executions import record_operator_word
+    from rebalance_pipeline.warehouse import ReviewError
+
+    try:
+        done = record_operator_word(_engine(), proposal_id, by, note, cancelled=cancelled)
+    except ReviewError as exc:
+        err.print(f"[bold red]not recorded:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(f"{done['proposal_id']} ({done['fund_id']}, {done['as_of_date']}): {_n(done['orders'], 'order')} "
+                  f"{done['status']} by {done['recorded_by']} at {fmt.timestamp(done['recorded_at'])}; the night after "
+                  f"{done['night']} reads it", soft_wrap=True, markup=False, highlight=False)
+
+
 OptionalDate = Annotated[dt.datetime | None, typer.Option(
     "--date", formats=DATE_FORMATS, metavar="YYYY-MM-DD", help="business date (default: the latest night)")]
 
@@ -583,7 +604,8 @@ def sample(
     models: Annotated[int, typer.Option(min=0, help="model portfolios (most funds follow one; the first is "
                                                     "reweighted on the last day)")] = 0,
     extend: Annotated[bool, typer.Option(
-        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on); "
+        "--extend", help="add --days trading days after the folder's latest date (same funds, prices moving on; "
+                         "what the warehouse approved and exported is executed: executions.csv); "
                          "--start, --funds, --holdings and --seed are taken from the folder")] = False,
 ) -> None:
     """Write a realistic synthetic landing folder (trading days from --start), or extend one.
@@ -596,7 +618,7 @@ def sample(
 
     try:
         if extend:
-            dates = extend_landing(out, days=days or 1)
+            dates = extend_landing(out, days=days or 1, engine=_desk_engine())
         else:
             dates = generate(out, start.date(), days=days or 3, funds=funds, holdings=holdings, seed=seed,
                              models=models)
@@ -604,6 +626,25 @@ def sample(
         err.print(f"[bold red]not written:[/bold red] {escape(str(exc))}")
         raise typer.Exit(EXIT_REFUSED) from None
     console.print(" ".join(d.isoformat() for d in dates))
+
+
+def _desk_engine():
+    """The warehouse, when it holds the nights of a folder: `sample --extend` has the
+    synthetic order desk execute what it approved and exported. Without one (or one whose
+    schema was never created, which this command does not create), no executions.csv."""
+    import sqlalchemy as sa
+
+    from rebalance_pipeline import settings, warehouse
+
+    try:
+        engine = warehouse.get_engine()
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT to_regclass('rebalance.pipeline_run')")).scalar() is None:
+                return None
+    except (settings.WarehouseNotConfigured, sa.exc.OperationalError):
+        return None
+    warehouse.migrate(engine)   # a warehouse of an earlier version: up to this one (as `run` would)
+    return engine
 
 
 @app.command()
@@ -755,6 +796,11 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     if len(blocked):
         _table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
         _more(len(blocked), reports.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
+    expired = reports.expired_approvals(engine, as_of)
+    if len(expired):
+        console.print("[bold yellow]Approvals that expired unexecuted (the funds propose again):[/bold yellow]")
+        for row in expired.to_dict("records"):
+            console.print(f"  {row['fund_id']}: {row['note']}", soft_wrap=True, highlight=False, markup=False)
     failures = reports.validation_failures(engine, as_of)
     if len(failures):
         _table("Failed checks", failures)

@@ -1,7 +1,7 @@
 """Facts from the approved history that tonight's decision needs, read from the warehouse.
 
 The reader decides nothing: it returns rows, and ``rebalance_core.night`` applies the rules
-(wash sales, funds awaiting the execution of approved orders). SQL is in ``sql/queries``.
+(wash sales, the fund state: funds awaiting the execution of approved orders). SQL is in ``sql/queries``.
 """
 
 from __future__ import annotations
@@ -37,16 +37,45 @@ def open_harvests(conn: Connection, as_of: dt.date) -> pd.DataFrame:
     return frame
 
 
-def approved_unexecuted(conn: Connection, as_of: dt.date) -> pd.DataFrame:
-    """Per fund, the latest approved proposal of an earlier date that was exported late or
-    not at all: exported the day before ``as_of`` or later (NULL: never)."""
-    frame = read_frame(conn, query_sql("approved_unexecuted"),
-                       {"d": as_of, "since": dt.datetime.combine(as_of - dt.timedelta(days=1), dt.time(),
-                                                                 dt.UTC)})
-    frame = frame.reindex(columns=["fund_id", "proposal_id", "proposal_date", "exported_at"])
-    frame["exported_at"] = pd.to_datetime(frame["exported_at"], utc=True)
+def approved_orders(conn: Connection, as_of: dt.date, since: dt.date) -> pd.DataFrame:
+    """Per fund, its latest approved proposal of a date in [``since``, ``as_of``) with its
+    orders and the quantities held before them (rebalance_core.fund_state.APPROVED_COLUMNS)."""
+    from rebalance_core.fund_state import APPROVED_COLUMNS
+
+    frame = read_frame(conn, query_sql("approved_orders"), {"d": as_of, "since": since})
+    frame = frame.reindex(columns=APPROVED_COLUMNS)
+    for column in ("quantity", "quantity_before"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["proposal_date"] = pd.to_datetime(frame["proposal_date"])
+    frame["approved_at"] = pd.to_datetime(frame["approved_at"], utc=True)
+    for column in ("fund_id", "proposal_id", "security_id", "side"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def executions_of(conn: Connection, as_of: dt.date, proposal_ids) -> pd.DataFrame:
+    """What nights before ``as_of`` and operators reported done of ``proposal_ids``
+    (EXECUTION_COLUMNS without fund_id)."""
+    from rebalance_core.fund_state import EXECUTION_COLUMNS
+
+    frame = read_frame(conn, query_sql("executions_of"), {"d": as_of, "ids": sorted(set(proposal_ids))})
+    frame = frame.reindex(columns=[c for c in EXECUTION_COLUMNS if c != "fund_id"])
+    for column in ("quantity", "price"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def previous_state(conn: Connection, as_of: dt.date, fund_ids) -> pd.DataFrame:
+    """Each fund's latest state before ``as_of`` (FUND_STATE_COLUMNS): the latest night's
+    partition, and for the funds of ``fund_ids`` that night did not decide, their own latest."""
+    from rebalance_core.fund_state import FUND_STATE_COLUMNS
+
+    frame = read_frame(conn, query_sql("fund_state_before"), {"d": as_of})
+    missing = sorted(set(fund_ids) - set(frame["fund_id"])) if len(frame) else sorted(set(fund_ids))
+    if missing:
+        older = read_frame(conn, query_sql("fund_state_of_funds"), {"d": as_of, "funds": missing})
+        frame = pd.concat([f for f in (frame, older) if len(f)], ignore_index=True) if len(older) else frame
+    return frame.reindex(columns=FUND_STATE_COLUMNS)
 
 
 # How far back the tracking reads look (calendar days): more than 60 business days.

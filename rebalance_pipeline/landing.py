@@ -74,11 +74,11 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
                                "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
                                "harvest_loss_pct", "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
                                "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                               "creation_unit", "custom_baskets", "second_approval_notional"),
+                               "creation_unit", "custom_baskets", "second_approval_notional", "execution_expiry_days"),
              optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
                                "max_cost_bps", "min_trade_pct_nav", "harvest_loss_pct", "harvest_min_loss",
                                "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error",
-                               "creation_unit", "second_approval_notional"),
+                               "creation_unit", "second_approval_notional", "execution_expiry_days"),
              strict_booleans=("index_tracking", "custom_baskets"),
              checked_numeric=("second_approval_notional",), keys=("fund_id",), reference=True),
     FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
@@ -106,6 +106,11 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
     # (> 0 creation, < 0 redemption; settlement in_kind or cash), and shares outstanding.
     FileSpec("creations", ("fund_id", "units", "settlement"), numeric=("units",), keys=("fund_id",)),
     FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
+    # The order desk's report of the date: what of an approved proposal was executed (status
+    # filled, the default) or cancelled. Rows are checked against the proposals at ingest
+    # (rebalance_pipeline.executions): a bad one is left out with a finding, never a stop.
+    FileSpec("executions", ("proposal_id", "security_id", "side", "quantity", "price"), numeric=("quantity", "price"),
+             optional_columns=("status",)),
 )}
 
 _TRUE = {"true", "t", "yes", "y", "1"}

@@ -6,8 +6,9 @@ The tables a night writes in bulk are partitioned by date and, within a date, by
 - ``write_night_rows`` (ingest): the night's own rows (prices, fx rates, index levels), shard -1;
 - ``write_shard`` (each shard, one transaction): the shard's inputs (positions, cash,
   flows, tax lots, shares outstanding, the targets file's rows), its drift, fund summary,
-  tracking, compliance results, trades and lots into
-  new leaves, its proposals into ``proposal_stage``; keys built; the shard marked done. A
+  tracking, compliance results, fund state (``rebalance_core.fund_state``), trades and lots
+  into new leaves, its proposals into ``proposal_stage``, its executions (executions.csv,
+  orders its positions show done) into ``execution_stage``; keys built; the shard marked done. A
   retried shard replaces its own leaves, so it is idempotent; a killed one leaves nothing
   that anybody reads;
 - ``publish_night`` (one transaction under the date's advisory lock, which decisions take
@@ -17,7 +18,8 @@ The tables a night writes in bulk are partitioned by date and, within a date, by
   approved or rejected ones never touched (a rerun that finds the same trades for a reviewed
   fund finds the same id, a hash of the trades, and adds nothing; different trades arrive as
   a new pending proposal beside it); pending proposals of earlier dates of tonight's funds
-  become ``superseded``; small reference files and the validation results are written;
+  become ``superseded``; the staged executions replace the date's (an operator's word stays);
+  small reference files and the validation results are written;
   tonight's proposals that their fund's straight-through rule approves
   (``rebalance_core.approval``, flagged in the stage) are approved by ``rule:auto`` with an
   audit row (channel ``rule``), in the same transaction.
@@ -36,6 +38,8 @@ from rebalance_core.approval import AUTO_APPROVER, RULE_CHANNEL
 from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
+from rebalance_core.fund_state import DATE_COLUMNS as STATE_DATE_COLUMNS
+from rebalance_core.fund_state import FUND_STATE_COLUMNS
 from rebalance_core.night import NightDecision
 from rebalance_core.tracking import TRACKING_COLUMNS
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
@@ -64,7 +68,8 @@ REFERENCE_INPUTS = {
                                      "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
                                      "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
                                      "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                                     "creation_unit", "custom_baskets", "second_approval_notional"]),
+                                     "creation_unit", "custom_baskets", "second_approval_notional",
+                                     "execution_expiry_days"]),
     "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
                                               "tradable", "half_spread_bps", "adv", "issuer"]),
     "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
@@ -78,12 +83,12 @@ REFERENCE_INPUTS = {
 }
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
                 "fund_summary", "proposal_trade", "proposal_trade_lot", "fund_shares", "fund_tracking",
-                "compliance_result", "creation", "basket", "in_kind_lot"]
+                "compliance_result", "creation", "basket", "in_kind_lot", "fund_state"]
 NIGHT_TABLES = ["price", "fx_rate", "index_level"]
 CARRIED_TABLES = ["proposal_trade", "proposal_trade_lot", "compliance_result"]
 SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", "cash_weight",
                    "max_abs_drift", "breached", "breach_count", "trigger", "status", "blocked_reason", "proposal_id",
-                   "run_id", "flow", "model_id", "in_kind_unrealized_gain"]
+                   "run_id", "flow", "model_id", "in_kind_unrealized_gain", "state_note"]
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
@@ -104,6 +109,9 @@ TRACKING_LEAF_COLUMNS = [c for c in TRACKING_COLUMNS if c != "as_of_date"]
 COMPLIANCE_LEAF_COLUMNS = [c for c in COMPLIANCE_COLUMNS if c != "as_of_date"]
 BASKET_LEAF_COLUMNS = [c for c in BASKET_COLUMNS if c != "as_of_date"]
 IN_KIND_LOT_LEAF_COLUMNS = [c for c in IN_KIND_LOT_COLUMNS if c != "as_of_date"]
+FUND_STATE_LEAF_COLUMNS = [c for c in FUND_STATE_COLUMNS if c != "as_of_date"]
+EXECUTION_STAGE_COLUMNS = ["as_of_date", "proposal_id", "security_id", "side", "quantity", "price", "status", "source",
+                           "source_row", "recorded_by"]
 
 
 class NightIncomplete(RuntimeError):
@@ -173,6 +181,8 @@ def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[s
         conn.execute(sa.text("SELECT rebalance.night_discard_stale(:age)"), {"age": STALE_AFTER})
         conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE created_at < now() - :age AND run_id <> :r"),
                      {"age": STALE_AFTER, "r": run_id})
+        conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE created_at < now() - :age AND run_id <> :r"),
+                     {"age": STALE_AFTER, "r": run_id})
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, NIGHT_SHARD, NIGHT_TABLES)
         written = _copy_inputs(conn, leaves, frames)
@@ -181,8 +191,10 @@ def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[s
 
 
 def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decision: NightDecision,
-                inputs: dict[str, pd.DataFrame]) -> int:
-    """One shard's inputs and decision into its own leaves and the proposal stage; rows written."""
+                inputs: dict[str, pd.DataFrame], executions: pd.DataFrame | None = None) -> int:
+    """One shard's inputs and decision into its own leaves and the proposal stage (and its
+    executions.csv rows and the orders its positions show done into the execution stage);
+    rows written."""
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, shard, SHARD_TABLES)
         written = _copy_inputs(conn, leaves, inputs)
@@ -199,6 +211,9 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
             written += copy_frame(conn, leaves["basket"], decision.baskets, BASKET_LEAF_COLUMNS)
         if decision.in_kind_lots is not None:
             written += copy_frame(conn, leaves["in_kind_lot"], decision.in_kind_lots, IN_KIND_LOT_LEAF_COLUMNS)
+        if decision.fund_state is not None:
+            written += copy_frame(conn, leaves["fund_state"], _dated(decision.fund_state), FUND_STATE_LEAF_COLUMNS)
+        written += _stage_executions(conn, run_id, as_of, shard, executions, decision.executed_by_positions)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
                      {"r": run_id, "s": shard})
         proposals = _with_queue_columns(decision)
@@ -214,6 +229,36 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
             "WHERE s.run_id = :r AND s.shard = :s AND s.proposal_id = t.proposal_id"), {"r": run_id, "s": shard})
         _seal(conn, run_id, as_of, shard, len(decision.summary))
     return written
+
+
+def _dated(state: pd.DataFrame) -> pd.DataFrame:
+    """The state's dates as dates (COPY reads them as such), its timestamps as ISO text."""
+    out = state.copy()
+    for column in STATE_DATE_COLUMNS:
+        out[column] = pd.to_datetime(out[column]).dt.date.astype(object).where(out[column].notna(), None)
+    at = pd.to_datetime(out["awaiting_approved_at"], utc=True)
+    out["awaiting_approved_at"] = at.map(lambda t: t.isoformat(), na_action="ignore").astype(object)
+    return out
+
+
+def _stage_executions(conn: Connection, run_id: str, as_of: dt.date, shard: int, file_rows: pd.DataFrame | None,
+                      by_positions: pd.DataFrame | None) -> int:
+    """The shard's executions.csv rows (source file) and the orders its positions show done
+    (source positions) into the execution stage; the publish moves them into rebalance.execution."""
+    from rebalance_pipeline.executions import FILE_RECORDER, POSITIONS_RECORDER
+
+    conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE run_id = :r AND shard = :s"),
+                 {"r": run_id, "s": shard})
+    parts = []
+    if file_rows is not None and len(file_rows):
+        parts.append(file_rows.assign(recorded_by=FILE_RECORDER))
+    if by_positions is not None and len(by_positions):
+        parts.append(by_positions.assign(source_row=None, recorded_by=POSITIONS_RECORDER))
+    if not parts:
+        return 0
+    rows = pd.concat(parts, ignore_index=True).assign(as_of_date=as_of, run_id=run_id, shard=shard)
+    rows["source_row"] = pd.to_numeric(rows["source_row"], errors="coerce").astype("Int64")
+    return copy_frame(conn, "rebalance.execution_stage", rows, ["run_id", "shard", *EXECUTION_STAGE_COLUMNS])
 
 
 def _with_queue_columns(decision: NightDecision) -> pd.DataFrame:
@@ -279,6 +324,7 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         _carry_reviewed_trades(conn, night, reviewed)
         conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
 
+        _publish_executions(conn, night)
         inserted = conn.execute(sa.text(query_sql("insert_staged_proposals")), r).rowcount
         # Straight-through approval, in this transaction: a night that does not commit
         # approves nothing.
@@ -289,6 +335,18 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")), d).rowcount
         return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True,
                        auto_approved=auto_approved)
+
+
+def _publish_executions(conn: Connection, night: NightToPublish) -> None:
+    """The night's executions (executions.csv, the positions' evidence) replace those an
+    earlier run of the date recorded; an operator's word is never touched by a night."""
+    columns = ", ".join(EXECUTION_STAGE_COLUMNS)
+    conn.execute(sa.text("DELETE FROM rebalance.execution WHERE as_of_date = :d AND source <> 'operator'"),
+                 {"d": night.as_of})
+    conn.execute(sa.text(f"INSERT INTO rebalance.execution ({columns}, run_id) SELECT {columns}, run_id "
+                         "FROM rebalance.execution_stage WHERE run_id = :r ORDER BY shard, source, source_row"),
+                 {"r": night.run_id})
+    conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE run_id = :r"), {"r": night.run_id})
 
 
 def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[str]) -> None:

@@ -109,6 +109,14 @@ def fund_summary(engine: Engine, as_of: dt.date, status: str | None = None, limi
                           {"d": as_of, "st": status, "n": limit})
 
 
+def expired_approvals(engine: Engine, as_of: dt.date) -> pd.DataFrame:
+    """Funds whose approval expired unexecuted on the night (fund_state), with the reason."""
+    with engine.connect() as conn:
+        return read_frame(conn, "SELECT fund_id, closed_proposal_id AS proposal_id, note FROM rebalance.fund_state "
+                                "WHERE as_of_date = :d AND closed_on = :d AND closed_outcome = 'expired' "
+                                "ORDER BY fund_id", {"d": as_of})
+
+
 def proposals(engine: Engine, as_of: dt.date | None = None, status: str | None = None,
               limit: int = 100) -> pd.DataFrame:
     with engine.connect() as conn:

@@ -400,14 +400,17 @@ class SampleError(Exception):
     """A landing folder that cannot be extended (missing, or not one this module wrote)."""
 
 
-def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
+def extend_landing(out: Path, days: int = 1, engine=None) -> list[dt.date]:
     """Add ``days`` trading days after the latest date folder of ``out``; return their dates.
 
     The same funds, models and books: positions, cash, tax lots and flows are those of the
-    latest date (no orders reached the market in a synthetic world), reference files stay
-    where they are (their latest version applies), and prices continue their random walk
-    from the latest close (deterministic: seeded by the new date). So a newcomer can run
-    the demo's second morning: ``rebalance sample --out DIR --extend`` then ``rebalance run``.
+    latest date, reference files stay where they are (their latest version applies), and
+    prices continue their random walk from the latest close (deterministic: seeded by the
+    new date). With the warehouse (``engine``), a synthetic order desk executes what it
+    approved and exported: the first new date gets an ``executions.csv`` with every order of
+    those proposals filled at that day's close, and its positions, cash and tax lots move
+    with the fills, as a real desk's books would. So a newcomer can run the demo's second
+    morning: ``rebalance sample --out DIR --extend`` then ``rebalance run``.
     """
     out = Path(out)
     if not out.is_dir():
@@ -438,11 +441,20 @@ def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
                    if securities is not None and "asset_class" in securities else pd.Series(None, index=prices.index))
     daily_vol = np.where(asset_class.to_numpy() == "fixed_income", 0.004, 0.015)
     close = prices["close_price"].to_numpy(dtype="float64")
+    orders = _desk_orders(engine, dated, dates[0]) if engine is not None and dates else None
     for as_of in dates:
         rng = np.random.default_rng(as_of.toordinal())
         close = np.round(close * np.exp(rng.normal(0.0002, daily_vol)), 4)
         folder = out / as_of.isoformat()
         stamp = as_of.isoformat()
+        if orders is not None and len(orders):
+            fills = orders.assign(price=orders["security_id"].map(
+                pd.Series(close, index=prices["security_id"].to_numpy())))
+            fills = fills[fills["price"].notna()]
+            write_csv(fills[["proposal_id", "security_id", "side", "quantity", "price"]].assign(status="filled"),
+                      folder / "executions.csv")
+            carried = _filled_books(carried, fills, stamp)
+            orders = None   # the desk executes them once, on the first new date
         if levels is not None:
             # Each index moves with its constituents' closes (weights of its latest version).
             moved = pd.Series(close / prices["close_price"].to_numpy(dtype="float64"), index=prices["security_id"])
@@ -455,6 +467,55 @@ def extend_landing(out: Path, days: int = 1) -> list[dt.date]:
             write_csv(frame.assign(as_of_date=stamp) if "as_of_date" in frame else frame, folder / f"{stem}.csv")
         prices = prices.assign(close_price=close)
     return dates
+
+
+def _desk_orders(engine, dated: list[Path], first: dt.date) -> pd.DataFrame:
+    """Orders the warehouse approved and exported before ``first`` that no execution (stored,
+    or in an executions.csv of the folder) reported yet."""
+    from rebalance_pipeline.warehouse import query_sql, read_frame
+
+    with engine.connect() as conn:
+        orders = read_frame(conn, query_sql("exported_unreported_orders"), {"d": first})
+    reported = [pd.read_csv(f / "executions.csv", dtype={"proposal_id": str})["proposal_id"]
+                for f in dated if (f / "executions.csv").exists()]
+    if reported and len(orders):
+        orders = orders[~orders["proposal_id"].isin(pd.concat(reported))]
+    orders["quantity"] = pd.to_numeric(orders["quantity"]).astype("float64")
+    return orders.reset_index(drop=True)
+
+
+def _filled_books(carried: dict[str, pd.DataFrame], fills: pd.DataFrame, stamp: str) -> dict[str, pd.DataFrame]:
+    """Positions, cash and tax lots after the fills: quantities move by the trades, cash by
+    their notional in their currency, a sale closes the oldest lots first, a buy opens a lot."""
+    books = dict(carried)
+    signed = fills["quantity"].where(fills["side"] == "BUY", -fills["quantity"])
+    move = signed.groupby([fills["fund_id"], fills["security_id"]]).sum().rename("move")
+    if "positions" in books:
+        positions = books["positions"].merge(move.reset_index(), on=["fund_id", "security_id"], how="outer")
+        positions["quantity"] = positions["quantity"].fillna(0.0) + positions["move"].fillna(0.0)
+        positions["as_of_date"] = stamp
+        books["positions"] = positions[positions["quantity"].abs() > 1e-9].drop(columns="move").reset_index(drop=True)
+    if "cash" in books:
+        spend = (signed * fills["price"]).groupby([fills["fund_id"], fills["currency"]]).sum().rename("spend")
+        cash = books["cash"].merge(spend.reset_index(), on=["fund_id", "currency"], how="outer")
+        cash["amount"] = (cash["amount"].fillna(0.0) - cash["spend"].fillna(0.0)).round(2)
+        cash["as_of_date"] = stamp
+        books["cash"] = cash.drop(columns="spend").reset_index(drop=True)
+    if "tax_lots" in books:
+        lots = books["tax_lots"].sort_values(["fund_id", "security_id", "acquired_date", "lot_id"]).copy()
+        for (fund, security), sold in (-move[move < 0]).items():   # the demo's few sales, oldest lots first
+            rows = lots.index[(lots["fund_id"] == fund) & (lots["security_id"] == security)]
+            before = lots.loc[rows, "quantity"].cumsum() - lots.loc[rows, "quantity"]
+            lots.loc[rows, "quantity"] = (lots.loc[rows, "quantity"] - (sold - before).clip(lower=0)).clip(lower=0)
+        bought = fills[fills["side"] == "BUY"]
+        new = pd.DataFrame({"fund_id": bought["fund_id"], "security_id": bought["security_id"],
+                            "lot_id": bought["proposal_id"].str[-12:] + "-" + bought["security_id"],
+                            "quantity": bought["quantity"], "unit_cost": bought["price"], "acquired_date": stamp})
+        lots = pd.concat([lots[lots["quantity"] > 1e-9], new.reindex(columns=lots.columns)], ignore_index=True)
+        if "as_of_date" in lots:
+            lots["as_of_date"] = stamp
+        books["tax_lots"] = lots
+    return books
 
 
 def _latest_model_targets(dated: list[Path]) -> pd.DataFrame:

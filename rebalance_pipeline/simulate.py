@@ -44,7 +44,7 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
     initial = _reference_before(landing_dir, first)
     initial.pop("model_targets", None)   # versions come from every folder, with their dates
     model_history = _model_history(landing_dir, first)
-    previous = _previous_targets(landing_dir, first, model_history)
+    previous = _previous_state(landing_dir, first, model_history)
     day_files: dict[dt.date, dict[str, pd.DataFrame]] = {}
 
     def load_day(as_of: dt.date) -> dict[str, pd.DataFrame]:
@@ -92,7 +92,7 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
 
     result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
                       check_day=check_day if validate else None, model_history=model_history,
-                      previous_targets=previous)
+                      previous_state=previous)
     result = dataclasses.replace(result, summary=_with_fund_columns(result.summary, initial["funds"], dates))
     out_dir.mkdir(parents=True, exist_ok=True)
     _rounded(result.summary).to_csv(out_dir / "simulation_summary.csv", index=False)
@@ -179,16 +179,18 @@ def _model_history(landing_dir: Path, upto: dt.date) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _previous_targets(landing_dir: Path, first: dt.date, model_history: pd.DataFrame) -> pd.DataFrame | None:
-    """The funds' targets in force on the trading day before ``first`` (from the folders up to
-    it), as the nightly run compares them; None when no folder is that old."""
+def _previous_state(landing_dir: Path, first: dt.date, model_history: pd.DataFrame) -> pd.DataFrame | None:
+    """A fund state holding the targets in force on the trading day before ``first`` (from the
+    folders up to it), as the nightly run compares them; None when no folder is that old."""
+    from rebalance_core.fund_state import seed_state
+
     prev = previous_session(first)
     try:
         reference = _reference_before(landing_dir, prev)
     except (landing.StructuralError, FileNotFoundError):
         return None
     targets = reference.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight"]))
-    return night_targets(prev, reference["funds"], targets, model_history)[0]
+    return seed_state(prev, night_targets(prev, reference["funds"], targets, model_history)[0])
 
 
 def _folder_date(folder: Path) -> dt.date | None:

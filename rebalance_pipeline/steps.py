@@ -1,7 +1,8 @@
 """The nightly pipeline: ingest, then per shard of funds validate and decide, then publish.
 
 - ``ingest`` (once per night) reads the date's folder, resolves the reference data in
-  force, reads the approved-history facts the decision needs, runs the checks whose faults
+  force, reads the approved-history facts and each fund's previous state (the fund state,
+  ``rebalance_core.fund_state``) the decision needs, runs the checks whose faults
   are global (prices, securities, fx rates) and splits every fund-keyed frame into shards;
   it writes the night's own rows (prices, fx rates) into unattached leaf tables.
 - ``validate_shard`` (per shard) runs the fund-level Great Expectations checks on the
@@ -33,7 +34,6 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
 from rebalance_core.index_events import night_targets
 from rebalance_core.models import fund_models, models_in_force
 from rebalance_core.night import NightInputs, decide_night
@@ -47,10 +47,12 @@ REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", 
                    "substitutes")
 # positions and tax lots: landing.SPLIT_STEMS
 DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares", "creations")
+# executions.csv is read with the daily files, checked against the proposals, and travels by
+# fund with the approvals it reports on (``_fund_state_facts``).
 # Frames keyed by fund: split by shard. The others are the whole night's.
-FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
-              "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
-              "tracking_history", "file_creations")
+FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "previous_state", "approved",
+              "executions", "file_executions", "ref_restrictions", "recent_buys", "open_harvests",
+              "file_fund_shares", "tracking_history", "file_creations")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -158,7 +160,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         if "model_targets" in frames:
             night["file_model_targets"] = frames["model_targets"]
         night["recent_loss_sales"] = history.recent_loss_sales(conn, run.as_of)
-        night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
+        _fund_state_facts(conn, run.as_of, night, frames.get("executions"))
         night["recent_buys"] = history.recent_buys(conn, run.as_of)
         night["open_harvests"] = history.open_harvests(conn, run.as_of)
     if night["ref_funds"].empty:
@@ -188,13 +190,6 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
                 ws.put(f"s{i}/{name}", part)
         else:
             ws.put(f"night/{name}", frame)
-    with run.engine.connect() as conn:
-        prev_funds, prev_own = _previous_reference(conn, run.as_of, night["ref_funds"],
-                                                   sorted(listed.get("targets", ())), count)
-    for i, part in enumerate(_split(prev_funds, count)):
-        ws.put(f"s{i}/prev_funds", part)
-    for i, part in enumerate(prev_own):
-        ws.put(f"s{i}/prev_own_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
                              {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates", "index_levels")
@@ -203,6 +198,37 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
              {stem: len(frame) for stem, frame in frames.items()}, count)
     return plan
+
+
+def _fund_state_facts(conn, as_of: dt.date, night: dict[str, pd.DataFrame], file_rows: pd.DataFrame | None) -> None:
+    """What tonight's fund state needs of the warehouse, read once (fund-keyed, split by
+    shard): each fund's previous state, its latest approved proposal with its orders, and
+    what was reported done of it (earlier nights' rows, operators' words, tonight's
+    executions.csv, checked here: a bad row is left out with a finding)."""
+    from rebalance_core.fund_state import DEFAULT_EXECUTION_EXPIRY_DAYS
+    from rebalance_pipeline import executions
+
+    funds = night["ref_funds"]
+    night["previous_state"] = history.previous_state(conn, as_of, funds["fund_id"].unique())
+    # An approval older than the longest expiry cannot block a fund any more: not read.
+    days = pd.to_numeric(funds.get("execution_expiry_days"), errors="coerce") if len(funds) else None
+    longest = int(max(days.max() if days is not None and days.notna().any() else 0, DEFAULT_EXECUTION_EXPIRY_DAYS))
+    since = as_of - dt.timedelta(days=2 * longest + 10)   # business days, with weekends and holidays
+    approved = history.approved_orders(conn, as_of, since)
+    night["approved"] = approved
+    earlier = history.executions_of(conn, as_of, approved["proposal_id"].unique())
+    earlier = earlier.assign(fund_id=earlier["proposal_id"].map(
+        approved.drop_duplicates("proposal_id").set_index("proposal_id")["fund_id"]))
+    tonight = None
+    if file_rows is not None:
+        usable, results, faults = executions.check_executions(
+            file_rows, executions.known_proposals(conn, file_rows["proposal_id"].dropna().astype(str)))
+        night["file_executions"] = usable
+        night["execution_results"], night["execution_faults"] = results, faults
+        tonight = usable.drop(columns="source_row")
+    parts = [f for f in (earlier, tonight) if f is not None and len(f)]
+    night["executions"] = (pd.concat(parts, ignore_index=True) if parts else earlier).reindex(
+        columns=["fund_id", "proposal_id", "security_id", "side", "quantity", "price", "status", "source"])
 
 
 def _tracking_history(run: NightlyRun, night: dict[str, pd.DataFrame]) -> None:
@@ -261,9 +287,8 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
         flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
         blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
-        approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
-        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
-                                          frames["ref_targets"], night.get("ref_model_targets")),
+        model_targets=night.get("ref_model_targets"), previous_state=frames.get("previous_state"),
+        approved=frames.get("approved"), executions=frames.get("executions"),
         restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
         recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
         index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
@@ -274,7 +299,8 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
                                   inputs={stem: frames[f"file_{stem}"] for stem in
                                           ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares",
                                            "creations")
-                                          if f"file_{stem}" in frames})
+                                          if f"file_{stem}" in frames},
+                                  executions=frames.get("file_executions"))
     counts = decision.summary["status"].value_counts()
     return {"shard": shard, "funds": len(decision.summary), "proposed": int(counts.get("proposed", 0)),
             "blocked": int(counts.get("blocked", 0)), "trades": len(decision.trades), "rows_written": written}
@@ -291,6 +317,9 @@ def publish_step(run: NightlyRun) -> publish.PublishReport:
     ws = run.workspace
     shards = int(ws.get("night/plan")["shards"].iloc[0])
     parts = [validation.ValidationOutcome(ws.get("night/night_results"), ws.get("night/night_faults"))]
+    if ws.has("night/execution_results"):   # executions.csv's findings block no fund: kept apart
+        parts.append(validation.ValidationOutcome(ws.get("night/execution_results"),
+                                                  ws.get("night/execution_faults")))
     parts += [validation.ValidationOutcome(ws.get(f"s{i}/results"), ws.get(f"s{i}/faults")) for i in range(shards)]
     reference_files = {s: ws.get(f"night/file_{s}") for s in REFERENCE_STEMS
                        if s != "targets" and ws.has(f"night/file_{s}")}
@@ -433,71 +462,6 @@ def _model_history(stored: pd.DataFrame, today: pd.DataFrame | None, as_of: dt.d
         out[column] = pd.to_datetime(out[column], errors="coerce")
     out["source_row"] = pd.to_numeric(out["source_row"], errors="coerce").astype("Int64")
     return out
-
-
-def _previous_reference(conn, as_of: dt.date, funds: pd.DataFrame, listed: list[str],
-                        count: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """What each fund followed on its previous business date (its calendar's last session
-    before ``as_of``; for a fund blocked that day, its last date not blocked): its funds.csv
-    row then, with ``prev_date`` and ``own_changed``, and, per
-    shard, the targets.csv rows then of the funds whose own rows changed since (tonight's
-    file lists them, or a version stored between the two dates). The other funds' rows then
-    are tonight's history rows, which the shard already has: they are not stored twice."""
-    calendars = (funds["calendar"] if "calendar" in funds else pd.Series(None, index=funds.index, dtype="object"))
-    calendars = calendars.fillna(DEFAULT_CALENDAR).where(calendars.fillna("") != "", DEFAULT_CALENDAR)
-    fund_calendar = pd.Series(calendars.to_numpy(), index=funds["fund_id"].to_numpy())
-    prev_funds, changed_rows = [], []
-    changed: set[str] = set(listed)
-    for calendar in sorted(fund_calendar.unique()):
-        prev = previous_session(as_of, calendar)
-        ids = fund_calendar.index[fund_calendar == calendar]
-        # A fund blocked on its previous date got no proposal for a change it saw then: it is
-        # compared with its last date not blocked, so the change is traded once it can be.
-        late = warehouse.last_unblocked_dates(conn, prev)
-        late = late[late["fund_id"].isin(ids)]
-        then = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", prev, include_same_day=True))
-        prev_funds.append(then[then["fund_id"].isin(ids) & ~then["fund_id"].isin(late["fund_id"])].assign(
-            prev_date=prev))
-        for day, group in late.groupby("last_date"):
-            day = pd.Timestamp(day).date()
-            earlier = _typed_reference("funds", warehouse.reference_as_of(conn, "funds", day, include_same_day=True))
-            prev_funds.append(earlier[earlier["fund_id"].isin(group["fund_id"])].assign(prev_date=day))
-            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(
-                conn, day, sorted(group["fund_id"]))))
-            changed |= set(group["fund_id"])
-        moved = ((set(warehouse.target_versions_between(conn, prev, as_of)) | set(listed)) & set(ids)) - set(
-            late["fund_id"])
-        changed |= moved
-        if moved:
-            changed_rows.append(_typed_reference("targets", warehouse.targets_in_force_for(conn, prev, sorted(moved))))
-    prev_funds = pd.concat(prev_funds, ignore_index=True) if prev_funds else funds.iloc[0:0].assign(prev_date=None)
-    prev_funds["own_changed"] = prev_funds["fund_id"].isin(changed)
-    changed_frame = pd.concat(changed_rows, ignore_index=True) if changed_rows else landing.empty_frame("targets")
-    return prev_funds, _split(changed_frame, count)
-
-
-def previous_targets(prev_funds: pd.DataFrame | None, prev_changed: pd.DataFrame | None, funds: pd.DataFrame,
-                     ref_targets: pd.DataFrame, model_history: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Each fund's targets in force on its previous business date, resolved as tonight's are:
-    its own rows then are ``prev_changed``'s when they changed since, else tonight's."""
-    if prev_funds is None or prev_funds.empty:
-        return None
-    # Only a fund on a model (then or now) or whose own rows changed can have new targets;
-    # the others are left out (nothing to compare), which keeps a book without models cheap.
-    on_model = fund_models(prev_funds).dropna().index.union(fund_models(funds).dropna().index)
-    prev_funds = prev_funds[prev_funds["own_changed"].astype(bool) | prev_funds["fund_id"].isin(on_model)]
-    if prev_funds.empty:
-        return None
-    changed = prev_funds.loc[prev_funds["own_changed"].astype(bool), "fund_id"]
-    own = ref_targets[~ref_targets["fund_id"].isin(changed)]
-    if prev_changed is not None and len(prev_changed):
-        own = pd.concat([own, prev_changed], ignore_index=True)
-    parts = []
-    for prev, funds in prev_funds.groupby("prev_date", sort=True):
-        prev = pd.Timestamp(prev).date()
-        # As that night resolved them: an index-tracking fund on its eve held the announced version.
-        parts.append(night_targets(prev, funds, own[own["fund_id"].isin(funds["fund_id"])], model_history)[0])
-    return pd.concat(parts, ignore_index=True)
 
 
 def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -345,32 +345,6 @@ def model_target_history(conn: Connection, before: dt.date) -> pd.DataFrame:
                       {"d": before})
 
 
-def targets_in_force_for(conn: Connection, as_of: dt.date, fund_ids: list[str]) -> pd.DataFrame:
-    """targets.csv rows in force on ``as_of`` (its own version included) for ``fund_ids``."""
-    sql = ("WITH latest AS (SELECT fund_id, max(valid_from) AS valid_from FROM rebalance.target_ref "
-           "WHERE valid_from <= :d AND fund_id = ANY(CAST(:f AS text[])) GROUP BY fund_id) "
-           "SELECT r.* FROM rebalance.target_ref r JOIN latest l USING (fund_id, valid_from) "
-           "ORDER BY r.fund_id, r.source_row")
-    return read_frame(conn, sql, {"d": as_of, "f": list(fund_ids)}).drop(columns=["valid_from", "shard"],
-                                                                         errors="ignore")
-
-
-def last_unblocked_dates(conn: Connection, blocked_on: dt.date) -> pd.DataFrame:
-    """fund_id, last_date: for each fund blocked on ``blocked_on``, its latest earlier date on
-    which it was not blocked (funds never decided before are left out)."""
-    return read_frame(conn, (
-        "WITH blocked AS (SELECT fund_id FROM rebalance.fund_summary WHERE as_of_date = :d AND status = 'blocked') "
-        "SELECT s.fund_id, max(s.as_of_date) AS last_date FROM rebalance.fund_summary s JOIN blocked USING (fund_id) "
-        "WHERE s.as_of_date < :d AND s.status <> 'blocked' GROUP BY s.fund_id"), {"d": blocked_on})
-
-
-def target_versions_between(conn: Connection, after: dt.date, before: dt.date) -> list[str]:
-    """Funds with a targets.csv version stored strictly between two dates."""
-    return list(conn.execute(sa.text(
-        "SELECT DISTINCT fund_id FROM rebalance.target_ref WHERE valid_from > :a AND valid_from < :b"),
-        {"a": after, "b": before}).scalars())
-
-
 # ------------------------------------------------------------------ reviews
 class ReviewError(Exception):
     """A decision that cannot be taken (unknown, already decided or superseded proposal)."""

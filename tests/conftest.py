@@ -145,6 +145,20 @@ def record_export(engine, proposal_id: str, when: str) -> None:
             " FROM rebalance.proposal WHERE proposal_id = :p"), {"p": proposal_id, "t": when})
 
 
+def write_executions(engine, folder: Path, proposal_ids, status: str = "filled") -> list[dict]:
+    """The order desk's executions.csv in ``folder``: every order of ``proposal_ids`` with
+    ``status`` at its proposed price (test set-up); the rows written."""
+    with engine.connect() as conn:
+        trades = conn.execute(sa.text(
+            "SELECT proposal_id, security_id, side, quantity, price FROM rebalance.proposal_trade "
+            "WHERE proposal_id = ANY(CAST(:p AS text[])) ORDER BY proposal_id, security_id"),
+            {"p": list(proposal_ids)}).mappings().all()
+    rows = [{"proposal_id": t["proposal_id"], "security_id": t["security_id"], "side": t["side"],
+             "quantity": float(t["quantity"]), "price": float(t["price"]), "status": status} for t in trades]
+    write(folder, "executions.csv", rows)
+    return rows
+
+
 def run_at_once(work, times: int = 4) -> list[Exception]:
     """Run ``work`` in ``times`` threads at once; the exceptions they raised."""
     import threading

@@ -44,7 +44,7 @@ def test_one_formatting_policy():
 
 
 # ------------------------------------------------------------------ help
-@pytest.mark.parametrize("command", ["run", "approve", "reject", "report", "report-html", "proposals", "show",
+@pytest.mark.parametrize("command", ["run", "approve", "reject", "executed", "report", "report-html", "proposals", "show",
                                      "export", "sample", "simulate"])
 def test_help_shows_no_developer_noise_and_explains_every_option(command):
     result = invoke(command, "--help", width=120)
@@ -199,7 +199,9 @@ def test_a_proposal_rejected_before_that_comes_back_says_so(engine, landing, tmp
 
 
 # ------------------------------------------------------------------ the second morning
-def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path):
+def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path, monkeypatch):
+    # No warehouse holds these nights (one that cannot be reached): no desk, no executions.csv.
+    monkeypatch.setenv("REBALANCE_WAREHOUSE_URL", "postgresql://nobody@127.0.0.1:1/none")
     landing = tmp_path / "landing"
     assert invoke("sample", "--out", str(landing), "--days", "2", "--funds", "4", "--holdings", "5").output.split() \
         == ["2014-01-02", "2014-01-03"]
@@ -211,6 +213,7 @@ def test_sample_extends_a_folder_by_the_next_trading_day(tmp_path):
     prices = pd.read_csv(landing / "2014-01-06" / "prices.csv")
     assert (prices["as_of_date"] == "2014-01-06").all() and (prices["close_price"] > 0).all()
     assert not (landing / "2014-01-06" / "funds.csv").exists()     # reference data carries over
+    assert not (landing / "2014-01-06" / "executions.csv").exists()
     assert invoke("sample", "--out", str(landing), "--extend", "--days", "2").output.split() \
         == ["2014-01-07", "2014-01-08"]
     missing = invoke("sample", "--out", str(tmp_path / "nope"), "--extend")
@@ -225,3 +228,27 @@ def test_an_extended_demo_folder_runs_its_second_morning(engine, tmp_path):
     second = invoke("run", "--date", "2014-01-03", "--landing", str(landing), "--quiet")
     assert second.exit_code == 0, second.output
     assert "2014-01-03: 6 funds" in second.output
+
+
+# ------------------------------------------------------------------ the operator's word on execution
+def test_executed_marks_an_approved_proposal_and_the_next_night_reads_it(engine, landing):
+    small_landing(landing, AS_OF)
+    small_landing(landing, NEXT, with_reference=False)
+    assert invoke("run", "--date", "2014-01-03", "--landing", str(landing), "--quiet").exit_code == 0
+    pid = proposal_of(engine, "F1", AS_OF)
+    refused = invoke("executed", pid, "--by", "ops.amy")
+    assert refused.exit_code == EXIT_REFUSED and "is pending_review: only an approved proposal" in refused.output
+    assert invoke("executed", "NOPE", "--by", "ops.amy").exit_code == EXIT_REFUSED
+    decide(engine, pid, "approved", "ops.amy")
+    done = invoke("executed", pid, "--by", "ops.bob", "--note", "desk confirmed by phone", width=200)
+    assert done.exit_code == 0, done.output
+    assert f"{pid} (F1, 2014-01-03): 2 orders filled by ops.bob" in done.output
+    assert "the night after 2014-01-03 reads it" in done.output
+    assert invoke("run", "--date", "2014-01-06", "--landing", str(landing), "--quiet").exit_code == 0
+    with engine.connect() as conn:
+        state = conn.execute(sa.text("SELECT closed_proposal_id, closed_by, awaiting_proposal_id FROM "
+                                     "rebalance.fund_state WHERE as_of_date = :d AND fund_id = 'F1'"),
+                             {"d": NEXT}).one()
+        status = conn.execute(sa.text("SELECT status FROM rebalance.fund_summary WHERE as_of_date = :d AND "
+                                      "fund_id = 'F1'"), {"d": NEXT}).scalar_one()
+    assert tuple(state) == (pid, "operator", None) and status == "proposed"

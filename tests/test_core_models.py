@@ -10,6 +10,7 @@ import pytest
 from frames import AS_OF, book, combine, funds_frame
 
 from rebalance_core.drift import compute_class_drift, compute_drift
+from rebalance_core.fund_state import seed_state
 from rebalance_core.models import changed_targets, models_in_force, targets_in_force
 from rebalance_core.night import NightInputs, decide_night
 
@@ -69,17 +70,19 @@ def test_a_model_change_trades_a_band_style_fund_to_the_new_targets():
     funds = funds_frame({"fund_id": "F", "model_id": "M", "rebalance_to": "band", "abs_band": 0.20})
     _, positions, prices, cash = book("F", {"EQ": (600, 100, 0.5), "BD": (400, 100, 0.5)})
     model = history(("M", D[0], None, {"EQ": 0.6, "BD": 0.4}), ("M", D[1], None, {"EQ": 0.5, "BD": 0.5}))
-    previous = targets_in_force(D[0], funds, positions.iloc[0:0].assign(target_weight=np.nan), model)
+    previous = seed_state(D[0], targets_in_force(D[0], funds, positions.iloc[0:0].assign(target_weight=np.nan),
+                                                 model))
     inputs = NightInputs(prices=prices, positions=positions, cash=cash, funds=funds,
                          targets=pd.DataFrame(columns=["fund_id", "security_id", "target_weight"]),
-                         model_targets=model, previous_targets=previous)
+                         model_targets=model, previous_state=previous)
     decision = decide_night(D[1], inputs)
     assert decision.summary.loc[0, "trigger"] == "model_change"
     trades = decision.trades.set_index("security_id")
     assert trades.loc["EQ", ["side", "quantity", "reason"]].tolist() == ["SELL", 100, "model_change"]
     assert trades.loc["BD", ["side", "quantity", "reason"]].tolist() == ["BUY", 100, "model_change"]
-    # The next day nothing changed: no trigger.
-    again = decide_night(D[2], NightInputs(**{**inputs.__dict__, "previous_targets": decision.targets}))
+    # The next day nothing changed and the book is within its 20 pp band of the new targets:
+    # the change is no longer pending, no trigger.
+    again = decide_night(D[2], NightInputs(**{**inputs.__dict__, "previous_state": decision.fund_state}))
     assert again.summary.loc[0, "trigger"] is None or pd.isna(again.summary.loc[0, "trigger"])
 
 

@@ -40,13 +40,3 @@ def test_manual_run_without_logical_date_uses_run_after():
     assert resolve_as_of_date(None, None, run_after) == dt.date(2014, 1, 3)
     with pytest.raises(ValueError):
         resolve_as_of_date(None, None, None)
-
-
-def test_session_close_knows_early_closes_and_closed_days():
-    import pandas as pd
-
-    from rebalance_core.calendar import session_close
-
-    assert session_close(dt.date(2014, 1, 3)) == pd.Timestamp("2014-01-03 21:00", tz="UTC")      # 16:00 EST
-    assert session_close(dt.date(2014, 7, 3)) == pd.Timestamp("2014-07-03 17:00", tz="UTC")      # early 13:00 EDT
-    assert session_close(dt.date(2014, 1, 4)) == pd.Timestamp("2014-01-05 00:00", tz="UTC")      # Saturday

@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import record_export, run_at_once, small_landing, write
+from conftest import record_export, run_at_once, small_landing, write, write_executions
 
 from rebalance_pipeline import steps, warehouse
 from rebalance_pipeline.landing import StructuralError
@@ -278,32 +278,64 @@ def test_a_second_approval_for_the_same_fund_and_date_is_refused(engine, landing
     assert decide(engine, fresh, "rejected", "ops.bob")["status"] == "rejected"   # rejecting is fine
 
 
-def test_a_fund_waits_while_its_approved_orders_are_not_in_the_market(engine, landing):
-    """Positions of the next date cannot reflect orders not exported before its close: the fund
-    gets no second proposal for the same drift until they could."""
+def test_a_fund_waits_until_its_approved_orders_are_reported_done(engine, landing):
+    """An approved proposal blocks its fund until the data says its orders are done (here the
+    desk's executions.csv): the machine's clock has no say, so a 2014 night decides the same
+    whenever it runs."""
     small_landing(landing, AS_OF)
-    small_landing(landing, NEXT, with_reference=False)
+    folder = small_landing(landing, NEXT, with_reference=False)
     steps.run_nightly(AS_OF, landing, engine)
     approved = summary(engine).loc["F1", "proposal_id"]
     decide(engine, approved, "approved", "ops.amy")
+    record_export(engine, approved, "2014-01-06 10:00 America/New_York")  # exported in time: irrelevant now
 
-    steps.run_nightly(NEXT, landing, engine)             # not exported at all
+    steps.run_nightly(NEXT, landing, engine)             # nothing reports its orders done
     held = summary(engine, NEXT).loc["F1"]
     assert held["status"] == "blocked" and held["proposal_id"] is None
-    assert f"approved proposal {approved} (2014-01-03) has not been exported" in held["blocked_reason"]
+    assert f"awaiting execution: approved proposal {approved} (2014-01-03) is not reported done" in held[
+        "blocked_reason"]
+    assert "until the approval expires on 2014-01-10" in held["blocked_reason"]   # 5 business days
     assert summary(engine, NEXT).loc["F2", "status"] == "in_band"     # other funds go on as usual
+    state = q(engine, "SELECT * FROM rebalance.fund_state WHERE as_of_date = :d", d=NEXT).set_index("fund_id")
+    assert state.loc["F1", "awaiting_proposal_id"] == approved and pd.isna(state.loc["F2", "awaiting_proposal_id"])
 
-    record_export(engine, approved, "2014-01-06 17:00 America/New_York")  # after NEXT's 16:00 close
-    steps.run_nightly(NEXT, landing, engine)
-    assert "was exported after this date's close" in summary(engine, NEXT).loc["F1", "blocked_reason"]
+    write_executions(engine, folder, [approved])          # the desk's report of the 6th
+    steps.run_nightly(NEXT, landing, engine)               # a rerun of the date reads it
+    assert summary(engine, NEXT).loc["F1", "status"] == "proposed"  # the book still drifts: a new proposal
+    state = q(engine, "SELECT * FROM rebalance.fund_state WHERE as_of_date = :d", d=NEXT).set_index("fund_id")
+    assert pd.isna(state.loc["F1", "awaiting_proposal_id"])
+    assert (state.loc["F1", "closed_proposal_id"], state.loc["F1", "closed_outcome"], state.loc["F1", "closed_by"]) \
+        == (approved, "executed", "file")
+    stored = q(engine, "SELECT proposal_id, security_id, side, quantity, status, source FROM rebalance.execution "
+                       "ORDER BY security_id")
+    assert stored[["security_id", "side", "status", "source"]].values.tolist() == [
+        ["BD", "BUY", "filled", "file"], ["EQ", "SELL", "filled", "file"]]
+    steps.run_nightly(NEXT, landing, engine)               # a rerun replaces the date's rows, no more
+    assert len(q(engine, "SELECT * FROM rebalance.execution")) == 2
 
-    with engine.begin() as conn:   # (test set-up only: the ledger row is replaced by an earlier one)
-        conn.execute(sa.text("ALTER TABLE rebalance.order_export DISABLE TRIGGER USER"))
-        conn.execute(sa.text("DELETE FROM rebalance.order_export"))
-        conn.execute(sa.text("ALTER TABLE rebalance.order_export ENABLE TRIGGER USER"))
-    record_export(engine, approved, "2014-01-06 10:00 America/New_York")  # in the market that day
-    steps.run_nightly(NEXT, landing, engine)
-    assert summary(engine, NEXT).loc["F1", "status"] == "proposed"
+
+def test_bad_execution_rows_are_findings_that_never_stop_the_night(engine, landing):
+    small_landing(landing, AS_OF)
+    folder = small_landing(landing, NEXT, with_reference=False)
+    steps.run_nightly(AS_OF, landing, engine)
+    approved = summary(engine).loc["F1", "proposal_id"]
+    decide(engine, approved, "approved", "ops.amy")
+    write(folder, "executions.csv", [
+        {"proposal_id": "NOPE", "security_id": "EQ", "side": "SELL", "quantity": 100, "price": 100},
+        {"proposal_id": approved, "security_id": "EQ", "side": "HOLD", "quantity": 100, "price": 100},
+        {"proposal_id": approved, "security_id": "BD", "side": "BUY", "quantity": -5, "price": 100},
+    ])
+    report = steps.run_nightly(NEXT, landing, engine)
+    assert report.funds == 3
+    checks = q(engine, 'SELECT "check", success, failed_rows, detail FROM rebalance.validation_result '
+                       "WHERE as_of_date = :d AND dataset = 'executions'", d=NEXT).set_index("check")
+    assert not checks.loc["executions_known_proposal", "success"]
+    assert "executions.csv row 2, column proposal_id: value 'NOPE' is not a proposal id" in checks.loc[
+        "executions_known_proposal", "detail"]
+    assert "row 3, column side: value 'HOLD' is not BUY or SELL" in checks.loc["executions_side", "detail"]
+    assert "row 4, column quantity: value '-5' is not a number >= 0" in checks.loc["executions_quantity", "detail"]
+    assert summary(engine, NEXT).loc["F1", "status"] == "blocked"    # nothing usable said it was done
+    assert q(engine, "SELECT count(*) AS n FROM rebalance.execution")["n"].iloc[0] == 0
 
 
 def test_decisions_are_taken_once_and_audited(engine, landing):

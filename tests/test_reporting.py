@@ -10,7 +10,7 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import record_export, small_landing, write
+from conftest import record_export, small_landing, write, write_executions
 from typer.testing import CliRunner
 
 from rebalance_pipeline import reporting, steps, warehouse
@@ -68,6 +68,7 @@ def two_nights(engine, landing) -> dict[str, str]:
     record_export(engine, first, "2014-01-06 09:35 America/New_York")
 
     folder = small_landing(landing, SECOND, with_reference=False)
+    write_executions(engine, folder, [first])   # the desk executed it on Monday
     write(folder, "prices.csv", [{"as_of_date": SECOND.isoformat(), "security_id": s, "close_price": p,
                                   "currency": "USD"} for s, p in (("EQ", 130.0), ("BD", 100.0), ("GLD", 50.0))])
     steps.run_nightly(SECOND, landing, engine)

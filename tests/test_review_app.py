@@ -451,3 +451,31 @@ def test_a_threshold_that_is_not_a_number_or_negative_blocks_the_fund(engine, la
     assert "second_approval_notional is not a number" in summary["A"]
     assert "second_approval_notional -5.0 is negative" in summary["B"]
     assert summary["C"] == "proposed" and summary["D"] == "in_band"
+
+
+# ---------------------------------------------------------------------- the operator's word on execution
+def test_an_approved_proposal_page_records_the_operators_word_on_its_execution(book, app):
+    engine, a, b = book["engine"], book["ids"]["A"], book["ids"]["B"]
+    with browser(app, "ops") as client:
+        token = csrf_token_of(client.get(f"/rebalance/proposals/{a}").text)
+        pending = client.post(f"/rebalance/proposals/{a}/executed", data={"outcome": "filled", "csrf_token": token})
+        assert pending.status_code == 409 and "only an approved proposal" in pending.text   # not approved yet
+        client.post(f"/rebalance/proposals/{a}/decision", data={"decision": "approved", "csrf_token": token})
+        page = client.get(f"/rebalance/proposals/{a}")
+        assert 'id="executed"' in page.text and "No execution reported yet" in page.text
+        assert client.post(f"/rebalance/proposals/{a}/executed", data={"outcome": "filled"}).status_code == 403
+        done = client.post(f"/rebalance/proposals/{a}/executed",
+                           data={"outcome": "filled", "note": "desk phoned", "csrf_token": token})
+        assert done.status_code == 303
+        after = client.get(done.headers["location"])
+        assert "Its orders are recorded as executed" in after.text and "desk phoned" in after.text
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT source, status, recorded_by, as_of_date FROM rebalance.execution "
+                                    "WHERE proposal_id = :id"), {"id": a}).all()
+    assert {tuple(r) for r in rows} == {("operator", "filled", "ops", AS_OF)}
+    with browser(app, "viewer") as viewer:   # a viewer sees the page, not the buttons, and cannot post
+        page = viewer.get(f"/rebalance/proposals/{a}")
+        assert 'id="executed"' not in page.text
+        token = csrf_token_of(viewer.get(f"/rebalance/proposals/{b}").text) if "csrf_token" in page.text else None
+        assert viewer.post(f"/rebalance/proposals/{a}/executed",
+                           data={"outcome": "filled", "csrf_token": token or ""}).status_code == 403

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rebalance_core.schema import APPROVED, FIRST_APPROVAL, PENDING_SECOND, REJECTED
+from rebalance_pipeline import executions
 from rebalance_pipeline.review import queries
 from rebalance_pipeline.review.web import (
     CAN_DECIDE,
@@ -29,11 +30,19 @@ from rebalance_pipeline.review.web import (
 router = APIRouter()
 DONE_MESSAGES = {APPROVED: "Proposal approved.", REJECTED: "Proposal rejected.",
                  FIRST_APPROVAL: "First approval recorded: the proposal now needs a second approval by someone else."}
+# The operator's word on an approved proposal's orders (rebalance_pipeline.executions).
+EXECUTED_MESSAGES = {"filled": "Its orders are recorded as executed: the next night stops holding the fund back.",
+                     "cancelled": "Its orders are recorded as cancelled: the next night stops holding the fund back."}
 
 
 def _done_message(engine, proposal_id: str, user, done: str | None) -> str | None:
     """The confirmation after a decision, only when the warehouse says so: the proposal's
     latest audit row is that decision, by this user. ``?done=`` alone claims nothing."""
+    if done in EXECUTED_MESSAGES:
+        word = executions.last_operator_word(engine, proposal_id)
+        if word is None or word["status"] != done or word["recorded_by"] != user.get_name():
+            return None
+        return EXECUTED_MESSAGES[done]
     if done not in DONE_MESSAGES:
         return None
     last = queries.last_review(engine, proposal_id)
@@ -57,7 +66,8 @@ def proposal_page(request: Request, user: GetUserDep, may_decide: MayDecide, sto
                                  == user.get_name().casefold()),
         "later": queries.later_night_text(p["fund_id"], detail.later),
         "compliance": records(queries.compliance_results(store.engine, proposal_id)),
-        "rejected_before": queries.rejection_text(detail.rejected_before)})
+        "rejected_before": queries.rejection_text(detail.rejected_before),
+        "executions": executions.proposal_executions(store.engine, proposal_id)})
 
 
 @router.post("/proposals/{proposal_id:path}/decision", dependencies=[CAN_DECIDE], name="decide_form")
@@ -70,6 +80,25 @@ def decide_form(request: Request, user: GetUserDep, store: Store, proposal_id: s
     done = FIRST_APPROVAL if state["status"] == PENDING_SECOND else body.decision
     url = request.url_for("proposal_page", proposal_id=proposal_id).path
     return RedirectResponse(f"{url}?{urlencode({'done': done})}", status_code=303)
+
+
+@router.post("/proposals/{proposal_id:path}/executed", dependencies=[CAN_DECIDE], name="executed_form")
+def executed_form(request: Request, user: GetUserDep, store: Store, proposal_id: str,
+                  outcome: Annotated[str, Form(pattern="^(filled|cancelled)$")],
+                  csrf_token: Annotated[str | None, Form()] = None,
+                  note: Annotated[str | None, Form(max_length=2000)] = None):
+    """The operator's word that an approved proposal's orders were all executed (or cancelled):
+    ``rebalance executed``'s, as the signed-in user."""
+    from rebalance_pipeline import warehouse
+
+    check_same_origin(request, user, csrf_token)
+    try:
+        executions.record_operator_word(store.engine, proposal_id, user.get_name(), note or None,
+                                        cancelled=outcome == "cancelled")
+    except warehouse.ReviewError as exc:
+        raise HTTPException(404 if str(exc).startswith("no proposal") else 409, str(exc)) from None
+    url = request.url_for("proposal_page", proposal_id=proposal_id).path
+    return RedirectResponse(f"{url}?{urlencode({'done': outcome})}", status_code=303)
 
 
 @router.get("/api/proposals/{proposal_id:path}", dependencies=[CAN_VIEW])
