@@ -56,7 +56,7 @@ MODEL = "model"          # a model that model_targets.csv defines (a version kno
 UNIVERSES = {
     FUND: "funds.csv",
     SECURITY: "prices.csv or securities.csv",
-    MODEL: "model_targets.csv",
+    MODEL: "any model_targets.csv version in force on this date",
 }
 
 # Validation scopes: suites about securities or models run once a night, the others shard by
@@ -78,6 +78,8 @@ class Column:
     required: bool = True        # must be in the file's header (else the night stops)
     key: bool = False            # must be non-empty on every row (else the row cannot be attributed)
     choices: tuple[str, ...] = ()  # closed set of values (matched case-insensitively)
+    # a required choice column whose cell may be empty (a rule in code says when it must be set)
+    blank_ok: bool = False
     refers_to: str | None = None   # FUND, SECURITY or MODEL: the value must exist there
     # booleans and dates: a non-empty value that does not read stops the night (it decides trades)
     strict: bool = False
@@ -168,7 +170,7 @@ INPUTS: tuple[InputFile, ...] = (
               notes=("may be header-only or absent where every fund follows a model",)),
     InputFile("funds", REFERENCE, (
         _c("fund_id", key=True), _c("name"), _c("base_currency"),
-        _c("policy", choices=POLICIES), _c("frequency", choices=FREQUENCIES),
+        _c("policy", choices=POLICIES), _c("frequency", choices=FREQUENCIES, blank_ok=True),
         _c("abs_band", NUMBER), _c("rel_band", NUMBER), _c("rebalance_to", choices=REBALANCE_TO),
         _c("min_trade_notional", NUMBER), _c("cash_buffer", NUMBER), _c("allow_fractional", BOOLEAN),
         _opt("calendar"), _opt("band_fraction", NUMBER), _opt("commission_bps", NUMBER),

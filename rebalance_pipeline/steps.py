@@ -35,6 +35,8 @@ from sqlalchemy.engine import Engine
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
 from rebalance_core.index_events import night_targets
+from rebalance_core import inputs
+from rebalance_core.inputs import merge_reference, night_inputs
 from rebalance_core.models import fund_models, models_in_force
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
@@ -43,10 +45,9 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
-                   "substitutes")
-# positions and tax lots: landing.SPLIT_STEMS
-DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares", "creations")
+REFERENCE_STEMS = inputs.REFERENCE_STEMS
+# Daily files read whole (positions and tax lots are split: landing.SPLIT_STEMS)
+DAILY_STEMS = tuple(f.stem for f in inputs.INPUTS if not f.reference and not f.split)
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
               "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
@@ -133,20 +134,16 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
         for stem in ("funds", "securities", "asset_classes", "models", "restrictions", "substitutes"):
-            key = warehouse.REFERENCE_TABLES[stem][1]
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
             history_rows = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
             if stem in frames:
                 night[f"file_{stem}"] = frames[stem]
-                history_rows = history_rows[~history_rows[key].isin(frames[stem][key])]
-                effective = (pd.concat([frames[stem], history_rows], ignore_index=True) if len(history_rows)
-                             else frames[stem])
-            else:
-                effective = history_rows
-            night[f"ref_{stem}"] = _typed_reference(stem, effective)
+            # The one merge rule (the replay uses it too): the file's keys replace their rows.
+            night[f"ref_{stem}"] = _typed_reference(stem, merge_reference(stem, history_rows, frames.get(stem)))
         # Targets in force: this date's file for the funds it lists, the history for the others
-        # (streamed, and stored by shard as it comes).
+        # (streamed, and stored by shard as it comes): merge_reference's rule, by fund_id, done
+        # in the query (the history leaves out the funds the file lists) to keep memory flat.
         history_sink = sink_for("targets_history")
         for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, sorted(listed.get("targets", ()))):
             for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
@@ -255,20 +252,7 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
     """One shard's decision (``decide_night``), written to its own leaf tables."""
     frames = _shard_frames(run, shard)
     night = _night_frames(run)
-    inputs = NightInputs(
-        prices=night["file_prices"], positions=frames["file_positions"], cash=frames["file_cash"],
-        funds=frames["ref_funds"], targets=frames["ref_targets"],
-        securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
-        flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
-        blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
-        approved_unexecuted=frames["approved_unexecuted"], model_targets=night.get("ref_model_targets"),
-        previous_targets=previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"), frames["ref_funds"],
-                                          frames["ref_targets"], night.get("ref_model_targets")),
-        restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
-        recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
-        index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
-        tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"),
-        creations=frames.get("file_creations"))
+    inputs = shard_night_inputs(run, shard, frames, night)
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in
@@ -384,6 +368,26 @@ def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
+def shard_night_inputs(run: NightlyRun, shard: int, frames: dict[str, pd.DataFrame],
+                       night: dict[str, pd.DataFrame]) -> NightInputs:
+    """The shard's NightInputs, built by the one builder the replay uses too."""
+    files = {"prices": night["file_prices"], "positions": frames["file_positions"], "cash": frames["file_cash"],
+             "funds": frames["ref_funds"], "targets": frames["ref_targets"],
+             "securities": night.get("ref_securities"), "asset_classes": night.get("ref_asset_classes"),
+             "restrictions": frames.get("ref_restrictions"), "substitutes": night.get("ref_substitutes"),
+             "flows": frames.get("file_flows"), "fx_rates": night.get("file_fx_rates"),
+             "tax_lots": frames.get("file_tax_lots"), "index_levels": night.get("file_index_levels"),
+             "fund_shares": frames.get("file_fund_shares"), "creations": frames.get("file_creations")}
+    carried = {"blocked": run.workspace.get(f"s{shard}/blocked"), "recent_loss_sales": frames["recent_loss_sales"],
+               "approved_unexecuted": frames["approved_unexecuted"], "model_targets": night.get("ref_model_targets"),
+               "previous_targets": previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"),
+                                                    frames["ref_funds"], frames["ref_targets"],
+                                                    night.get("ref_model_targets")),
+               "recent_buys": frames.get("recent_buys"), "open_harvests": frames.get("open_harvests"),
+               "tracking_history": frames.get("tracking_history"), "price_history": night.get("price_history")}
+    return night_inputs(files, carried)
+
+
 def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
@@ -397,8 +401,9 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     for stem in ("fx_rates", "index_levels"):
         if f"file_{stem}" in night:
             frames[stem] = night[f"file_{stem}"]
-    if _optional(night.get("ref_securities")) is not None:
-        frames["securities"] = night["ref_securities"]
+    for stem in ("securities", "substitutes"):
+        if _optional(night.get(f"ref_{stem}")) is not None:
+            frames[stem] = night[f"ref_{stem}"]
     if shard_frames is None:   # the night-level checks read no fund rows: give them none
         shard_frames = {"ref_funds": night["ref_funds"].iloc[0:0], "ref_targets": landing.empty_frame("targets"),
                         "file_positions": landing.empty_frame("positions"), "file_cash": landing.empty_frame("cash")}
@@ -413,6 +418,8 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
         frames["file_targets"] = shard_frames["file_targets"]
     if _optional(shard_frames.get("ref_restrictions")) is not None:
         frames["restrictions"] = shard_frames["ref_restrictions"]
+    if "file_tax_lots" in shard_frames:
+        frames["tax_lots"] = shard_frames["file_tax_lots"]
     return frames
 
 
@@ -511,4 +518,6 @@ def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in spec.boolean:
         frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+    for column, choices in spec.choices:   # rows stored before choices were normalised
+        frame[column] = landing.normalise_choice(frame[column], choices)
     return frame
