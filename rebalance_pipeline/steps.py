@@ -33,9 +33,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_core import inputs as registry
 from rebalance_core.calendar import DEFAULT_CALENDAR, previous_session
 from rebalance_core.index_events import night_targets
-from rebalance_core import inputs
 from rebalance_core.inputs import merge_reference, night_inputs
 from rebalance_core.models import fund_models, models_in_force
 from rebalance_core.night import NightInputs, decide_night
@@ -45,9 +45,9 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = inputs.REFERENCE_STEMS
+REFERENCE_STEMS = registry.REFERENCE_STEMS
 # Daily files read whole (positions and tax lots are split: landing.SPLIT_STEMS)
-DAILY_STEMS = tuple(f.stem for f in inputs.INPUTS if not f.reference and not f.split)
+DAILY_STEMS = tuple(f.stem for f in registry.INPUTS if not f.reference and not f.split)
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
               "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
@@ -175,7 +175,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
-    outcome = validation.validate(_validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
+    outcome = validation.validate(validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
     night["night_gx_results"] = outcome.gx_results
@@ -230,7 +230,7 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
 
     frames = _shard_frames(run, shard)
     night = _night_frames(run)
-    outcome = validation.validate(_validation_frames(night, frames, as_of=run.as_of), scope="shard")
+    outcome = validation.validate(validation_frames(night, frames, as_of=run.as_of), scope="shard")
     night_faults = run.workspace.get("night/night_faults")
     faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
         len(night_faults) or len(outcome.faults)) else outcome.faults
@@ -392,7 +392,7 @@ def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
 
-def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
+def validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
                        as_of: dt.date) -> dict:
     """The frames validation reads, by file stem: the night's, and a shard's fund rows."""
     frames = {"prices": night["file_prices"]}
