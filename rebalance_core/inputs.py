@@ -244,7 +244,9 @@ INPUTS: tuple[InputFile, ...] = (
                                     _c("side", choices=SIDES), _c("quantity", NUMBER), _c("price", NUMBER),
                                     _opt("status", choices=EXECUTION_STATUSES)),
               "the order desk's report: what of an approved proposal was executed, at which price, or cancelled",
-              table="execution", night_field="executions", suite="executions", contract="across nights"),
+              table="execution", night_field="executions", contract="across nights",
+              notes=("side and status are read in their declared spelling; a bad one is checked with the fund "
+                     "state, where the proposal names its fund (helper A1)",)),
 )
 
 REGISTRY: dict[str, InputFile] = {f.stem: f for f in INPUTS}

@@ -254,8 +254,9 @@ def normalise_choice(values: pd.Series, choices: tuple[str, ...]) -> pd.Series:
     spelling, an empty cell None (the column's default applies); other values as written."""
     text = values.astype("object").where(values.notna(), "").astype(str).str.strip()
     canonical = text.str.lower().map({c.lower(): c for c in choices})
-    out = canonical.where(canonical.notna(), text)
-    return out.where(out != "", None).astype("object")
+    out = canonical.where(canonical.notna(), text).astype("object")
+    out[out == ""] = None
+    return out
 
 
 def _to_float(values: pd.Series) -> pd.Series:

@@ -531,8 +531,10 @@ def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
         failed = pd.DataFrame(rows)
         # Compound checks report only their own columns; bring back the row's context.
         if "source_row" in failed.columns:
-            context = frame.set_index("source_row")
-            for column in ("fund_id", "security_id", "model_id"):
+            # ... and, where rows are told apart by it, every other column (a message may quote any).
+            context = frame.drop_duplicates("source_row").set_index("source_row")
+            unique = frame["source_row"].is_unique
+            for column in (context.columns if unique else ("fund_id", "security_id", "model_id")):
                 if column in context.columns and column not in failed.columns:
                     failed[column] = failed["source_row"].map(context[column])
         return failed
