@@ -171,6 +171,9 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             "as_of_date": as_of,
             "fund_id": nav.index,
             "nav": nav.to_numpy(),
+            # What the night's fund_summary says of the fund: status, trigger.
+            "status": nav.index.map(summary.set_index("fund_id")["status"]).to_numpy(),
+            "trigger": nav.index.map(summary.set_index("fund_id")["trigger"]).to_numpy(),
             "target_nav": target_nav.reindex(nav.index).to_numpy(),
             "rebalanced": nav.index.isin(by_fund.index),
             "turnover": by_fund["turnover"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
@@ -280,8 +283,12 @@ def _in_kind_flow(creations: pd.DataFrame | None, funds: pd.DataFrame, nav_per_s
             or "creation_unit" not in funds:
         return np.zeros(len(ids))
     in_kind = creations[creations["settlement"] == SETTLEMENT_IN_KIND]
+    if in_kind.empty:
+        return np.zeros(len(ids))
     unit = pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
-    value = in_kind["units"] * in_kind["fund_id"].map(unit) * in_kind["fund_id"].map(nav_per_share)
+    value = (pd.to_numeric(in_kind["units"], errors="coerce").astype("float64")
+             * pd.to_numeric(in_kind["fund_id"].map(unit), errors="coerce").astype("float64")
+             * pd.to_numeric(in_kind["fund_id"].map(nav_per_share), errors="coerce").astype("float64"))
     return value.groupby(in_kind["fund_id"]).sum().reindex(ids).fillna(0.0).to_numpy(dtype="float64")
 
 
