@@ -49,9 +49,27 @@ REFERENCE_STEMS = registry.REFERENCE_STEMS
 # Daily files read whole (positions and tax lots are split: landing.SPLIT_STEMS)
 DAILY_STEMS = tuple(f.stem for f in registry.INPUTS if not f.reference and not f.split)
 # Frames keyed by fund: split by shard. The others are the whole night's.
-FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
-              "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
-              "tracking_history", "file_creations")
+def _frame_name(declared: registry.InputFile) -> str:
+    """The workspace name of an input's frame tonight: ``ref_<stem>`` (in force) or ``file_<stem>``."""
+    return f"{'ref' if declared.reference else 'file'}_{declared.stem}"
+
+
+def _fund_keyed(declared: registry.InputFile) -> bool:
+    return any(c.name == "fund_id" for c in declared.columns)
+
+
+# Frames keyed by fund: split by shard (the large ones as they are read, SPLIT_PARTS). The
+# others are the whole night's. Inputs are placed by their declaration (a fund_id column).
+FUND_KEYED = (*(_frame_name(f) for f in registry.INPUTS if _fund_keyed(f) and not f.split and f.stem != "targets"),
+              "recent_loss_sales", "approved_unexecuted", "prev_funds", "prev_own_targets", "recent_buys",
+              "open_harvests", "tracking_history")
+NIGHT_FRAMES = (*(_frame_name(f) for f in registry.INPUTS if not _fund_keyed(f)), "price_history")
+# Reference files resolved against the warehouse history in ingest (targets are streamed by
+# shard, model versions kept as a dated history).
+MERGED_REFERENCE = tuple(f.stem for f in registry.INPUTS if f.reference and not f.split and f.stem != "model_targets")
+# Daily input rows kept with the night: the security-level ones once, the fund-level by shard.
+NIGHT_ROWS = tuple(f.stem for f in registry.INPUTS if not f.reference and not _fund_keyed(f) and f.scope == "night")
+SHARD_ROWS = tuple(f.stem for f in registry.INPUTS if (not f.reference or f.split) and _fund_keyed(f))
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -133,7 +151,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
               for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in ("funds", "securities", "asset_classes", "models", "restrictions", "substitutes"):
+        for stem in MERGED_REFERENCE:
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
             history_rows = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
@@ -194,7 +212,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         ws.put(f"s{i}/prev_own_targets", part)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
-                             {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates", "index_levels")
+                             {stem: night[f"file_{stem}"] for stem in NIGHT_ROWS
                               if f"file_{stem}" in night})
     plan = NightPlan(run.as_of, run.run_id, count, int(night["ref_funds"]["fund_id"].nunique()), positions)
     log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
@@ -255,9 +273,7 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
     inputs = shard_night_inputs(run, shard, frames, night)
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
-                                  inputs={stem: frames[f"file_{stem}"] for stem in
-                                          ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares",
-                                           "creations")
+                                  inputs={stem: frames[f"file_{stem}"] for stem in SHARD_ROWS
                                           if f"file_{stem}" in frames})
     counts = decision.summary["status"].value_counts()
     return {"shard": shard, "funds": len(decision.summary), "proposed": int(counts.get("proposed", 0)),
@@ -363,21 +379,15 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets",
-             "ref_substitutes", "file_index_levels", "price_history")
+    names = NIGHT_FRAMES
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
 
 
 def shard_night_inputs(run: NightlyRun, shard: int, frames: dict[str, pd.DataFrame],
                        night: dict[str, pd.DataFrame]) -> NightInputs:
     """The shard's NightInputs, built by the one builder the replay uses too."""
-    files = {"prices": night["file_prices"], "positions": frames["file_positions"], "cash": frames["file_cash"],
-             "funds": frames["ref_funds"], "targets": frames["ref_targets"],
-             "securities": night.get("ref_securities"), "asset_classes": night.get("ref_asset_classes"),
-             "restrictions": frames.get("ref_restrictions"), "substitutes": night.get("ref_substitutes"),
-             "flows": frames.get("file_flows"), "fx_rates": night.get("file_fx_rates"),
-             "tax_lots": frames.get("file_tax_lots"), "index_levels": night.get("file_index_levels"),
-             "fund_shares": frames.get("file_fund_shares"), "creations": frames.get("file_creations")}
+    # Each declared input in force tonight, where ingest put it (the shard's or the night's).
+    files = {f.stem: frames.get(_frame_name(f), night.get(_frame_name(f))) for f in registry.INPUTS}
     carried = {"blocked": run.workspace.get(f"s{shard}/blocked"), "recent_loss_sales": frames["recent_loss_sales"],
                "approved_unexecuted": frames["approved_unexecuted"], "model_targets": night.get("ref_model_targets"),
                "previous_targets": previous_targets(frames.get("prev_funds"), frames.get("prev_own_targets"),
