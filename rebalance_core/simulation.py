@@ -5,8 +5,16 @@ on the simulated book (positions, cash and tax lots carried from the day before)
 day's prices, fx rates, flows and reference data, and the funds the day's checks block. Its
 trades are executed at that day's close in the fund's base currency, costs are paid from
 cash, the day's flows settle into cash, sold tax lots are closed and bought shares open new
-ones. Per fund we count rebalances and add up turnover, costs and realized gains; the
-*tracking difference* is the fund's cumulative return less that of a costless fund held
+ones. Reference files merge by key into the data in force (``inputs.merge_reference``, the
+night's rule) and each day's ``NightInputs`` is built by ``inputs.night_inputs``, the nightly
+shard's builder, with index levels, the price history and the funds' earlier tracking rows,
+so every trigger of the night (``tracking`` included) can fire in a replay.
+
+Per fund we count rebalances and add up turnover, costs and realized gains. Returns are
+time-weighted (``time_weighted_returns``): a subscription or redemption is not performance;
+a cash flow of a day settles after its close (it is capital the next day starts with), an
+in-kind creation or redemption is taken out of the day's end value. The
+*tracking difference* is the fund's time-weighted return less that of a costless fund held
 exactly on its targets every day (in base currency, fx moves included); harvested losses
 (``est_harvested_loss``) and trades are counted per fund and day, so harvest thresholds can
 be compared over a year of prices.
@@ -27,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.harvest import PAIR_COLUMNS
-from rebalance_core.inputs import merge_reference, night_inputs
+from rebalance_core.inputs import INPUTS, merge_reference, night_inputs
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.schema import CASH, REASON_TAX, SETTLEMENT_IN_KIND
 from rebalance_core.tax_lots import WASH_SALE_DAYS
@@ -40,8 +48,11 @@ from rebalance_core.tracking import (
 
 # Reference data merged day by day (model versions are kept as a dated history instead).
 REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "restrictions", "substitutes")
-# The day's own files (the book, positions, cash and lots, is carried by the replay).
-DAILY = ("prices", "fx_rates", "flows", "index_levels", "fund_shares", "creations")
+# The day's own files, from the input registry: all daily ones but the book (positions, cash
+# and lots, which the replay carries) and the desk's executions (the replay executes every
+# proposal as proposed).
+DAILY = tuple(f.stem for f in INPUTS if not f.reference and f.stem not in ("positions", "cash", "tax_lots",
+                                                                           "executions"))
 NO_TARGETS = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
                            "target_weight": pd.Series(dtype="float64")})
 

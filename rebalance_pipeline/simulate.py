@@ -1,7 +1,8 @@
 """`rebalance simulate`: replay a landing folder's history under each fund's policy.
 
-Reads the dates' files (prices, fx rates and flows every day, reference files when they
-change, the book at the first date), runs the nightly Great Expectations checks on each
+Reads the dates' files as the night does (the daily files of the input registry every day,
+reference files merged by key when they come, the book at the first date, the closes of
+earlier folders as price history), runs the nightly Great Expectations checks on each
 day (so a fund the night would block is blocked in the replay too), hands them to
 ``rebalance_core.simulation`` (which calls the nightly decision) and writes the per-fund
 summary (CSV) and one chart per fund (PNG, matplotlib): NAV against the always-on-target
