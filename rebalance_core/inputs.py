@@ -287,8 +287,10 @@ def merge_reference(stem: str, in_force: pd.DataFrame | None, version: pd.DataFr
 # ----------------------------------------------------------------------------- one NightInputs builder
 # Fields of NightInputs that no file gives: what the night carries from the warehouse (or the
 # replay from its own earlier days) and what validation decided.
+# ``previous_state``: the fund state of the previous night (helper A1's NightInputs field;
+# passed once NightInputs has it).
 CARRIED_FIELDS = ("blocked", "recent_loss_sales", "approved_unexecuted", "previous_targets", "recent_buys",
-                  "open_harvests", "tracking_history", "price_history", "model_targets")
+                  "open_harvests", "tracking_history", "price_history", "model_targets", "previous_state")
 # Optional reference data: an empty frame means none (the core reads None as "no such file").
 _NONE_WHEN_EMPTY = ("securities", "asset_classes", "restrictions", "substitutes")
 
