@@ -133,6 +133,8 @@ def _typed_settings(settings: dict[str, str]) -> dict:
                 raise landing.StructuralError("funds.csv", f"{column}={value!r} is not a number") from None
         elif column in spec.boolean:
             typed[column] = str(value).strip().lower() in ("true", "t", "yes", "y", "1")
+        elif column in dict(spec.choices):   # as a file's value: in its declared spelling, or checked
+            typed[column] = landing.normalise_choice(pd.Series([value], dtype=object), dict(spec.choices)[column])[0]
         else:
             typed[column] = value
     return typed
