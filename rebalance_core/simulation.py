@@ -5,8 +5,16 @@ on the simulated book (positions, cash and tax lots carried from the day before)
 day's prices, fx rates, flows and reference data, and the funds the day's checks block. Its
 trades are executed at that day's close in the fund's base currency, costs are paid from
 cash, the day's flows settle into cash, sold tax lots are closed and bought shares open new
-ones. Per fund we count rebalances and add up turnover, costs and realized gains; the
-*tracking difference* is the fund's cumulative return less that of a costless fund held
+ones. Reference files merge by key into the data in force (``inputs.merge_reference``, the
+night's rule) and each day's ``NightInputs`` is built by ``inputs.night_inputs``, the nightly
+shard's builder, with index levels, the price history and the funds' earlier tracking rows,
+so every trigger of the night (``tracking`` included) can fire in a replay.
+
+Per fund we count rebalances and add up turnover, costs and realized gains. Returns are
+time-weighted (``time_weighted_returns``): a subscription or redemption is not performance;
+a cash flow of a day settles after its close (it is capital the next day starts with), an
+in-kind creation or redemption is taken out of the day's end value. The
+*tracking difference* is the fund's time-weighted return less that of a costless fund held
 exactly on its targets every day (in base currency, fx moves included); harvested losses
 (``est_harvested_loss``) and trades are counted per fund and day, so harvest thresholds can
 be compared over a year of prices.
@@ -21,17 +29,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from rebalance_core.harvest import PAIR_COLUMNS
+from rebalance_core.inputs import INPUTS, merge_reference, night_inputs
 from rebalance_core.night import NightInputs, decide_night
-from rebalance_core.schema import CASH, REASON_TAX
+from rebalance_core.schema import CASH, REASON_TAX, SETTLEMENT_IN_KIND
 from rebalance_core.tax_lots import WASH_SALE_DAYS
+from rebalance_core.tracking import (
+    COVARIANCE_RETURNS,
+    HISTORY_COLUMNS,
+    PRICE_HISTORY_COLUMNS,
+    REALIZED_WINDOWS,
+)
 
+# Reference data merged day by day (model versions are kept as a dated history instead).
 REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "restrictions", "substitutes")
+# The day's own files, from the input registry: all daily ones but the book (positions, cash
+# and lots, which the replay carries) and the desk's executions (the replay executes every
+# proposal as proposed).
+DAILY = tuple(f.stem for f in INPUTS if not f.reference and f.stem not in ("positions", "cash", "tax_lots",
+                                                                           "executions"))
 NO_TARGETS = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
                            "target_weight": pd.Series(dtype="float64")})
 
@@ -48,14 +69,21 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
              positions: pd.DataFrame, cash: pd.DataFrame, tax_lots: pd.DataFrame | None = None,
              check_day: Callable[[dt.date, NightInputs], pd.DataFrame] | None = None,
              model_history: pd.DataFrame | None = None,
-             previous_state: pd.DataFrame | None = None) -> SimulationResult:
+             previous_state: pd.DataFrame | None = None,
+             price_history: pd.DataFrame | None = None) -> SimulationResult:
     """Replay ``dates`` from the book (positions, cash, tax lots) held at the first date's close.
 
+    ``load_day(date)``: the date's daily files by stem (prices, fx_rates, flows, index_levels,
+    fund_shares, creations) and the reference files of its folder, each merged by key into
+    the reference data in force (``rebalance_core.inputs.merge_reference``, the night's rule).
     ``model_history``: model versions known before the first date (valid_from, optional
     effective_date); a day's ``model_targets`` frame adds a version dated that day.
     ``previous_state``: the funds' state (``rebalance_core.fund_state``) of the business date
     before the first (e.g. ``fund_state.seed_state`` of its targets); then each day carries
-    the day before's, as the nightly run does, so a target change triggers ``model_change``."""
+    the day before's, as the nightly run does, so a target change triggers ``model_change``.
+    ``price_history``: closes (as_of_date, security_id, close_price) of the dates before the
+    first; each replayed day's prices join it, so the ex-ante tracking error (and the
+    ``tracking`` trigger) is computed as the night computes it from the warehouse."""
     positions = positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
     cash = cash[["fund_id", "currency", "amount"]].copy()
     lots = tax_lots.copy() if tax_lots is not None and len(tax_lots) else None
@@ -64,12 +92,16 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
                                "as_of_date": pd.Series(dtype=object)})
     buys = loss_sales.copy()
     pairs = pd.DataFrame({c: pd.Series(dtype="object") for c in PAIR_COLUMNS})   # harvests not swapped back
+    closes = _price_frame(price_history)
+    tracked = pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})   # earlier fund_tracking rows
     held_yesterday: pd.DataFrame | None = None   # fund, security, target weight, unit value in base
     target_nav: pd.Series | None = None
     records, all_trades, all_proposals = [], [], []
     for as_of in dates:
         frames = load_day(as_of)
-        reference.update({k: v for k, v in frames.items() if k in REFERENCE})
+        for stem in REFERENCE:
+            if stem in frames:
+                reference[stem] = merge_reference(stem, reference.get(stem), frames[stem])
         if frames.get("model_targets") is not None:
             today = frames["model_targets"].assign(valid_from=pd.Timestamp(as_of))
             model_history = (today if model_history is None or model_history.empty else pd.concat(
@@ -78,20 +110,22 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         window = loss_sales[pd.to_datetime(loss_sales["as_of_date"]).dt.date >= as_of - dt.timedelta(
             days=WASH_SALE_DAYS)]
         recent_buys = buys[pd.to_datetime(buys["as_of_date"]).dt.date >= as_of - dt.timedelta(days=WASH_SALE_DAYS)]
-        inputs = NightInputs(
-            prices=frames["prices"], positions=positions, cash=cash, funds=reference["funds"],
-            targets=reference.get("targets", NO_TARGETS), securities=reference.get("securities"),
-            asset_classes=reference.get("asset_classes"), flows=frames.get("flows"), fx_rates=frames.get("fx_rates"),
-            tax_lots=lots, recent_loss_sales=window[["fund_id", "security_id"]], model_targets=model_history,
-            previous_state=previous_state, restrictions=reference.get("restrictions"),
-            substitutes=reference.get("substitutes"), recent_buys=recent_buys[["fund_id", "security_id"]],
-            open_harvests=pairs, creations=frames.get("creations"),
-            fund_shares=frames.get("fund_shares"))
+        files = {**reference, "targets": reference.get("targets", NO_TARGETS), "positions": positions, "cash": cash,
+                 "tax_lots": lots, **{stem: frames.get(stem) for stem in DAILY}}
+        carried = {"recent_loss_sales": window[["fund_id", "security_id"]], "model_targets": model_history,
+                   "previous_state": previous_state, "recent_buys": recent_buys[["fund_id", "security_id"]],
+                   "open_harvests": pairs, "tracking_history": _latest_rows(tracked),
+                   "price_history": _last_sessions(closes, as_of)}
+        inputs = night_inputs(files, carried)
         if check_day is not None:
-            inputs = NightInputs(**{**inputs.__dict__, "blocked": check_day(as_of, inputs)})
+            inputs = replace(inputs, blocked=check_day(as_of, inputs))
         decision = decide_night(as_of, inputs)
         # The day's in-kind creations and redemptions settled before the decision: go on from
         # that book; cash creations and redemptions arrive as flows with the day's others.
+        closes = pd.concat([closes, _price_frame(frames["prices"].assign(as_of_date=pd.Timestamp(as_of)))],
+                           ignore_index=True)
+        if decision.tracking is not None and len(decision.tracking):
+            tracked = pd.concat([tracked, decision.tracking[HISTORY_COLUMNS]], ignore_index=True)
         positions = decision.settled.positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
         cash = decision.settled.cash[["fund_id", "currency", "amount"]]
         lots = decision.settled.tax_lots
@@ -143,6 +177,9 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             "as_of_date": as_of,
             "fund_id": nav.index,
             "nav": nav.to_numpy(),
+            # What the night's fund_summary says of the fund: status, trigger.
+            "status": nav.index.map(summary.set_index("fund_id")["status"]).to_numpy(),
+            "trigger": nav.index.map(summary.set_index("fund_id")["trigger"]).to_numpy(),
             "target_nav": target_nav.reindex(nav.index).to_numpy(),
             "rebalanced": nav.index.isin(by_fund.index),
             "turnover": by_fund["turnover"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
@@ -150,8 +187,14 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             "realized_gain": gains.to_numpy(),
             "harvested_loss": by_fund["est_harvested_loss"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
             "trades": by_fund["trade_count"].reindex(nav.index).fillna(0).to_numpy(dtype="int64"),
+            # Subscriptions (+) and redemptions (-) of the day: the cash ones (flows.csv and cash
+            # creations) settle after the close, the in-kind ones are in tonight's NAV already.
+            "flow": _per_fund(day_flows, nav.index),
+            "in_kind_flow": _in_kind_flow(inputs.creations, reference["funds"], decision.settled.nav_per_share,
+                                          nav.index),
         }))
     daily = pd.concat(records, ignore_index=True)
+    daily["daily_return"] = time_weighted_returns(daily)
     trades = pd.concat(all_trades, ignore_index=True) if all_trades else pd.DataFrame()
     proposals = pd.concat(all_proposals, ignore_index=True) if all_proposals else pd.DataFrame()
     return SimulationResult(_summarize(daily), daily, trades, proposals)
@@ -217,9 +260,73 @@ def _roll_lots(lots: pd.DataFrame, used: pd.DataFrame, trades: pd.DataFrame, as_
     return pd.concat([lots[lots["quantity"] > 1e-9], new], ignore_index=True)
 
 
+def time_weighted_returns(daily: pd.DataFrame) -> pd.Series:
+    """Each row's daily return, time-weighted: a subscription or redemption is not performance.
+
+    Flows are at the day's boundaries: a cash flow of day t (flows.csv, cash creations)
+    settles after t's close, so it is part of the capital that day t+1 starts with; an
+    in-kind creation or redemption of day t is in t's NAV already, so it is taken out of t's
+    end value. r_t = (NAV_t - in_kind_t) / (NAV_{t-1} + flow_{t-1}) - 1; a fund's first day
+    has no return (NaN)."""
+    daily = daily.sort_values(["fund_id", "as_of_date"])
+    by = daily.groupby("fund_id", sort=False)
+    start = by["nav"].shift(1) + by["flow"].shift(1).fillna(0.0)
+    end = daily["nav"] - daily["in_kind_flow"].fillna(0.0)
+    return (end / start - 1).reindex(daily.index)
+
+
+def _per_fund(flows: pd.DataFrame | None, funds: pd.Index) -> np.ndarray:
+    if flows is None or flows.empty:
+        return np.zeros(len(funds))
+    return flows.groupby("fund_id")["amount"].sum().reindex(funds).fillna(0.0).to_numpy(dtype="float64")
+
+
+def _in_kind_flow(creations: pd.DataFrame | None, funds: pd.DataFrame, nav_per_share: pd.Series | None,
+                  ids: pd.Index) -> np.ndarray:
+    """Value that came in (+) or left (-) in kind: units x creation_unit x NAV per share (a
+    basket is worth that, its cash component included)."""
+    if creations is None or creations.empty or nav_per_share is None or not len(nav_per_share) \
+            or "creation_unit" not in funds:
+        return np.zeros(len(ids))
+    in_kind = creations[creations["settlement"] == SETTLEMENT_IN_KIND]
+    if in_kind.empty:
+        return np.zeros(len(ids))
+    unit = pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
+    value = (pd.to_numeric(in_kind["units"], errors="coerce").astype("float64")
+             * pd.to_numeric(in_kind["fund_id"].map(unit), errors="coerce").astype("float64")
+             * pd.to_numeric(in_kind["fund_id"].map(nav_per_share), errors="coerce").astype("float64"))
+    return value.groupby(in_kind["fund_id"]).sum().reindex(ids).fillna(0.0).to_numpy(dtype="float64")
+
+
+def _price_frame(prices: pd.DataFrame | None) -> pd.DataFrame:
+    if prices is None or prices.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in PRICE_HISTORY_COLUMNS})
+    out = prices.reindex(columns=PRICE_HISTORY_COLUMNS)
+    return out.assign(as_of_date=pd.to_datetime(out["as_of_date"]),
+                      close_price=pd.to_numeric(out["close_price"], errors="coerce").astype("float64"))
+
+
+def _last_sessions(closes: pd.DataFrame, as_of: dt.date) -> pd.DataFrame | None:
+    """The closes of the last COVARIANCE_RETURNS dates before ``as_of`` (the night's window)."""
+    before = closes[closes["as_of_date"] < pd.Timestamp(as_of)]
+    if before.empty:
+        return None
+    keep = np.sort(before["as_of_date"].unique())[-COVARIANCE_RETURNS:]
+    return before[before["as_of_date"].isin(keep)].reset_index(drop=True)
+
+
+def _latest_rows(tracked: pd.DataFrame) -> pd.DataFrame | None:
+    """Each fund's latest earlier fund_tracking rows (as many as the longest window needs)."""
+    if tracked.empty:
+        return None
+    tracked = tracked.sort_values(["fund_id", "as_of_date"])
+    return tracked.groupby("fund_id").tail(max(REALIZED_WINDOWS) - 1).reset_index(drop=True)
+
+
 def _summarize(daily: pd.DataFrame) -> pd.DataFrame:
     by = daily.groupby("fund_id", sort=True)
     first, last = by.first(), by.last()
+    growth = (1 + daily["daily_return"].fillna(0.0)).groupby(daily["fund_id"]).prod()
     out = pd.DataFrame({
         "days": by.size(),
         "rebalances": by["rebalanced"].sum().astype("int64"),
@@ -228,7 +335,8 @@ def _summarize(daily: pd.DataFrame) -> pd.DataFrame:
         "realized_gain": by["realized_gain"].sum(),
         "harvested_loss": by["harvested_loss"].sum(),
         "trades": by["trades"].sum().astype("int64"),
-        "return": last["nav"] / first["nav"] - 1,
+        # Time-weighted: the chained daily returns (flows are not performance).
+        "return": growth - 1,
         "target_return": last["target_nav"] / first["target_nav"] - 1,
     })
     out["tracking_difference"] = out["return"] - out["target_return"]

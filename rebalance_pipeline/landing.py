@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from rebalance_core.inputs import BOOLEAN, DATE, INPUTS, NUMBER, InputFile
 from rebalance_core.shards import shard_of
 
 FIRST_DATA_ROW = 2
@@ -47,6 +48,9 @@ class FileSpec:
     # control such as four eyes would silently switch off): ``<column>_readable`` says
     # whether the row's value was empty or a number; validation blocks the fund otherwise.
     checked_numeric: tuple[str, ...] = ()
+    # Choice columns and their values: matched case-insensitively and written in the declared
+    # spelling (``FIFO`` reads ``fifo``); another value stays as written, for validation to block.
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -57,61 +61,27 @@ class FileSpec:
         return f"{self.stem}.csv"
 
 
-SPECS: dict[str, FileSpec] = {s.stem: s for s in (
-    FileSpec("prices", ("as_of_date", "security_id", "close_price", "currency"), numeric=("close_price",),
-             keys=("security_id",), dated=True, required=True),
-    FileSpec("positions", ("as_of_date", "fund_id", "security_id", "quantity"), numeric=("quantity",),
-             keys=("fund_id", "security_id"), dated=True, required=True),
-    FileSpec("cash", ("as_of_date", "fund_id", "currency", "amount"), numeric=("amount",),
-             keys=("fund_id",), dated=True, required=True),
-    FileSpec("targets", ("fund_id", "security_id", "target_weight"), numeric=("target_weight",),
-             keys=("fund_id", "security_id"), reference=True),
-    FileSpec("funds", ("fund_id", "name", "base_currency", "policy", "frequency", "abs_band", "rel_band",
-                       "rebalance_to", "min_trade_notional", "cash_buffer", "allow_fractional"),
-             numeric=("abs_band", "rel_band", "min_trade_notional", "cash_buffer"),
-             boolean=("allow_fractional", "index_tracking", "custom_baskets"),
-             optional_columns=("calendar", "band_fraction", "commission_bps", "commission_per_share", "max_turnover",
-                               "max_cost_bps", "tax_lot_method", "min_trade_pct_nav", "model_id", "band_level",
-                               "harvest_loss_pct", "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                               "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                               "creation_unit", "custom_baskets", "second_approval_notional", "execution_expiry_days"),
-             optional_numeric=("band_fraction", "commission_bps", "commission_per_share", "max_turnover",
-                               "max_cost_bps", "min_trade_pct_nav", "harvest_loss_pct", "harvest_min_loss",
-                               "auto_approve_max_turnover", "auto_approve_max_cost_bps", "max_tracking_error",
-                               "creation_unit", "second_approval_notional", "execution_expiry_days"),
-             strict_booleans=("index_tracking", "custom_baskets"),
-             checked_numeric=("second_approval_notional",), keys=("fund_id",), reference=True),
-    FileSpec("securities", ("security_id", "lot_size", "asset_class", "tradable"), numeric=("lot_size",),
-             boolean=("tradable",), keys=("security_id",), reference=True,
-             optional_columns=("half_spread_bps", "adv", "issuer"), optional_numeric=("half_spread_bps", "adv")),
-    FileSpec("asset_classes", ("asset_class",), keys=("asset_class",), reference=True,
-             optional_columns=("abs_band", "rel_band", "half_spread_bps"),
-             optional_numeric=("abs_band", "rel_band", "half_spread_bps")),
-    FileSpec("model_targets", ("model_id", "security_id", "target_weight"), numeric=("target_weight",),
-             dates=("effective_date",), keys=("model_id", "security_id"), reference=True,
-             optional_columns=("effective_date",), strict_dates=("effective_date",)),
-    FileSpec("models", ("model_id", "name"), keys=("model_id",), reference=True),
-    FileSpec("restrictions", ("fund_id", "security_id", "rule"), keys=("fund_id", "security_id"), reference=True,
-             optional_columns=("substitute_id",)),
-    FileSpec("substitutes", ("security_id", "substitute_id", "rank"), numeric=("rank",),
-             keys=("security_id", "substitute_id"), reference=True),
-    FileSpec("flows", ("fund_id", "amount"), numeric=("amount",), keys=("fund_id",)),
-    FileSpec("tax_lots", ("fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"),
-             numeric=("quantity", "unit_cost"), dates=("acquired_date",), keys=("fund_id", "security_id", "lot_id")),
-    FileSpec("fx_rates", ("currency", "base_currency", "rate"), numeric=("rate",),
-             keys=("currency", "base_currency")),
-    # ETF operations: the level of the index a model follows, and each fund's shares outstanding.
-    FileSpec("index_levels", ("model_id", "level"), numeric=("level",), keys=("model_id",)),
-    # ETF primary market: the authorized participants' orders of the day, in creation units
-    # (> 0 creation, < 0 redemption; settlement in_kind or cash), and shares outstanding.
-    FileSpec("creations", ("fund_id", "units", "settlement"), numeric=("units",), keys=("fund_id",)),
-    FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
-    # The order desk's report of the date: what of an approved proposal was executed (status
-    # filled, the default) or cancelled. Rows are checked against the proposals at ingest
-    # (rebalance_pipeline.executions): a bad one is left out with a finding, never a stop.
-    FileSpec("executions", ("proposal_id", "security_id", "side", "quantity", "price"), numeric=("quantity", "price"),
-             optional_columns=("status",)),
-)}
+def spec_of(declared: InputFile) -> FileSpec:
+    """The reader's view of a file the registry (``rebalance_core.inputs``) declares."""
+    cols = declared.columns
+    required = tuple(c.name for c in cols if c.required)
+    return FileSpec(
+        declared.stem, required,
+        numeric=tuple(c.name for c in cols if c.kind == NUMBER and c.required),
+        boolean=tuple(c.name for c in cols if c.kind == BOOLEAN),
+        dates=tuple(c.name for c in cols if c.kind == DATE),
+        keys=tuple(c.name for c in cols if c.key),
+        dated=declared.dated, required=declared.required, reference=declared.reference,
+        optional_columns=tuple(c.name for c in cols if not c.required),
+        optional_numeric=tuple(c.name for c in cols if c.kind == NUMBER and not c.required),
+        strict_dates=tuple(c.name for c in cols if c.kind == DATE and c.strict),
+        strict_booleans=tuple(c.name for c in cols if c.kind == BOOLEAN and c.strict),
+        checked_numeric=tuple(c.name for c in cols if c.checked),
+        choices=tuple((c.name, c.choices) for c in cols if c.choices))
+
+
+# Derived from the registry: declare a file there, not here.
+SPECS: dict[str, FileSpec] = {declared.stem: spec_of(declared) for declared in INPUTS}
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -143,7 +113,7 @@ def find_file(folder: Path, stem: str) -> Path | None:
 
 
 # Fund-keyed files that grow with the book: read in batches and split by shard.
-SPLIT_STEMS = ("positions", "targets", "tax_lots")
+SPLIT_STEMS = tuple(declared.stem for declared in INPUTS if declared.split)
 
 
 def read_landing(landing: Path, as_of: dt.date, skip: tuple[str, ...] = ()) -> tuple[dict[str, pd.DataFrame],
@@ -239,6 +209,9 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
     if spec.dated:
         _check_as_of(frame, path.name, as_of)
         frame["as_of_date"] = as_of
+    for column, values in spec.choices:
+        if column in frame:
+            frame[column] = normalise_choice(frame[column], values)
     for column in spec.checked_numeric:
         if column in frame:
             text = frame[column].astype("object").where(frame[column].notna(), "").astype(str).str.strip()
@@ -274,6 +247,16 @@ def _typed(raw: pd.DataFrame, spec: FileSpec, as_of: dt.date, file: str, first_r
                                       column=column)
         frame[column] = parsed.dt.date
     return frame
+
+
+def normalise_choice(values: pd.Series, choices: tuple[str, ...]) -> pd.Series:
+    """A choice column: stripped, a value matching a choice whatever its case in the choice's
+    spelling, an empty cell None (the column's default applies); other values as written."""
+    text = values.astype("object").where(values.notna(), "").astype(str).str.strip()
+    canonical = text.str.lower().map({c.lower(): c for c in choices})
+    out = canonical.where(canonical.notna(), text).astype("object")
+    out[out == ""] = None
+    return out
 
 
 def _to_float(values: pd.Series) -> pd.Series:

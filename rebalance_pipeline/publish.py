@@ -40,47 +40,21 @@ from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
 from rebalance_core.drift import CLASS_DRIFT_COLUMNS, DRIFT_COLUMNS
 from rebalance_core.fund_state import DATE_COLUMNS as STATE_DATE_COLUMNS
 from rebalance_core.fund_state import FUND_STATE_COLUMNS
+from rebalance_core.inputs import INPUTS
 from rebalance_core.night import NightDecision
 from rebalance_core.tracking import TRACKING_COLUMNS
 from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
 
 NIGHT_SHARD = -1  # leaves of rows that belong to the whole night, not to a shard of funds
 
-DAILY_INPUTS = {
-    # file stem: (table, columns)
-    "prices": ("price", ["source_row", "security_id", "close_price", "currency"]),
-    "positions": ("position", ["source_row", "fund_id", "security_id", "quantity"]),
-    "cash": ("cash_balance", ["source_row", "fund_id", "currency", "amount"]),
-    "flows": ("flow", ["source_row", "fund_id", "amount"]),
-    "fx_rates": ("fx_rate", ["source_row", "currency", "base_currency", "rate"]),
-    "tax_lots": ("tax_lot", ["source_row", "fund_id", "security_id", "lot_id", "quantity", "unit_cost",
-                             "acquired_date"]),
-    "targets": ("target_ref", ["source_row", "fund_id", "security_id", "target_weight"]),
-    "index_levels": ("index_level", ["source_row", "model_id", "level"]),
-    "creations": ("creation", ["source_row", "fund_id", "units", "settlement"]),
-    "fund_shares": ("fund_shares", ["source_row", "fund_id", "shares_outstanding"]),
-}
-REFERENCE_INPUTS = {
-    "funds": ("rebalance.fund_ref", ["valid_from", "source_row", "fund_id", "name", "base_currency", "policy",
-                                     "frequency", "abs_band", "rel_band", "rebalance_to", "min_trade_notional",
-                                     "cash_buffer", "allow_fractional", "calendar", "band_fraction", "commission_bps",
-                                     "commission_per_share", "max_turnover", "max_cost_bps", "tax_lot_method",
-                                     "min_trade_pct_nav", "model_id", "band_level", "harvest_loss_pct",
-                                     "harvest_min_loss", "wash_sale_rule", "auto_approve_max_turnover",
-                                     "auto_approve_max_cost_bps", "compliance", "max_tracking_error", "index_tracking",
-                                     "creation_unit", "custom_baskets", "second_approval_notional",
-                                     "execution_expiry_days"]),
-    "securities": ("rebalance.security_ref", ["valid_from", "source_row", "security_id", "lot_size", "asset_class",
-                                              "tradable", "half_spread_bps", "adv", "issuer"]),
-    "asset_classes": ("rebalance.asset_class_ref", ["valid_from", "source_row", "asset_class", "abs_band", "rel_band",
-                                                    "half_spread_bps"]),
-    "model_targets": ("rebalance.model_target_ref", ["valid_from", "source_row", "model_id", "security_id",
-                                                     "target_weight", "effective_date"]),
-    "models": ("rebalance.model_ref", ["valid_from", "source_row", "model_id", "name"]),
-    "restrictions": ("rebalance.restriction_ref", ["valid_from", "source_row", "fund_id", "security_id", "rule",
-                                                   "substitute_id"]),
-    "substitutes": ("rebalance.substitute_ref", ["valid_from", "source_row", "security_id", "substitute_id", "rank"]),
-}
+# Derived from the input registry (rebalance_core.inputs). The date's own rows (daily files,
+# and targets.csv which is split by shard like them) go into the night's leaves: file stem:
+# (table, columns).
+DAILY_INPUTS = {f.stem: (f.table, ["source_row", *(c.name for c in f.columns if c.name != "as_of_date")])
+                for f in INPUTS if not f.reference or f.split}
+# Small reference files: a version is stored whole with its date (valid_from).
+REFERENCE_INPUTS = {f.stem: (f"rebalance.{f.table}", ["valid_from", "source_row", *(c.name for c in f.columns)])
+                    for f in INPUTS if f.reference and not f.split}
 SHARD_TABLES = ["position", "cash_balance", "flow", "tax_lot", "target_ref", "fund_drift", "fund_class_drift",
                 "fund_summary", "proposal_trade", "proposal_trade_lot", "fund_shares", "fund_tracking",
                 "compliance_result", "creation", "basket", "in_kind_lot", "fund_state"]

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from rebalance_core.calendar import sessions_between
+from rebalance_core.inputs import REGISTRY
 
 POLICY_MIX = [
     # policy, frequency, abs_band, rel_band, rebalance_to, weight in the mix
@@ -30,6 +31,16 @@ POLICY_MIX = [
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """One landing file, checked against its declaration in the input registry
+    (``rebalance_core.inputs``): the sample writes only files and columns the night reads."""
+    declared = REGISTRY.get(path.stem)
+    if declared is None:
+        raise ValueError(f"{path.name} is not an input file of the registry (rebalance_core.inputs)")
+    names = [c.name for c in declared.columns]
+    unknown = [c for c in frame.columns if c not in names]
+    missing = [c.name for c in declared.columns if c.required and c.name not in frame.columns]
+    if unknown or missing:
+        raise ValueError(f"{path.name}: columns {unknown} are not declared, {missing} are required")
     path.parent.mkdir(parents=True, exist_ok=True)
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
 

@@ -1,7 +1,8 @@
 """`rebalance simulate`: replay a landing folder's history under each fund's policy.
 
-Reads the dates' files (prices, fx rates and flows every day, reference files when they
-change, the book at the first date), runs the nightly Great Expectations checks on each
+Reads the dates' files as the night does (the daily files of the input registry every day,
+reference files merged by key when they come, the book at the first date, the closes of
+earlier folders as price history), runs the nightly Great Expectations checks on each
 day (so a fund the night would block is blocked in the replay too), hands them to
 ``rebalance_core.simulation`` (which calls the nightly decision) and writes the per-fund
 summary (CSV) and one chart per fund (PNG, matplotlib): NAV against the always-on-target
@@ -16,17 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from rebalance_core import inputs as registry
 from rebalance_core.calendar import previous_session, sessions_between
 from rebalance_core.faults import blocked_funds
 from rebalance_core.index_events import night_targets
-from rebalance_core.models import models_in_force
+from rebalance_core.inputs import merge_reference
 from rebalance_core.night import NightInputs
+from rebalance_core.simulation import DAILY as DAILY_FILES
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
-REFERENCE = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
-             "substitutes")
-DAILY = ("prices", "fx_rates", "flows", "creations", "fund_shares")
+# Reference files merge by key into the data in force (rebalance_core.inputs.merge_reference);
+# model versions are kept as a dated history instead.
+REFERENCE = tuple(stem for stem in registry.REFERENCE_STEMS if stem != "model_targets")
+DAILY = DAILY_FILES
 
 
 def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Path,
@@ -42,12 +46,13 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
     first = dates[0]
     book, _ = landing.read_landing(landing_dir, first)
     initial = _reference_before(landing_dir, first)
-    initial.pop("model_targets", None)   # versions come from every folder, with their dates
     model_history = _model_history(landing_dir, first)
     previous = _previous_state(landing_dir, first, model_history)
     day_files: dict[dt.date, dict[str, pd.DataFrame]] = {}
 
     def load_day(as_of: dt.date) -> dict[str, pd.DataFrame]:
+        """The day's files; its reference files as versions for the replay to merge (on the
+        first date: the reference data in force, every earlier folder merged)."""
         folder = landing.date_folder(landing_dir, as_of)
         frames = {}
         for stem in DAILY:
@@ -58,12 +63,11 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
             raise landing.StructuralError("prices.csv", f"required file is missing from {folder}")
         if as_of == first:
             frames.update(initial)
-        for stem in REFERENCE:
-            if stem == "model_targets" and as_of == first:
-                continue   # already in the history
-            path = landing.find_file(folder, stem)
-            if path is not None:
-                frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
+        else:
+            for stem in (*REFERENCE, "model_targets"):
+                path = landing.find_file(folder, stem)
+                if path is not None:
+                    frames[stem] = landing.read_file(path, landing.SPECS[stem], as_of)
         if "funds" in frames and overrides:
             frames["funds"] = frames["funds"].assign(**overrides)
         day_files.clear()
@@ -71,28 +75,38 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         return frames
 
     def check_day(as_of: dt.date, inputs: NightInputs) -> pd.DataFrame:
-        """The nightly checks on the day's files and the simulated book: the funds they block."""
+        """The nightly checks on the day's files and the simulated book: the funds they block.
+        The frames are those the night validates (steps.validation_frames), from the same
+        NightInputs fields."""
         from rebalance_pipeline import validation
+        from rebalance_pipeline.steps import validation_frames
 
         files = day_files[as_of]
-        frames = {"prices": files["prices"], "funds": inputs.funds, "targets": inputs.targets,
-                  "positions": inputs.positions, "cash": inputs.cash}
-        if inputs.model_targets is not None and len(inputs.model_targets):
-            frames["model_targets"] = models_in_force(as_of, inputs.model_targets)
+        night = {"file_prices": inputs.prices, "ref_model_targets": inputs.model_targets,
+                 "ref_funds": inputs.funds}
+        shard = {"ref_funds": inputs.funds, "ref_targets": inputs.targets, "file_positions": inputs.positions,
+                 "file_cash": inputs.cash}
+        for stem, frame in (("fx_rates", inputs.fx_rates), ("index_levels", inputs.index_levels)):
+            if frame is not None:
+                night[f"file_{stem}"] = frame
+        for stem, frame in (("securities", inputs.securities), ("substitutes", inputs.substitutes)):
+            if frame is not None:
+                night[f"ref_{stem}"] = frame
+        for stem, frame in (("flows", inputs.flows), ("creations", inputs.creations),
+                            ("fund_shares", inputs.fund_shares), ("tax_lots", inputs.tax_lots)):
+            if frame is not None:
+                shard[f"file_{stem}"] = frame
+        if inputs.restrictions is not None:
+            shard["ref_restrictions"] = inputs.restrictions
         if "targets" in files:
-            frames["file_targets"] = files["targets"]
-        for stem, frame in (("fx_rates", inputs.fx_rates), ("flows", inputs.flows),
-                            ("securities", inputs.securities), ("restrictions", inputs.restrictions),
-                            ("creations", inputs.creations), ("fund_shares", inputs.fund_shares)):
-            if frame is not None and len(frame):
-                frames[stem] = frame
-        outcome = validation.validate(frames)
+            shard["file_targets"] = files["targets"]
+        outcome = validation.validate(validation_frames(night, shard, as_of))
         targets, _ = night_targets(as_of, inputs.funds, inputs.targets, inputs.model_targets)
         return blocked_funds(outcome.faults, inputs.positions, targets, inputs.funds)
 
     result = simulate(dates, load_day, book["positions"], book["cash"], book.get("tax_lots"),
                       check_day=check_day if validate else None, model_history=model_history,
-                      previous_state=previous)
+                      previous_state=previous, price_history=_price_history(landing_dir, first))
     result = dataclasses.replace(result, summary=_with_fund_columns(result.summary, initial["funds"], dates))
     out_dir.mkdir(parents=True, exist_ok=True)
     _rounded(result.summary).to_csv(out_dir / "simulation_summary.csv", index=False)
@@ -119,6 +133,8 @@ def _typed_settings(settings: dict[str, str]) -> dict:
                 raise landing.StructuralError("funds.csv", f"{column}={value!r} is not a number") from None
         elif column in spec.boolean:
             typed[column] = str(value).strip().lower() in ("true", "t", "yes", "y", "1")
+        elif column in dict(spec.choices):   # as a file's value: in its declared spelling, or checked
+            typed[column] = landing.normalise_choice(pd.Series([value], dtype=object), dict(spec.choices)[column])[0]
         else:
             typed[column] = value
     return typed
@@ -153,18 +169,41 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _reference_before(landing_dir: Path, first: dt.date) -> dict[str, pd.DataFrame]:
-    """The latest version of each reference file on or before the first date."""
+    """The reference data in force on the first date: every folder's version up to it, merged
+    by key in date order as the night merges them (a funds.csv of one row changes one fund)."""
     found: dict[str, pd.DataFrame] = {}
-    folders = sorted(p for p in Path(landing_dir).iterdir() if p.is_dir() and p.name <= first.isoformat())
-    for folder in reversed(folders):
+    for folder in _date_folders(landing_dir, first):
+        day = _folder_date(folder)
         for stem in REFERENCE:
             path = landing.find_file(folder, stem)
-            if stem not in found and path is not None:
-                found[stem] = landing.read_file(path, landing.SPECS[stem], first)
+            if path is not None:
+                found[stem] = merge_reference(stem, found.get(stem),
+                                              landing.read_file(path, landing.SPECS[stem], day))
     for stem in ("funds", "targets"):
         if stem not in found and not (stem == "targets" and _model_history(landing_dir, first).size):
             raise landing.StructuralError(f"{stem}.csv", f"no version on or before {first} in {landing_dir}")
     return found
+
+
+def _date_folders(landing_dir: Path, upto: dt.date, before: bool = False) -> list[Path]:
+    """The date folders of ``landing_dir`` up to ``upto`` (``before``: earlier only), oldest first."""
+    return sorted(p for p in Path(landing_dir).iterdir() if p.is_dir() and _folder_date(p) is not None
+                  and (p.name < upto.isoformat() if before else p.name <= upto.isoformat()))
+
+
+def _price_history(landing_dir: Path, first: dt.date) -> pd.DataFrame | None:
+    """Closes of the folders before the first date (the last COVARIANCE_RETURNS of them): the
+    history the night reads from the warehouse, for the ex-ante tracking error."""
+    from rebalance_core.tracking import COVARIANCE_RETURNS
+
+    parts = []
+    for folder in _date_folders(landing_dir, first, before=True)[-COVARIANCE_RETURNS:]:
+        path = landing.find_file(folder, "prices")
+        if path is not None:
+            day = _folder_date(folder)
+            parts.append(landing.read_file(path, landing.SPECS["prices"], day)[["security_id", "close_price"]]
+                         .assign(as_of_date=pd.Timestamp(day)))
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def _model_history(landing_dir: Path, upto: dt.date) -> pd.DataFrame:

@@ -34,7 +34,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from rebalance_core import inputs as registry
 from rebalance_core.index_events import night_targets
+from rebalance_core.inputs import merge_reference, night_inputs
 from rebalance_core.models import fund_models, models_in_force
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.shards import choose_shard_count, shard_of
@@ -43,16 +45,35 @@ from rebalance_pipeline.workspace import DirectoryWorkspace, WarehouseWorkspace,
 
 log = logging.getLogger(__name__)
 
-REFERENCE_STEMS = ("funds", "targets", "securities", "asset_classes", "models", "model_targets", "restrictions",
-                   "substitutes")
-# positions and tax lots: landing.SPLIT_STEMS
-DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shares", "creations")
+REFERENCE_STEMS = registry.REFERENCE_STEMS
 # executions.csv is read with the daily files, checked against the proposals, and travels by
-# fund with the approvals it reports on (``_fund_state_facts``).
+# fund with the approvals it reports on (``_fund_state_facts``), not as a file of its own.
+STATE_STEMS = ("executions",)
+# Daily files read whole (positions and tax lots are split: landing.SPLIT_STEMS)
+DAILY_STEMS = tuple(f.stem for f in registry.INPUTS if not f.reference and not f.split and f.stem not in STATE_STEMS)
 # Frames keyed by fund: split by shard. The others are the whole night's.
-FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "previous_state", "approved",
-              "executions", "file_executions", "ref_restrictions", "recent_buys", "open_harvests",
-              "file_fund_shares", "tracking_history", "file_creations")
+def _frame_name(declared: registry.InputFile) -> str:
+    """The workspace name of an input's frame tonight: ``ref_<stem>`` (in force) or ``file_<stem>``."""
+    return f"{'ref' if declared.reference else 'file'}_{declared.stem}"
+
+
+def _fund_keyed(declared: registry.InputFile) -> bool:
+    return any(c.name == "fund_id" for c in declared.columns)
+
+
+# Frames keyed by fund: split by shard (the large ones as they are read, SPLIT_PARTS). The
+# others are the whole night's. Inputs are placed by their declaration (a fund_id column).
+FUND_KEYED = (*(_frame_name(f) for f in registry.INPUTS if _fund_keyed(f) and not f.split and f.stem != "targets"),
+              "recent_loss_sales", "previous_state", "approved", "executions", "file_executions", "recent_buys",
+              "open_harvests", "tracking_history")
+NIGHT_FRAMES = (*(_frame_name(f) for f in registry.INPUTS if not _fund_keyed(f) and f.stem not in STATE_STEMS),
+                "price_history")
+# Reference files resolved against the warehouse history in ingest (targets are streamed by
+# shard, model versions kept as a dated history).
+MERGED_REFERENCE = tuple(f.stem for f in registry.INPUTS if f.reference and not f.split and f.stem != "model_targets")
+# Daily input rows kept with the night: the security-level ones once, the fund-level by shard.
+NIGHT_ROWS = tuple(f.stem for f in registry.INPUTS if not f.reference and not _fund_keyed(f) and f.scope == "night")
+SHARD_ROWS = tuple(f.stem for f in registry.INPUTS if (not f.reference or f.split) and _fund_keyed(f))
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -134,21 +155,17 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
               for stem in landing.SPLIT_STEMS if stem in sources}
     night: dict[str, pd.DataFrame] = {}
     with run.engine.connect() as conn:
-        for stem in ("funds", "securities", "asset_classes", "models", "restrictions", "substitutes"):
-            key = warehouse.REFERENCE_TABLES[stem][1]
+        for stem in MERGED_REFERENCE:
             # The date's own version is the file in its folder, or none: a rerun without the
             # file falls back to the latest earlier version (publish drops the stale one).
             history_rows = warehouse.reference_as_of(conn, stem, run.as_of, include_same_day=False)
             if stem in frames:
                 night[f"file_{stem}"] = frames[stem]
-                history_rows = history_rows[~history_rows[key].isin(frames[stem][key])]
-                effective = (pd.concat([frames[stem], history_rows], ignore_index=True) if len(history_rows)
-                             else frames[stem])
-            else:
-                effective = history_rows
-            night[f"ref_{stem}"] = _typed_reference(stem, effective)
+            # The one merge rule (the replay uses it too): the file's keys replace their rows.
+            night[f"ref_{stem}"] = _typed_reference(stem, merge_reference(stem, history_rows, frames.get(stem)))
         # Targets in force: this date's file for the funds it lists, the history for the others
-        # (streamed, and stored by shard as it comes).
+        # (streamed, and stored by shard as it comes): merge_reference's rule, by fund_id, done
+        # in the query (the history leaves out the funds the file lists) to keep memory flat.
         history_sink = sink_for("targets_history")
         for chunk in warehouse.reference_as_of_chunks(conn, "targets", run.as_of, sorted(listed.get("targets", ()))):
             for i, part in enumerate(_split(_typed_reference("targets", chunk), count)):
@@ -180,7 +197,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
     night["meta"] = pd.DataFrame({"key": ["sources"], "value": [json.dumps(sources)]})
 
     # Faults of prices, securities and fx rates touch every fund exposed to them: once a night.
-    outcome = validation.validate(_validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
+    outcome = validation.validate(validation_frames(night, shard_frames=None, as_of=run.as_of), scope="night")
     night["night_faults"] = outcome.faults
     night["night_results"] = outcome.results
     night["night_gx_results"] = outcome.gx_results
@@ -192,7 +209,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
             ws.put(f"night/{name}", frame)
     ws.put("night/plan", pd.DataFrame([{"shards": count}]))
     publish.write_night_rows(run.engine, run.run_id, run.as_of,
-                             {stem: night[f"file_{stem}"] for stem in ("prices", "fx_rates", "index_levels")
+                             {stem: night[f"file_{stem}"] for stem in NIGHT_ROWS
                               if f"file_{stem}" in night})
     plan = NightPlan(run.as_of, run.run_id, count, int(night["ref_funds"]["fund_id"].nunique()), positions)
     log.info("ingested %s for %s: %s; %d shards", run.landing_dir, run.as_of,
@@ -259,7 +276,7 @@ def validate_shard(run: NightlyRun, shard: int) -> dict:
 
     frames = _shard_frames(run, shard)
     night = _night_frames(run)
-    outcome = validation.validate(_validation_frames(night, frames, as_of=run.as_of), scope="shard")
+    outcome = validation.validate(validation_frames(night, frames, as_of=run.as_of), scope="shard")
     night_faults = run.workspace.get("night/night_faults")
     faults = pd.concat([f for f in (night_faults, outcome.faults) if len(f)], ignore_index=True) if (
         len(night_faults) or len(outcome.faults)) else outcome.faults
@@ -281,24 +298,10 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
     """One shard's decision (``decide_night``), written to its own leaf tables."""
     frames = _shard_frames(run, shard)
     night = _night_frames(run)
-    inputs = NightInputs(
-        prices=night["file_prices"], positions=frames["file_positions"], cash=frames["file_cash"],
-        funds=frames["ref_funds"], targets=frames["ref_targets"],
-        securities=_optional(night.get("ref_securities")), asset_classes=_optional(night.get("ref_asset_classes")),
-        flows=frames.get("file_flows"), fx_rates=night.get("file_fx_rates"), tax_lots=frames.get("file_tax_lots"),
-        blocked=run.workspace.get(f"s{shard}/blocked"), recent_loss_sales=frames["recent_loss_sales"],
-        model_targets=night.get("ref_model_targets"), previous_state=frames.get("previous_state"),
-        approved=frames.get("approved"), executions=frames.get("executions"),
-        restrictions=_optional(frames.get("ref_restrictions")), substitutes=_optional(night.get("ref_substitutes")),
-        recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
-        index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
-        tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"),
-        creations=frames.get("file_creations"))
+    inputs = shard_night_inputs(run, shard, frames, night)
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
-                                  inputs={stem: frames[f"file_{stem}"] for stem in
-                                          ("positions", "cash", "flows", "tax_lots", "targets", "fund_shares",
-                                           "creations")
+                                  inputs={stem: frames[f"file_{stem}"] for stem in SHARD_ROWS
                                           if f"file_{stem}" in frames},
                                   executions=frames.get("file_executions"))
     counts = decision.summary["status"].value_counts()
@@ -408,16 +411,28 @@ def _shard_frames(run: NightlyRun, shard: int) -> dict[str, pd.DataFrame]:
 
 def _night_frames(run: NightlyRun) -> dict[str, pd.DataFrame]:
     ws = run.workspace
-    names = ("file_prices", "file_fx_rates", "ref_securities", "ref_asset_classes", "ref_model_targets",
-             "ref_substitutes", "file_index_levels", "price_history")
+    names = NIGHT_FRAMES
     return {name: ws.get(f"night/{name}") for name in names if ws.has(f"night/{name}")}
+
+
+def shard_night_inputs(run: NightlyRun, shard: int, frames: dict[str, pd.DataFrame],
+                       night: dict[str, pd.DataFrame]) -> NightInputs:
+    """The shard's NightInputs, built by the one builder the replay uses too."""
+    # Each declared input in force tonight, where ingest put it (the shard's or the night's).
+    files = {f.stem: frames.get(_frame_name(f), night.get(_frame_name(f))) for f in registry.INPUTS}
+    carried = {"blocked": run.workspace.get(f"s{shard}/blocked"), "recent_loss_sales": frames["recent_loss_sales"],
+               "model_targets": night.get("ref_model_targets"), "previous_state": frames.get("previous_state"),
+               "approved": frames.get("approved"), "executions": frames.get("executions"),
+               "recent_buys": frames.get("recent_buys"), "open_harvests": frames.get("open_harvests"),
+               "tracking_history": frames.get("tracking_history"), "price_history": night.get("price_history")}
+    return night_inputs(files, carried)
 
 
 def _optional(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if frame is None or frame.empty else frame
 
 
-def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
+def validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, pd.DataFrame] | None,
                        as_of: dt.date) -> dict:
     """The frames validation reads, by file stem: the night's, and a shard's fund rows."""
     frames = {"prices": night["file_prices"]}
@@ -426,8 +441,9 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
     for stem in ("fx_rates", "index_levels"):
         if f"file_{stem}" in night:
             frames[stem] = night[f"file_{stem}"]
-    if _optional(night.get("ref_securities")) is not None:
-        frames["securities"] = night["ref_securities"]
+    for stem in ("securities", "substitutes"):
+        if _optional(night.get(f"ref_{stem}")) is not None:
+            frames[stem] = night[f"ref_{stem}"]
     if shard_frames is None:   # the night-level checks read no fund rows: give them none
         shard_frames = {"ref_funds": night["ref_funds"].iloc[0:0], "ref_targets": landing.empty_frame("targets"),
                         "file_positions": landing.empty_frame("positions"), "file_cash": landing.empty_frame("cash")}
@@ -442,6 +458,8 @@ def _validation_frames(night: dict[str, pd.DataFrame], shard_frames: dict[str, p
         frames["file_targets"] = shard_frames["file_targets"]
     if _optional(shard_frames.get("ref_restrictions")) is not None:
         frames["restrictions"] = shard_frames["ref_restrictions"]
+    if "file_tax_lots" in shard_frames:
+        frames["tax_lots"] = shard_frames["file_tax_lots"]
     return frames
 
 
@@ -475,4 +493,6 @@ def _typed_reference(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in spec.boolean:
         frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+    for column, choices in spec.choices:   # rows stored before choices were normalised
+        frame[column] = landing.normalise_choice(frame[column], choices)
     return frame

@@ -21,24 +21,11 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
+from rebalance_core.inputs import FUND, INPUTS, MODEL, NIGHT, SECURITY, UNIVERSES, InputFile
 from rebalance_core.models import fund_models
-from rebalance_core.schema import (
-    BAND_LEVELS,
-    CASH,
-    COMPLIANCE_REGIMES,
-    FREQUENCIES,
-    POLICIES,
-    REBALANCE_TO,
-    RESTRICTION_RULES,
-    RULE_EXCLUDE,
-    RULE_NO_SELL,
-    SETTLEMENTS,
-    WASH_SALE_RULES,
-)
+from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, RULE_EXCLUDE, RULE_NO_SELL
 
 NO_ROWS = "no rows to check"
-# restrictions.csv: ``none`` lifts a fund's restrictions (a version replaces all its rows).
-RESTRICTION_RULES_ACCEPTED = (*RESTRICTION_RULES, "none")
 # Target weights of a fund (its CASH row included) must sum to 1 within this tolerance.
 TARGET_SUM_TOLERANCE = 1e-6
 
@@ -71,25 +58,118 @@ def _expectations():
 # Suites whose rows are about securities or currencies, not funds: a fault there touches
 # every fund exposed to it, so they run once per night; the others run shard by shard on
 # the shard's funds (a fund's rows are all in its shard) and give the same faults.
-NIGHT_SUITES = ("prices", "securities", "fx_rates", "model_targets", "model_sums", "index_levels")
+NIGHT_SUITES = (*(f.suite for f in INPUTS if f.scope == NIGHT and f.suite), "model_sums")
 
 
 def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
-    """The frames to validate and their checks, keyed by frame name."""
-    gxe = _expectations()
-    funds = frames.get("funds", pd.DataFrame(columns=["fund_id"]))
-    prices = frames["prices"]
-    targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight", "source_row"]))
-    known_funds = pd.Index(funds["fund_id"].unique())
-    # A fund that follows a model is judged on its model (the model suites); rows of its own
-    # left in the history from before it joined the model no longer apply to it.
-    if len(funds) and len(targets):
-        followers = fund_models(funds).dropna().index
-        targets = targets[~targets["fund_id"].isin(followers)]
-    priced = pd.Index(prices["security_id"].unique())
-    suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
+    """The frames to validate and their checks, keyed by frame name (suite).
 
-    suites["prices"] = (prices, [
+    Each input's suite is its declared checks (every choice column's values and every id
+    reference, from ``rebalance_core.inputs``) plus the few rules that need code (ranges,
+    sums, cross-file facts), registered by input in ``RULES``. Derived suites (held and
+    targeted securities, weight sums, ETF terms) are built by their input's rules."""
+    gxe = _expectations()
+    night = _Night.of(frames)
+    suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
+    for declared in INPUTS:
+        frame = night.frame(declared.stem)
+        if declared.suite is None or frame is None:
+            continue
+        rules = RULES.get(declared.stem)
+        extra: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
+        checks: list[Check] = []
+        if rules is not None:
+            frame, checks, extra = rules(gxe, frame, night)
+        frame, declared_checks = _declared_checks(gxe, declared, frame, night)
+        suites[declared.suite] = (frame, declared_checks + checks)
+        suites.update(extra)
+    return suites
+
+
+@dataclass
+class _Night:
+    """What the checks of one input need to know of the others."""
+
+    frames: dict[str, pd.DataFrame]
+    funds: pd.DataFrame
+    targets: pd.DataFrame          # own targets in force of the funds that follow no model
+    known_funds: pd.Index
+    priced: pd.Index
+    universes: dict[str, pd.Index]
+
+    @classmethod
+    def of(cls, frames: dict[str, pd.DataFrame]) -> _Night:
+        funds = frames.get("funds", pd.DataFrame(columns=["fund_id"]))
+        targets = frames.get("targets", pd.DataFrame(columns=["fund_id", "security_id", "target_weight",
+                                                              "source_row"]))
+        # A fund that follows a model is judged on its model (the model suites); rows of its
+        # own left in the history from before it joined the model no longer apply to it.
+        if len(funds) and len(targets):
+            followers = fund_models(funds).dropna().index
+            targets = targets[~targets["fund_id"].isin(followers)]
+        known_funds = pd.Index(funds["fund_id"].unique())
+        priced = pd.Index(frames["prices"]["security_id"].unique())
+        securities = frames.get("securities")
+        listed = pd.Index(securities["security_id"].unique()) if securities is not None else pd.Index([])
+        models = frames.get("model_targets")
+        universes = {FUND: known_funds, SECURITY: priced.union(listed),
+                     MODEL: pd.Index(models["model_id"].unique()) if models is not None else pd.Index([])}
+        return cls(frames, funds, targets, known_funds, priced, universes)
+
+    def frame(self, stem: str) -> pd.DataFrame | None:
+        if stem == "funds":
+            return self.funds if "funds" in self.frames else None
+        if stem == "targets":
+            return self.targets
+        return self.frames.get(stem)
+
+    def rate_available(self, rows: pd.DataFrame, currency: pd.Series) -> pd.Series:
+        return _rate_available(currency, rows["fund_id"], self.funds, self.frames.get("fx_rates"))
+
+    def with_price_and_rate(self, rows: pd.DataFrame) -> pd.DataFrame:
+        prices = self.frames["prices"]
+        security_currency = prices.drop_duplicates("security_id").set_index("security_id")["currency"]
+        return rows.assign(security_is_priced=rows["security_id"].isin(self.priced),
+                           rate_available=self.rate_available(rows, rows["security_id"].map(security_currency)))
+
+
+def _declared_checks(gxe, declared: InputFile, frame: pd.DataFrame, night: _Night) -> tuple[pd.DataFrame,
+                                                                                             list[Check]]:
+    """The checks the registry declares for ``declared``: each choice column's values (an
+    empty cell is the default, except in a column every row must set) and each id reference.
+    A failing row names its file, row, column and value (the fault's dataset, source_row and
+    message)."""
+    checks: list[Check] = []
+    derived = {}
+    blames = declared.blames
+    for column in declared.choice_columns:
+        if column.name not in frame:
+            continue
+        values = frame[column.name].astype("object")
+        if column.required and not column.blank_ok:
+            values = values.where(values.notna(), "")   # a row that must choose and does not
+        derived[f"{column.name}__choice"] = values
+        checks.append(Check(declared.file_name, column.choice_check,
+                            gxe.ExpectColumnValuesToBeInSet(column=f"{column.name}__choice",
+                                                            value_set=list(column.choices)),
+                            blames, f"{column.name} {{value!r}} is not one of " + ", ".join(column.choices)))
+    for column in declared.reference_columns:
+        if column.name not in frame:
+            continue
+        text = frame[column.name].astype("object").where(frame[column.name].notna(), "").astype(str).str.strip()
+        derived[f"{column.name}__exists"] = (text == "") | text.isin(night.universes[column.refers_to])
+        checks.append(Check(declared.file_name, column.reference_check,
+                            gxe.ExpectColumnValuesToBeInSet(column=f"{column.name}__exists", value_set=[True]),
+                            blames, f"{column.name} {{{column.name}!r}} is not a known {column.refers_to} "
+                                    f"(not in {UNIVERSES[column.refers_to]})"))
+    return (frame.assign(**derived) if derived else frame), checks
+
+
+SuiteRules = tuple[pd.DataFrame, list[Check], dict[str, tuple[pd.DataFrame, list[Check]]]]
+
+
+def _prices_rules(gxe, prices: pd.DataFrame, night: _Night) -> SuiteRules:
+    return prices, [
         Check("prices.csv", "close_price_is_number", gxe.ExpectColumnValuesToNotBeNull(column="close_price"),
               "security_id", "{security_id} has no price or a price that is not a number"),
         Check("prices.csv", "close_price_positive",
@@ -97,47 +177,38 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               "security_id", "{security_id} price {value} is not positive"),
         Check("prices.csv", "security_priced_once", gxe.ExpectColumnValuesToBeUnique(column="security_id"),
               "security_id", "{security_id} is priced more than once"),
-    ])
+    ], {}
 
+
+def _positions_rules(gxe, positions: pd.DataFrame, night: _Night) -> SuiteRules:
     # Cross-file rules become a boolean column per row, checked by GX: a value_set of
     # thousands of ids inside an expectation makes GX itself slow (it copies its config).
-    positions = frames["positions"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
-    held = positions[positions["quantity"].fillna(0) > 0]
-    security_currency = prices.drop_duplicates("security_id").set_index("security_id")["currency"]
-
-    def with_price_and_rate(rows: pd.DataFrame) -> pd.DataFrame:
-        return rows.assign(security_is_priced=rows["security_id"].isin(priced),
-                           rate_available=_rate_available(rows["security_id"].map(security_currency),
-                                                          rows["fund_id"], funds, frames.get("fx_rates")))
-
-    held = with_price_and_rate(held)
-    suites["positions"] = (positions, [
+    held = night.with_price_and_rate(positions[positions["quantity"].fillna(0) > 0])
+    return positions, [
         Check("positions.csv", "quantity_is_number", gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
               "fund_id", "quantity of {security_id} is missing or not a number"),
         Check("positions.csv", "quantity_not_negative",
               gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
               "fund_id", "quantity {value} of {security_id} is negative"),
-        Check("positions.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
-              "fund_id", "fund {fund_id} holds positions but is not in funds.csv"),
-    ])
-    suites["held"] = (held, _price_and_rate_checks(gxe, "positions.csv", "held", "holds"))
+    ], {"held": (held, _price_and_rate_checks(gxe, "positions.csv", "held", "holds"))}
 
-    cash = frames["cash"].assign(fund_is_known=lambda f: f["fund_id"].isin(known_funds))
-    cash = cash.assign(rate_available=_rate_available(cash["currency"], cash["fund_id"], funds, frames.get("fx_rates")))
-    suites["cash"] = (cash, [
+
+def _cash_rules(gxe, cash: pd.DataFrame, night: _Night) -> SuiteRules:
+    cash = cash.assign(rate_available=night.rate_available(cash, cash["currency"]))
+    return cash, [
         Check("cash.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
               "fund_id", "cash amount is missing or not a number"),
-        Check("cash.csv", "fund_is_known", gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
-              "fund_id", "fund {fund_id} has cash but is not in funds.csv"),
         Check("cash.csv", "cash_has_fx_rate", gxe.ExpectColumnValuesToBeInSet(column="rate_available", value_set=[True]),
               "fund_id", "cash in a currency with no rate to the fund's base in fx_rates.csv"),
-    ])
+    ], {}
 
+
+def _targets_rules(gxe, targets: pd.DataFrame, night: _Night) -> SuiteRules:
     security_targets = targets[(targets["security_id"] != CASH) & (targets["target_weight"].fillna(0) > 0)]
-    security_targets = with_price_and_rate(security_targets)
+    security_targets = night.with_price_and_rate(security_targets)
     sums = targets.groupby("fund_id", as_index=False)["target_weight"].sum(min_count=1)
-    sums = sums[sums["fund_id"].isin(known_funds)]
-    suites["targets"] = (targets, [
+    sums = sums[sums["fund_id"].isin(night.known_funds)]
+    return targets, [
         Check("targets.csv", "weight_is_number", gxe.ExpectColumnValuesToNotBeNull(column="target_weight"),
               "fund_id", "target weight of {security_id} is missing or not a number"),
         Check("targets.csv", "weight_in_unit_range",
@@ -146,56 +217,47 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("targets.csv", "security_targeted_once",
               gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id"]),
               "fund_id", "{security_id} is targeted more than once"),
-    ])
-    suites["targeted"] = (security_targets, _price_and_rate_checks(gxe, "targets.csv", "targeted", "targets"))
-    suites["target_sums"] = (sums.rename(columns={"target_weight": "weight_sum"}), [
-        Check("targets.csv", "weights_sum_to_one",
-              gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
-                                                max_value=1 + TARGET_SUM_TOLERANCE),
-              "fund_id", "target weights (CASH included) sum to {value:.6g}, not 1"),
-    ])
+    ], {
+        "targeted": (security_targets, _price_and_rate_checks(gxe, "targets.csv", "targeted", "targets")),
+        "target_sums": (sums.rename(columns={"target_weight": "weight_sum"}), [
+            Check("targets.csv", "weights_sum_to_one",
+                  gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
+                                                    max_value=1 + TARGET_SUM_TOLERANCE),
+                  "fund_id", "target weights (CASH included) sum to {value:.6g}, not 1"),
+        ])}
 
-    # Models: the versions in force tonight (frames["model_targets"]); funds name them.
-    model_rows = frames.get("model_targets")
-    known_models = set(model_rows["model_id"]) if model_rows is not None else set()
-    followed = fund_models(funds) if len(funds) else pd.Series(dtype="object")
-    in_file = set(frames["file_targets"]["fund_id"]) if frames.get("file_targets") is not None else set()
+
+def _funds_rules(gxe, funds: pd.DataFrame, night: _Night) -> SuiteRules:
+    if not len(funds):
+        return funds, [], {}
+    followed = fund_models(funds)
+    model = funds["fund_id"].map(followed)
+    in_file = set(night.frames["file_targets"]["fund_id"]) if night.frames.get("file_targets") is not None else set()
+
+    def optional(column: str):
+        return funds[column] if column in funds else np.nan
+
     fund_rows = funds.assign(
-        model_id=funds["fund_id"].map(followed),
-        has_targets=funds["fund_id"].isin(set(targets["fund_id"])) | funds["fund_id"].map(followed).notna(),
-        model_known=funds["fund_id"].map(followed).isna() | funds["fund_id"].map(followed).isin(known_models),
-        one_target_source=~(funds["fund_id"].map(followed).notna() & funds["fund_id"].isin(in_file)),
-        band_level_or_default=(funds["band_level"].fillna("security") if "band_level" in funds else "security"),
-        wash_sale_rule_or_default=(funds["wash_sale_rule"].fillna("flag").astype(str).str.strip().str.lower()
-                                   if "wash_sale_rule" in funds else "flag"),
-        harvest_loss_pct_or_none=(funds["harvest_loss_pct"] if "harvest_loss_pct" in funds else None),
-        harvest_min_loss_or_none=(funds["harvest_min_loss"] if "harvest_min_loss" in funds else None),
+        model_id=model,
+        has_targets=funds["fund_id"].isin(set(night.targets["fund_id"])) | model.notna(),
+        one_target_source=~(model.notna() & funds["fund_id"].isin(in_file)),
         has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
         | (funds["rebalance_to"] == "vanguard"),
-        frequency_or_none=funds["frequency"].where(funds["policy"] != "threshold", "daily"),
-        compliance_or_none=_lowered(funds["compliance"]) if "compliance" in funds else None,
-        max_tracking_error_or_none=funds["max_tracking_error"] if "max_tracking_error" in funds else np.nan,
+        # A calendar or hybrid fund must say its period (a threshold fund's is not read).
+        frequency_set=(funds["policy"] == "threshold") | ~funds["policy"].isin(POLICIES) | funds["frequency"].notna(),
+        harvest_loss_pct_or_none=optional("harvest_loss_pct"),
+        harvest_min_loss_or_none=optional("harvest_min_loss"),
+        max_tracking_error_or_none=optional("max_tracking_error"),
         # Four eyes: text that is not a number must block the fund, not switch the control off.
         second_approval_readable=(funds["second_approval_notional_readable"].astype("boolean").fillna(True)
                                   .astype(bool) if "second_approval_notional_readable" in funds else True),
-        second_approval_or_none=(funds["second_approval_notional"] if "second_approval_notional" in funds
-                                 else float("nan")),
-    ) if len(funds) else funds
-    suites["funds"] = (fund_rows, [
+        second_approval_or_none=optional("second_approval_notional"),
+    )
+    checks = [
         Check("funds.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
               "fund_id", "fund {fund_id} is listed more than once"),
-        Check("funds.csv", "policy_set", gxe.ExpectColumnValuesToNotBeNull(column="policy"),
-              "fund_id", "policy is empty"),
-        Check("funds.csv", "rebalance_to_set", gxe.ExpectColumnValuesToNotBeNull(column="rebalance_to"),
-              "fund_id", "rebalance_to is empty"),
-        Check("funds.csv", "policy_known", gxe.ExpectColumnValuesToBeInSet(column="policy", value_set=list(POLICIES)),
-              "fund_id", "policy {value!r} is not one of " + ", ".join(POLICIES)),
-        Check("funds.csv", "frequency_known",
-              gxe.ExpectColumnValuesToBeInSet(column="frequency_or_none", value_set=list(FREQUENCIES)),
-              "fund_id", "frequency {value!r} is not one of " + ", ".join(FREQUENCIES)),
-        Check("funds.csv", "rebalance_to_known",
-              gxe.ExpectColumnValuesToBeInSet(column="rebalance_to", value_set=list(REBALANCE_TO)),
-              "fund_id", "rebalance_to {value!r} is not one of " + ", ".join(REBALANCE_TO)),
+        Check("funds.csv", "frequency_set", gxe.ExpectColumnValuesToBeInSet(column="frequency_set", value_set=[True]),
+              "fund_id", "frequency is empty: a {policy} policy needs one of " + ", ".join(FREQUENCIES)),
         Check("funds.csv", "abs_band_valid", gxe.ExpectColumnValuesToBeBetween(column="abs_band", min_value=0, max_value=1),
               "fund_id", "abs_band {value} is not between 0 and 1"),
         Check("funds.csv", "rel_band_valid", gxe.ExpectColumnValuesToBeBetween(column="rel_band", min_value=0),
@@ -212,9 +274,6 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
               "fund_id", "allow_fractional is not true or false"),
         Check("funds.csv", "fund_has_targets", gxe.ExpectColumnValuesToBeInSet(column="has_targets", value_set=[True]),
               "fund_id", "fund {fund_id} has no rows in targets.csv"),
-        Check("funds.csv", "model_is_defined", gxe.ExpectColumnValuesToBeInSet(column="model_known", value_set=[True]),
-              "fund_id", "model_id {model_id} is not defined by any model_targets.csv (no version in force on this "
-                         "date)"),
         Check("funds.csv", "model_or_own_targets",
               gxe.ExpectColumnValuesToBeInSet(column="one_target_source", value_set=[True]),
               "fund_id", "fund {fund_id} has rows in targets.csv and model_id {model_id} in funds.csv: a fund "
@@ -225,12 +284,6 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("funds.csv", "second_approval_notional_valid",
               gxe.ExpectColumnValuesToBeBetween(column="second_approval_or_none", min_value=0),
               "fund_id", "second_approval_notional {value} is negative"),
-        Check("funds.csv", "band_level_known",
-              gxe.ExpectColumnValuesToBeInSet(column="band_level_or_default", value_set=list(BAND_LEVELS)),
-              "fund_id", "band_level {value!r} is not one of " + ", ".join(BAND_LEVELS)),
-        Check("funds.csv", "wash_sale_rule_known",
-              gxe.ExpectColumnValuesToBeInSet(column="wash_sale_rule_or_default", value_set=list(WASH_SALE_RULES)),
-              "fund_id", "wash_sale_rule {value!r} is not one of " + ", ".join(WASH_SALE_RULES)),
         Check("funds.csv", "harvest_loss_pct_valid",
               gxe.ExpectColumnValuesToBeBetween(column="harvest_loss_pct_or_none", min_value=0, max_value=1,
                                                 strict_max=True),
@@ -238,162 +291,158 @@ def build_checks(frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
         Check("funds.csv", "harvest_min_loss_valid",
               gxe.ExpectColumnValuesToBeBetween(column="harvest_min_loss_or_none", min_value=0),
               "fund_id", "harvest_min_loss {value} is negative"),
-        Check("funds.csv", "compliance_known",
-              gxe.ExpectColumnValuesToBeInSet(column="compliance_or_none", value_set=list(COMPLIANCE_REGIMES)),
-              "fund_id", "compliance {value!r} is not one of " + ", ".join(COMPLIANCE_REGIMES)),
         Check("funds.csv", "max_tracking_error_valid",
               gxe.ExpectColumnValuesToBeBetween(column="max_tracking_error_or_none", min_value=0, strict_min=True),
               "fund_id", "max_tracking_error {value} is not positive"),
-    ])
-
-    restrictions = frames.get("restrictions")
-    if restrictions is not None and len(restrictions):
-        rule = restrictions["rule"].astype("object").where(restrictions["rule"].notna(), "").astype(str)
-        rule = rule.str.strip().str.lower()
-        substitute = restrictions["substitute_id"].astype("object").where(
-            restrictions["substitute_id"].notna(), "").astype(str).str.strip() if "substitute_id" in restrictions \
-            else pd.Series("", index=restrictions.index)
-        pair = [restrictions["fund_id"], restrictions["security_id"]]
-        pair_rules = ((rule == RULE_EXCLUDE).groupby(pair).transform("any")
-                      & (rule == RULE_NO_SELL).groupby(pair).transform("any"))
-        restriction_rows = restrictions.assign(
-            rule=rule, substitute_id=substitute,
-            substitute_not_itself=(substitute != restrictions["security_id"]),
-            substitute_priced=(substitute == "") | substitute.isin(priced) | (rule != RULE_EXCLUDE),
-            rules_agree=~pair_rules.astype(bool))
-        suites["restrictions"] = (restriction_rows, [
-            Check("restrictions.csv", "rule_known",
-                  gxe.ExpectColumnValuesToBeInSet(column="rule", value_set=list(RESTRICTION_RULES_ACCEPTED)),
-                  "fund_id", "restriction rule {value!r} on {security_id} is not one of "
-                  + ", ".join(RESTRICTION_RULES_ACCEPTED)),
-            Check("restrictions.csv", "restriction_listed_once",
-                  gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id", "rule"]),
-                  "fund_id", "restriction {rule} on {security_id} is listed more than once"),
-            Check("restrictions.csv", "substitute_is_another_security",
-                  gxe.ExpectColumnValuesToBeInSet(column="substitute_not_itself", value_set=[True]),
-                  "fund_id", "{security_id} is named as its own substitute"),
-            Check("restrictions.csv", "substitute_has_price",
-                  gxe.ExpectColumnValuesToBeInSet(column="substitute_priced", value_set=[True]),
-                  "fund_id", "substitute {substitute_id} of excluded {security_id} has no row in prices.csv"),
-            Check("restrictions.csv", "exclude_and_no_sell_conflict",
-                  gxe.ExpectColumnValuesToBeInSet(column="rules_agree", value_set=[True]),
-                  "fund_id", "{security_id} is both excluded (must be sold) and no_sell (may not be sold)"),
-        ])
-
-    if model_rows is not None:
-        model_rows = model_rows.assign(security_is_priced=(model_rows["security_id"] == CASH)
-                                       | model_rows["security_id"].isin(priced)
-                                       | (model_rows["target_weight"].fillna(0) <= 0))
-        model_sums = model_rows.groupby("model_id", as_index=False)["target_weight"].sum(min_count=1)
-        suites["model_targets"] = (model_rows, [
-            Check("model_targets.csv", "model_weight_is_number",
-                  gxe.ExpectColumnValuesToNotBeNull(column="target_weight"),
-                  "model_id", "model {model_id}: target weight of {security_id} is missing or not a number"),
-            Check("model_targets.csv", "model_weight_in_unit_range",
-                  gxe.ExpectColumnValuesToBeBetween(column="target_weight", min_value=0, max_value=1),
-                  "model_id", "model {model_id}: target weight {value} of {security_id} is not between 0 and 1"),
-            Check("model_targets.csv", "model_security_listed_once",
-                  gxe.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "security_id"]),
-                  "model_id", "model {model_id}: {security_id} is listed more than once"),
-            Check("model_targets.csv", "model_security_has_price",
-                  gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
-                  "model_id", "model {model_id}: targets {security_id}, which has no row in prices.csv"),
-        ])
-        suites["model_sums"] = (model_sums.rename(columns={"target_weight": "weight_sum"}), [
-            Check("model_targets.csv", "model_weights_sum_to_one",
-                  gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
-                                                    max_value=1 + TARGET_SUM_TOLERANCE),
-                  "model_id", "model {model_id}: weights (CASH included) sum to {value:.6g}, not 1"),
-        ])
-
-    if "securities" in frames:
-        suites["securities"] = (frames["securities"], [
-            Check("securities.csv", "lot_size_positive",
-                  gxe.ExpectColumnValuesToBeBetween(column="lot_size", min_value=0, strict_min=True),
-                  "security_id", "{security_id} lot_size {value} is not positive"),
-        ])
-    if "index_levels" in frames:
-        suites["index_levels"] = (frames["index_levels"], [
-            Check("index_levels.csv", "level_is_number", gxe.ExpectColumnValuesToNotBeNull(column="level"),
-                  "model_id", "model {model_id}: index level is missing or not a number"),
-            Check("index_levels.csv", "level_positive",
-                  gxe.ExpectColumnValuesToBeBetween(column="level", min_value=0, strict_min=True),
-                  "model_id", "model {model_id}: index level {value} is not positive"),
-            Check("index_levels.csv", "model_listed_once", gxe.ExpectColumnValuesToBeUnique(column="model_id"),
-                  "model_id", "model {model_id} has more than one index level"),
-        ])
-    if "fund_shares" in frames:
-        suites["fund_shares"] = (frames["fund_shares"], [
-            Check("fund_shares.csv", "shares_is_number", gxe.ExpectColumnValuesToNotBeNull(column="shares_outstanding"),
-                  "fund_id", "shares_outstanding is missing or not a number"),
-            Check("fund_shares.csv", "shares_positive",
-                  gxe.ExpectColumnValuesToBeBetween(column="shares_outstanding", min_value=0, strict_min=True),
-                  "fund_id", "shares_outstanding {value} is not positive"),
-            Check("fund_shares.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
-                  "fund_id", "fund {fund_id} has more than one shares_outstanding row"),
-        ])
-    if "flows" in frames:
-        suites["flows"] = (frames["flows"], [
-            Check("flows.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
-                  "fund_id", "flow amount is missing or not a number"),
-        ])
-    suites.update(_etf_checks(gxe, frames, funds, known_funds))
-    if "fx_rates" in frames:
-        suites["fx_rates"] = (frames["fx_rates"], [
-            Check("fx_rates.csv", "rate_positive",
-                  gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
-                  "fund_id", "rate {value} for {currency}->{base_currency} is not positive"),
-        ])
-    return suites
+    ]
+    return fund_rows, checks, _etf_checks(gxe, night.frames, funds, night.known_funds)
 
 
-def _lowered(values: pd.Series) -> pd.Series:
-    """Text lower-cased and stripped; empty cells None (the column's default applies)."""
-    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
-    return text.where(text != "", None).astype(object)
+def _restrictions_rules(gxe, restrictions: pd.DataFrame, night: _Night) -> SuiteRules:
+    rule = restrictions["rule"].astype("object").where(restrictions["rule"].notna(), "").astype(str)
+    substitute = restrictions["substitute_id"].astype("object").where(
+        restrictions["substitute_id"].notna(), "").astype(str).str.strip() if "substitute_id" in restrictions \
+        else pd.Series("", index=restrictions.index)
+    pair = [restrictions["fund_id"], restrictions["security_id"]]
+    pair_rules = ((rule == RULE_EXCLUDE).groupby(pair).transform("any")
+                  & (rule == RULE_NO_SELL).groupby(pair).transform("any"))
+    rows = restrictions.assign(
+        substitute_id=substitute,
+        substitute_not_itself=(substitute != restrictions["security_id"]),
+        substitute_priced=(substitute == "") | substitute.isin(night.priced) | (rule != RULE_EXCLUDE),
+        rules_agree=~pair_rules.astype(bool))
+    return rows, [
+        Check("restrictions.csv", "restriction_listed_once",
+              gxe.ExpectCompoundColumnsToBeUnique(column_list=["fund_id", "security_id", "rule"]),
+              "fund_id", "restriction {rule} on {security_id} is listed more than once"),
+        Check("restrictions.csv", "substitute_is_another_security",
+              gxe.ExpectColumnValuesToBeInSet(column="substitute_not_itself", value_set=[True]),
+              "fund_id", "{security_id} is named as its own substitute"),
+        Check("restrictions.csv", "substitute_has_price",
+              gxe.ExpectColumnValuesToBeInSet(column="substitute_priced", value_set=[True]),
+              "fund_id", "substitute {substitute_id} of excluded {security_id} has no row in prices.csv"),
+        Check("restrictions.csv", "exclude_and_no_sell_conflict",
+              gxe.ExpectColumnValuesToBeInSet(column="rules_agree", value_set=[True]),
+              "fund_id", "{security_id} is both excluded (must be sold) and no_sell (may not be sold)"),
+    ], {}
+
+
+def _model_targets_rules(gxe, model_rows: pd.DataFrame, night: _Night) -> SuiteRules:
+    model_rows = model_rows.assign(security_is_priced=(model_rows["security_id"] == CASH)
+                                   | model_rows["security_id"].isin(night.priced)
+                                   | (model_rows["target_weight"].fillna(0) <= 0))
+    model_sums = model_rows.groupby("model_id", as_index=False)["target_weight"].sum(min_count=1)
+    return model_rows, [
+        Check("model_targets.csv", "model_weight_is_number",
+              gxe.ExpectColumnValuesToNotBeNull(column="target_weight"),
+              "model_id", "model {model_id}: target weight of {security_id} is missing or not a number"),
+        Check("model_targets.csv", "model_weight_in_unit_range",
+              gxe.ExpectColumnValuesToBeBetween(column="target_weight", min_value=0, max_value=1),
+              "model_id", "model {model_id}: target weight {value} of {security_id} is not between 0 and 1"),
+        Check("model_targets.csv", "model_security_listed_once",
+              gxe.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "security_id"]),
+              "model_id", "model {model_id}: {security_id} is listed more than once"),
+        Check("model_targets.csv", "model_security_has_price",
+              gxe.ExpectColumnValuesToBeInSet(column="security_is_priced", value_set=[True]),
+              "model_id", "model {model_id}: targets {security_id}, which has no row in prices.csv"),
+    ], {"model_sums": (model_sums.rename(columns={"target_weight": "weight_sum"}), [
+        Check("model_targets.csv", "model_weights_sum_to_one",
+              gxe.ExpectColumnValuesToBeBetween(column="weight_sum", min_value=1 - TARGET_SUM_TOLERANCE,
+                                                max_value=1 + TARGET_SUM_TOLERANCE),
+              "model_id", "model {model_id}: weights (CASH included) sum to {value:.6g}, not 1"),
+    ])}
+
+
+def _securities_rules(gxe, securities: pd.DataFrame, night: _Night) -> SuiteRules:
+    return securities, [
+        Check("securities.csv", "lot_size_positive",
+              gxe.ExpectColumnValuesToBeBetween(column="lot_size", min_value=0, strict_min=True),
+              "security_id", "{security_id} lot_size {value} is not positive"),
+    ], {}
+
+
+def _index_levels_rules(gxe, levels: pd.DataFrame, night: _Night) -> SuiteRules:
+    return levels, [
+        Check("index_levels.csv", "level_is_number", gxe.ExpectColumnValuesToNotBeNull(column="level"),
+              "model_id", "model {model_id}: index level is missing or not a number"),
+        Check("index_levels.csv", "level_positive",
+              gxe.ExpectColumnValuesToBeBetween(column="level", min_value=0, strict_min=True),
+              "model_id", "model {model_id}: index level {value} is not positive"),
+        Check("index_levels.csv", "model_listed_once", gxe.ExpectColumnValuesToBeUnique(column="model_id"),
+              "model_id", "model {model_id} has more than one index level"),
+    ], {}
+
+
+def _fund_shares_rules(gxe, shares: pd.DataFrame, night: _Night) -> SuiteRules:
+    return shares, [
+        Check("fund_shares.csv", "shares_is_number", gxe.ExpectColumnValuesToNotBeNull(column="shares_outstanding"),
+              "fund_id", "shares_outstanding is missing or not a number"),
+        Check("fund_shares.csv", "shares_positive",
+              gxe.ExpectColumnValuesToBeBetween(column="shares_outstanding", min_value=0, strict_min=True),
+              "fund_id", "shares_outstanding {value} is not positive"),
+        Check("fund_shares.csv", "fund_listed_once", gxe.ExpectColumnValuesToBeUnique(column="fund_id"),
+              "fund_id", "fund {fund_id} has more than one shares_outstanding row"),
+    ], {}
+
+
+def _flows_rules(gxe, flows: pd.DataFrame, night: _Night) -> SuiteRules:
+    return flows, [
+        Check("flows.csv", "amount_is_number", gxe.ExpectColumnValuesToNotBeNull(column="amount"),
+              "fund_id", "flow amount is missing or not a number"),
+    ], {}
+
+
+def _fx_rates_rules(gxe, rates: pd.DataFrame, night: _Night) -> SuiteRules:
+    return rates, [
+        Check("fx_rates.csv", "rate_positive",
+              gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
+              "fund_id", "rate {value} for {currency}->{base_currency} is not positive"),
+    ], {}
+
+
+def _creations_rules(gxe, creations: pd.DataFrame, night: _Night) -> SuiteRules:
+    funds = night.funds
+    unit = (pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
+            if "creation_unit" in funds and len(funds) else pd.Series(dtype="float64"))
+    shares = night.frames.get("fund_shares")
+    with_shares = set(shares.loc[shares["shares_outstanding"] > 0, "fund_id"]) if shares is not None else set()
+    creations = creations.assign(
+        has_creation_unit=creations["fund_id"].map(unit).gt(0).fillna(False).astype(bool),
+        has_shares=creations["fund_id"].isin(with_shares))
+    return creations, [
+        Check("creations.csv", "units_is_number", gxe.ExpectColumnValuesToNotBeNull(column="units"),
+              "fund_id", "units is missing or not a number"),
+        Check("creations.csv", "fund_has_creation_unit",
+              gxe.ExpectColumnValuesToBeInSet(column="has_creation_unit", value_set=[True]),
+              "fund_id", "fund {fund_id} has creations or redemptions but no creation_unit in funds.csv"),
+        Check("creations.csv", "fund_has_shares_outstanding",
+              gxe.ExpectColumnValuesToBeInSet(column="has_shares", value_set=[True]),
+              "fund_id", "fund {fund_id} has creations or redemptions but no shares_outstanding in "
+                         "fund_shares.csv (NAV per share unknown)"),
+    ], {}
+
+
+# The rules of each input that need code, by stem; the declared checks come from the registry.
+RULES = {
+    "prices": _prices_rules, "positions": _positions_rules, "cash": _cash_rules, "targets": _targets_rules,
+    "funds": _funds_rules, "restrictions": _restrictions_rules, "model_targets": _model_targets_rules,
+    "securities": _securities_rules, "index_levels": _index_levels_rules, "fund_shares": _fund_shares_rules,
+    "flows": _flows_rules, "fx_rates": _fx_rates_rules, "creations": _creations_rules,
+}
 
 
 def _etf_checks(gxe, frames: dict[str, pd.DataFrame], funds: pd.DataFrame,
                 known_funds: pd.Index) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
-    """creations.csv, fund_shares.csv and funds.csv creation_unit (ETF primary market)."""
-    suites: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
-    unit = (pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
-            if "creation_unit" in funds and len(funds) else pd.Series(dtype="float64"))
-    shares = frames.get("fund_shares")
-    with_shares = set(shares.loc[shares["shares_outstanding"] > 0, "fund_id"]) if shares is not None else set()
-    if "creation_unit" in funds and len(funds):
-        suites["fund_terms"] = (funds.assign(creation_unit_valid=unit.reindex(funds["fund_id"]).isna().to_numpy()
-                                             | (unit.reindex(funds["fund_id"]) > 0).to_numpy()), [
-            Check("funds.csv", "creation_unit_positive",
-                  gxe.ExpectColumnValuesToBeInSet(column="creation_unit_valid", value_set=[True]),
-                  "fund_id", "creation_unit {creation_unit} is not a positive number of shares"),
-        ])
-    creations = frames.get("creations")
-    if creations is not None:
-        settlement = creations["settlement"].astype("object").where(creations["settlement"].notna(), "")
-        creations = creations.assign(
-            settlement_or_blank=settlement.astype(str).str.strip().str.lower(),
-            fund_is_known=creations["fund_id"].isin(known_funds),
-            has_creation_unit=creations["fund_id"].map(unit).gt(0).fillna(False).astype(bool),
-            has_shares=creations["fund_id"].isin(with_shares))
-        suites["creations"] = (creations, [
-            Check("creations.csv", "units_is_number", gxe.ExpectColumnValuesToNotBeNull(column="units"),
-                  "fund_id", "units is missing or not a number"),
-            Check("creations.csv", "settlement_known",
-                  gxe.ExpectColumnValuesToBeInSet(column="settlement_or_blank", value_set=list(SETTLEMENTS)),
-                  "fund_id", "settlement {value!r} is not one of " + ", ".join(SETTLEMENTS)),
-            Check("creations.csv", "fund_is_known",
-                  gxe.ExpectColumnValuesToBeInSet(column="fund_is_known", value_set=[True]),
-                  "fund_id", "fund {fund_id} has creations or redemptions but is not in funds.csv"),
-            Check("creations.csv", "fund_has_creation_unit",
-                  gxe.ExpectColumnValuesToBeInSet(column="has_creation_unit", value_set=[True]),
-                  "fund_id", "fund {fund_id} has creations or redemptions but no creation_unit in funds.csv"),
-            Check("creations.csv", "fund_has_shares_outstanding",
-                  gxe.ExpectColumnValuesToBeInSet(column="has_shares", value_set=[True]),
-                  "fund_id", "fund {fund_id} has creations or redemptions but no shares_outstanding in "
-                             "fund_shares.csv (NAV per share unknown)"),
-        ])
-    return suites
+    """funds.csv creation_unit (ETF primary market)."""
+    if "creation_unit" not in funds or not len(funds):
+        return {}
+    unit = pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
+    return {"fund_terms": (funds.assign(creation_unit_valid=unit.reindex(funds["fund_id"]).isna().to_numpy()
+                                        | (unit.reindex(funds["fund_id"]) > 0).to_numpy()), [
+        Check("funds.csv", "creation_unit_positive",
+              gxe.ExpectColumnValuesToBeInSet(column="creation_unit_valid", value_set=[True]),
+              "fund_id", "creation_unit {creation_unit} is not a positive number of shares"),
+    ])}
 
 
 def _price_and_rate_checks(gxe, dataset: str, role: str, verb: str) -> list[Check]:
@@ -482,8 +531,10 @@ def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
         failed = pd.DataFrame(rows)
         # Compound checks report only their own columns; bring back the row's context.
         if "source_row" in failed.columns:
-            context = frame.set_index("source_row")
-            for column in ("fund_id", "security_id", "model_id"):
+            # ... and, where rows are told apart by it, every other column (a message may quote any).
+            context = frame.drop_duplicates("source_row").set_index("source_row")
+            unique = frame["source_row"].is_unique
+            for column in (context.columns if unique else ("fund_id", "security_id", "model_id")):
                 if column in context.columns and column not in failed.columns:
                     failed[column] = failed["source_row"].map(context[column])
         return failed

@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core.inputs import INPUTS
 from rebalance_core.schema import (
     APPROVED,
     AWAITING_PERSON,
@@ -292,17 +293,8 @@ def read_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.Dat
 
 
 # ------------------------------------------------------------------ reference history
-REFERENCE_TABLES = {
-    # file stem: (table, key column(s) a file version replaces, data columns)
-    "funds": ("rebalance.fund_ref", "fund_id"),
-    "targets": ("rebalance.target_ref", "fund_id"),
-    "securities": ("rebalance.security_ref", "security_id"),
-    "asset_classes": ("rebalance.asset_class_ref", "asset_class"),
-    "models": ("rebalance.model_ref", "model_id"),
-    "model_targets": ("rebalance.model_target_ref", "model_id"),
-    "restrictions": ("rebalance.restriction_ref", "fund_id"),
-    "substitutes": ("rebalance.substitute_ref", "security_id"),
-}
+# file stem: (table, the key a file version replaces), from the input registry.
+REFERENCE_TABLES = {f.stem: (f"rebalance.{f.table}", f.merge_key) for f in INPUTS if f.reference}
 
 
 def reference_as_of(conn: Connection, stem: str, as_of: dt.date, include_same_day: bool) -> pd.DataFrame:

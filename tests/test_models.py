@@ -156,7 +156,8 @@ def test_a_model_with_bad_weights_blocks_its_followers_with_the_reason(engine, l
         "funds.csv row 5: fund BOTH has rows in targets.csv and model_id M2 in funds.csv: a fund follows a model "
         "or its own targets, not both")
     assert s.loc["LOST", "blocked_reason"] == (
-        "funds.csv row 6: model_id M7 is not defined by any model_targets.csv (no version in force on this date)")
+        "funds.csv row 6: model_id 'M7' is not a known model (not in any model_targets.csv version in force on this "
+            "date)")
     assert report.blocked == 3
     failed = q(engine, 'SELECT dataset, "check" FROM rebalance.validation_result WHERE NOT success ORDER BY 2')
     assert failed.values.tolist() == [["funds.csv", "model_is_defined"], ["funds.csv", "model_or_own_targets"],

@@ -87,7 +87,7 @@ FAULTS = {
     "positions of an unknown fund": (
         "positions.csv", lambda f: pd.concat([f, pd.DataFrame([{"as_of_date": "2014-01-03", "fund_id": "F9",
                                                                 "security_id": "EQ", "quantity": "5"}])]),
-        {"F9": "positions.csv row 7: fund F9 holds positions but is not in funds.csv"}),
+        {"F9": "positions.csv row 7: fund_id 'F9' is not a known fund (not in funds.csv)"}),
     "security in a currency with no fx rate": (
         "prices.csv", lambda f: f.assign(currency=f["currency"].where(f["security_id"] != "GLD", "EUR")),
         {"F3": "positions.csv row 6: holds GLD, priced in a currency with no rate to the fund's base in "

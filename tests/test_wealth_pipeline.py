@@ -76,7 +76,7 @@ def test_harvest_approval_no_rebuy_in_the_window_and_the_swap_back(engine, landi
     summary = q(engine, "SELECT fund_id, status, trigger, blocked_reason FROM rebalance.fund_summary "
                         "ORDER BY fund_id").set_index("fund_id")
     assert summary.loc["BAD", "status"] == "blocked"
-    assert "restriction rule 'no_trade' on X is not one of no_buy, no_sell, exclude, none" in \
+    assert "restrictions.csv row 4: rule 'no_trade' is not one of no_buy, no_sell, exclude, none" in \
         summary.loc["BAD", "blocked_reason"]
     # R's excluded X has no target left, so it breaches: the bands trigger R, the trades say why.
     assert summary.loc["H", "trigger"] == "tax" and summary.loc["R", "trigger"] == "threshold"

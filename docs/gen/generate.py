@@ -5,8 +5,9 @@
 
 ``make docs-gen`` writes them, ``make docs`` checks them before ``mkdocs build --strict``, and
 tests/test_docs.py checks them too. Each page has one generator module beside this file:
-input_files.py (the landing files, from the code that reads them), schema_tables.py (the
-warehouse tables, from sql/migrations) and cli_reference.py (the command, from Typer).
+rebalance_pipeline.inputs_doc (the landing files, from the input registry
+rebalance_core.inputs), schema_tables.py (the warehouse tables, from sql/migrations) and
+cli_reference.py (the command, from Typer).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 import cli_reference  # noqa: E402
-import input_files  # noqa: E402
 import schema_tables  # noqa: E402
 
+from rebalance_pipeline.inputs_doc import render_markdown as render_inputs  # noqa: E402
+
 PAGES = {
-    "reference/inputs.md": lambda: input_files.page(),
+    "reference/inputs.md": lambda: render_inputs(),
     "reference/tables.md": lambda: schema_tables.page(ROOT / "sql" / "migrations"),
     "reference/cli.md": lambda: cli_reference.page(ROOT),
 }
