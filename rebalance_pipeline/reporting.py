@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from rebalance_core.approval import RULE_CHANNEL
+from rebalance_core.schema import PROPOSAL_STATUSES
 from rebalance_pipeline import formatting
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
@@ -61,7 +62,6 @@ VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views r
 TOP_FUNDS = 20
 # Decisions are dated where the operations team works (and the nightly is scheduled).
 DECISION_TIMEZONE = SCHEDULE_TIMEZONE
-PROPOSAL_STATUSES = ("pending_review", "pending_second_approval", "approved", "rejected", "superseded")
 STATUS_COLOURS = {"pending_review": "#ff7f0e", "pending_second_approval": "#ffbb78", "approved": "#2ca02c",
                   "rejected": "#d62728", "superseded": "#bcbcbc"}
 # A fund's state on the page: its status, with the in-band funds that breach told apart

@@ -1,4 +1,4 @@
--- A pending proposal of the date that tonight's run finds again (same id: the same trades)
+-- A pending proposal of the date (:replaceable, rebalance_core.lifecycle.RERUN_REPLACEABLE) that tonight's run finds again (same id: the same trades)
 -- stays where it is, with tonight's figures: no delete and insert (each deleted proposal
 -- costs a foreign-key probe of the review audit and the export ledger), and it keeps the
 -- time it was first published (approval latency counts from there).
@@ -15,4 +15,4 @@ FROM rebalance.proposal_stage s
 WHERE s.run_id = :r
   AND s.proposal_id = p.proposal_id
   AND p.as_of_date = :d
-  AND p.status = 'pending_review'
+  AND p.status = ANY(CAST(:replaceable AS text[]))
