@@ -47,6 +47,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+import pandas as pd
+
 from rebalance_core.schema import (
     APPROVED,
     AWAITING_PERSON,
@@ -242,3 +244,38 @@ def stored(state: str) -> tuple[str, str | None]:
     if state not in STATUS_STATES:
         raise ValueError(f"unknown lifecycle state {state!r}")
     return state, None
+
+
+# ------------------------------------------------------------------ rejections remembered
+# A rejection is remembered by fund and trigger, not by identical trades: a proposal rejected
+# yesterday that comes back today with slightly different quantities carries who rejected
+# it, when and why. The memory is the latest decision of the fund and trigger within
+# REJECTION_MEMORY_DAYS calendar days: a later approval of that trigger ends it.
+DECIDED = (APPROVED, REJECTED)
+REJECTION_MEMORY_DAYS = 92
+# Each night's latest decided proposal per (fund, trigger): the history read's columns.
+DECISION_COLUMNS = ["fund_id", "trigger", "proposal_id", "as_of_date", "status", "reviewed_by", "reviewed_at",
+                    "review_note"]
+# What a proposal carries (proposal.rejected_before_*, V016).
+REJECTED_BEFORE_COLUMNS = ["rejected_before_proposal_id", "rejected_before_date", "rejected_before_by",
+                           "rejected_before_at", "rejected_before_note"]
+
+
+def rejection_hints(proposals: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.DataFrame:
+    """``proposals`` with REJECTED_BEFORE_COLUMNS: for each, the latest decision of its fund
+    and trigger (``decisions``: DECISION_COLUMNS, one row per fund and trigger) when that
+    decision was a rejection of another proposal; else empty."""
+    if decisions is None or decisions.empty or proposals.empty or "trigger" not in proposals:
+        return proposals.assign(**{c: pd.Series(None, index=proposals.index, dtype="object")
+                                   for c in REJECTED_BEFORE_COLUMNS})
+    rejected = decisions[decisions["status"] == REJECTED].drop_duplicates(["fund_id", "trigger"])
+    hint = rejected.rename(columns={"proposal_id": "rejected_before_proposal_id",
+                                    "as_of_date": "rejected_before_date", "reviewed_by": "rejected_before_by",
+                                    "reviewed_at": "rejected_before_at", "review_note": "rejected_before_note"})
+    keys = pd.MultiIndex.from_frame(proposals[["fund_id", "trigger"]].astype(object))
+    found = hint.set_index(["fund_id", "trigger"])[REJECTED_BEFORE_COLUMNS].reindex(keys)
+    found.index = proposals.index
+    itself = found["rejected_before_proposal_id"].to_numpy() == proposals["proposal_id"].to_numpy()
+    found.loc[itself] = None
+    return proposals.assign(**{c: found[c].astype(object).where(found[c].notna(), None)
+                               for c in REJECTED_BEFORE_COLUMNS})

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from rebalance_core.schema import FALSE_WORDS, TRUE_WORDS
 from rebalance_core.shards import shard_of
 
 FIRST_DATA_ROW = 2
@@ -108,8 +109,7 @@ SPECS: dict[str, FileSpec] = {s.stem: s for s in (
     FileSpec("fund_shares", ("fund_id", "shares_outstanding"), numeric=("shares_outstanding",), keys=("fund_id",)),
 )}
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS   # the one yes/no vocabulary (rebalance_core.schema)
 
 
 class StructuralError(Exception):

@@ -90,7 +90,8 @@ SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", 
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
-                    "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain"]
+                    "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain",
+                    *lifecycle.REJECTED_BEFORE_COLUMNS]
 # Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
 STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
 # The fund's figures of the night each proposal carries for the review queue (V010).
@@ -207,6 +208,8 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         proposals = _with_queue_columns(decision)
         if "auto_approve" not in proposals:   # a decision made without the rule: nothing approved by it
             proposals = proposals.assign(auto_approve=False, auto_approve_note=None)
+        missing = [c for c in lifecycle.REJECTED_BEFORE_COLUMNS if c not in proposals]
+        proposals = proposals.assign(**dict.fromkeys(missing)) if missing else proposals
         written += copy_frame(conn, "rebalance.proposal_stage", proposals.assign(run_id=run_id, shard=shard),
                               [*PROPOSAL_COLUMNS, *PROPOSAL_QUEUE_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
         # Gross notional summed in NUMERIC from the trades as stored (base currency): the

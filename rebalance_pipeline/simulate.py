@@ -21,6 +21,7 @@ from rebalance_core.faults import blocked_funds
 from rebalance_core.index_events import night_targets
 from rebalance_core.models import models_in_force
 from rebalance_core.night import NightInputs
+from rebalance_core.schema import is_true_word
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
 
@@ -118,7 +119,7 @@ def _typed_settings(settings: dict[str, str]) -> dict:
             except ValueError:
                 raise landing.StructuralError("funds.csv", f"{column}={value!r} is not a number") from None
         elif column in spec.boolean:
-            typed[column] = str(value).strip().lower() in ("true", "t", "yes", "y", "1")
+            typed[column] = is_true_word(value)
         else:
             typed[column] = value
     return typed

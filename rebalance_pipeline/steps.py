@@ -50,7 +50,7 @@ DAILY_STEMS = ("prices", "cash", "flows", "fx_rates", "index_levels", "fund_shar
 # Frames keyed by fund: split by shard. The others are the whole night's.
 FUND_KEYED = ("file_cash", "file_flows", "ref_funds", "recent_loss_sales", "approved_unexecuted", "prev_funds",
               "prev_own_targets", "ref_restrictions", "recent_buys", "open_harvests", "file_fund_shares",
-              "tracking_history", "file_creations")
+              "tracking_history", "file_creations", "recent_rejections")
 # Stored in parts, batch by batch, as ingest reads them (see _shard_frames).
 SPLIT_PARTS = {"file_positions": "positions", "file_targets": "targets", "file_tax_lots": "tax_lots"}
 SHARDS_ENV = "REBALANCE_SHARDS"
@@ -161,6 +161,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         night["approved_unexecuted"] = history.approved_unexecuted(conn, run.as_of)
         night["recent_buys"] = history.recent_buys(conn, run.as_of)
         night["open_harvests"] = history.open_harvests(conn, run.as_of)
+        night["recent_rejections"] = history.recent_rejections(conn, run.as_of)
     if night["ref_funds"].empty:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
@@ -268,7 +269,7 @@ def decide_shard(run: NightlyRun, shard: int) -> dict:
         recent_buys=frames.get("recent_buys"), open_harvests=frames.get("open_harvests"),
         index_levels=night.get("file_index_levels"), fund_shares=frames.get("file_fund_shares"),
         tracking_history=frames.get("tracking_history"), price_history=night.get("price_history"),
-        creations=frames.get("file_creations"))
+        creations=frames.get("file_creations"), recent_rejections=frames.get("recent_rejections"))
     decision = decide_night(run.as_of, inputs)
     written = publish.write_shard(run.engine, run.run_id, run.as_of, shard, decision,
                                   inputs={stem: frames[f"file_{stem}"] for stem in

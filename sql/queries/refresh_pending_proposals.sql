@@ -10,7 +10,10 @@ SET trigger = s.trigger, nav = s.nav, turnover = s.turnover, est_cost = s.est_co
     wash_sale_trades = s.wash_sale_trades, est_harvested_loss = s.est_harvested_loss,
     restriction_note = s.restriction_note, tax_trade_count = s.tax_trade_count, compliance_note = s.compliance_note,
     in_kind_unrealized_gain = s.in_kind_unrealized_gain, gross_notional = coalesce(s.gross_notional, 0),
-    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id
+    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id,
+    rejected_before_proposal_id = s.rejected_before_proposal_id, rejected_before_date = s.rejected_before_date,
+    rejected_before_by = s.rejected_before_by, rejected_before_at = s.rejected_before_at,
+    rejected_before_note = s.rejected_before_note
 FROM rebalance.proposal_stage s
 WHERE s.run_id = :r
   AND s.proposal_id = p.proposal_id
