@@ -1,5 +1,6 @@
-"""Diversification compliance (RIC, UCITS) of every proposal of a fund with a ``compliance``
-setting, all funds at once.
+"""Diversification compliance (RIC, UCITS) of a fund with a ``compliance`` setting, all funds
+at once: its holdings every night (``judge_holdings``: rows with a null proposal_id) and
+every proposal it gets (``check_compliance``).
 
 Rules (funds.csv ``compliance``), judged on issuers (securities.csv ``issuer``; a security
 without one is its own issuer; cash is no issuer) as shares of NAV:
