@@ -51,7 +51,6 @@ import pandas as pd
 
 from rebalance_core.schema import (
     APPROVED,
-    AWAITING_PERSON,
     FIRST_APPROVAL,
     PENDING,
     PENDING_SECOND,
@@ -75,7 +74,6 @@ EXECUTE = "execute"            # the orders are done (executions.csv, later posi
 EXPIRE = "expire"              # approved, never executed within the fund's business days
 EVENTS = (APPROVE, REJECT, AUTO_APPROVE, SUPERSEDE, EXECUTE, EXPIRE)
 
-AWAITING_PERSON = AWAITING_PERSON   # (pending_review, pending_second_approval): a person still has to decide
 FINAL = (REJECTED, SUPERSEDED, EXPIRED, EXECUTED)
 # Statuses that make a fund's other approval a twin (the same drift traded twice).
 TWIN_STATES = (APPROVED, PENDING_SECOND)
