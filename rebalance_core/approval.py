@@ -74,11 +74,12 @@ def auto_approvable(proposals: pd.DataFrame, trades: pd.DataFrame, funds: pd.Dat
             note = proposals[column]
             no_finding &= note.isna() | (note.astype("object").astype(str).str.strip() == "")
 
-    no_second_approval = ~above_second_approval(proposals, trades, by_fund)
-
     qualifies = (has_rule & within_turnover & within_cost & no_wash_sale & no_short_gain & no_finding
-                 & no_second_approval & nav.gt(0) & turnover.notna())
-    return qualifies.fillna(False).astype(bool)
+                 & nav.gt(0) & turnover.notna()).fillna(False).astype(bool)
+    # Four eyes last, in exact money, only for the proposals that qualify otherwise.
+    above = above_second_approval(proposals[qualifies], trades, by_fund)
+    qualifies.loc[above.index[above.to_numpy()]] = False
+    return qualifies
 
 
 def above_second_approval(proposals: pd.DataFrame, trades: pd.DataFrame, by_fund: pd.DataFrame) -> pd.Series:
