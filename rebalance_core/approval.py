@@ -17,7 +17,9 @@ transaction (status ``approved``, reviewed_by ``rule:auto``, an audit row with c
   (``compliance_note`` empty); either column may be absent (the feature is off);
 - its gross traded notional (base currency, the sum of its trades' notionals) is not above
   the fund's ``second_approval_notional`` when the fund sets one: a trade that size needs two
-  people, and no rule may stand in for them.
+  people, and no rule may stand in for them. Money compared exactly (Decimal, as stored), by
+  ``rebalance_core.lifecycle.needs_second_approval``, the same function a person's approval
+  goes through; the publish asks the lifecycle again before it approves.
 
 Pure and vectorized: no loop over funds, nothing read or written.
 """
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from rebalance_core import lifecycle
 
 AUTO_APPROVER = "rule:auto"          # proposal.reviewed_by of a proposal approved by rule
 RULE_CHANNEL = "rule"                # proposal_review.channel of such an approval
@@ -70,14 +74,34 @@ def auto_approvable(proposals: pd.DataFrame, trades: pd.DataFrame, funds: pd.Dat
             note = proposals[column]
             no_finding &= note.isna() | (note.astype("object").astype(str).str.strip() == "")
 
-    gross = proposals["proposal_id"].map(trades.groupby("proposal_id")["notional"].sum()) if len(trades) else 0.0
-    gross = pd.to_numeric(pd.Series(gross, index=proposals.index), errors="coerce").astype("float64")
-    second = fund_value(SECOND_APPROVAL_COLUMN)
-    no_second_approval = second.isna() | (gross <= second + SLACK)
-
     qualifies = (has_rule & within_turnover & within_cost & no_wash_sale & no_short_gain & no_finding
-                 & no_second_approval & nav.gt(0) & turnover.notna())
-    return qualifies.fillna(False).astype(bool)
+                 & nav.gt(0) & turnover.notna()).fillna(False).astype(bool)
+    # Four eyes last, in exact money, only for the proposals that qualify otherwise.
+    above = above_second_approval(proposals[qualifies], trades, by_fund)
+    qualifies.loc[above.index[above.to_numpy()]] = False
+    return qualifies
+
+
+def above_second_approval(proposals: pd.DataFrame, trades: pd.DataFrame, by_fund: pd.DataFrame) -> pd.Series:
+    """A boolean per proposal: its gross notional is above its fund's ``second_approval_notional``
+    (four eyes), decided by ``lifecycle.needs_second_approval`` on money as the warehouse
+    stores it (Decimal at 6 decimals), the very comparison a person's approval gets. Only
+    the proposals of funds that set a threshold are summed."""
+    above = pd.Series(False, index=proposals.index, dtype=bool)
+    if SECOND_APPROVAL_COLUMN not in by_fund:
+        return above
+    threshold = proposals["fund_id"].map(by_fund[SECOND_APPROVAL_COLUMN].map(lifecycle.money))
+    judged = threshold.notna()
+    if not judged.any():
+        return above
+    ids = proposals.loc[judged, "proposal_id"]
+    mine = trades.loc[trades["proposal_id"].isin(ids), ["proposal_id", "notional"]] if len(trades) else trades
+    gross = (mine.groupby("proposal_id")["notional"].agg(lifecycle.gross_notional) if len(mine)
+             else pd.Series(dtype=object))
+    verdict = [lifecycle.needs_second_approval(gross.get(pid, 0), limit)
+               for pid, limit in zip(ids, threshold[judged], strict=True)]
+    above.loc[judged] = verdict
+    return above
 
 
 def auto_approval_notes(proposals: pd.DataFrame, funds: pd.DataFrame) -> pd.Series:

@@ -1,5 +1,6 @@
-"""Diversification compliance (RIC, UCITS) of every proposal of a fund with a ``compliance``
-setting, all funds at once.
+"""Diversification compliance (RIC, UCITS) of a fund with a ``compliance`` setting, all funds
+at once: its holdings every night (``judge_holdings``: rows with a null proposal_id) and
+every proposal it gets (``check_compliance``).
 
 Rules (funds.csv ``compliance``), judged on issuers (securities.csv ``issuer``; a security
 without one is its own issuer; cash is no issuer) as shares of NAV:
@@ -142,6 +143,47 @@ def check_compliance(as_of: dt.date, drift: pd.DataFrame, proposals: pd.DataFram
     blocked = pd.DataFrame({"fund_id": reasons.index.to_numpy(), "blocked_reason": reasons.to_numpy()})
     return ComplianceOutcome(proposals, kept_trades, results.sort_values(["fund_id", "rule"], ignore_index=True),
                              blocked)
+
+
+def judge_holdings(as_of: dt.date, drift: pd.DataFrame, summary: pd.DataFrame, funds: pd.DataFrame,
+                   securities: pd.DataFrame | None = None, skip=()) -> pd.DataFrame:
+    """Every rule of every fund with a compliance setting, judged on its holdings tonight
+    (whether it trades or not): RESULT_COLUMNS rows with ``proposal_id`` None, before_value =
+    after_value = the holdings' value, ``passed`` on it, action ``none``. Funds in ``skip``
+    (blocked by validation: their figures cannot be trusted) and funds without a positive NAV
+    are left out. A failing row is an exception a person sees (queue, CLI and HTML report)."""
+    regime = fund_regimes(funds)
+    nav = summary.drop_duplicates("fund_id").set_index("fund_id")["nav"]
+    nav = pd.to_numeric(nav, errors="coerce").astype("float64")
+    judged = nav.index[nav.index.isin(regime.index) & (nav > 0).to_numpy() & ~nav.index.isin(pd.Index(skip))]
+    if judged.empty:
+        return _empty_results()
+    state = pd.DataFrame({"nav": nav[judged], "nav_after": nav[judged]})
+    holdings = drift.loc[drift["fund_id"].isin(judged) & (drift["security_id"] != CASH),
+                         ["fund_id", "security_id", "market_value"]].copy()
+    holdings["market_value"] = pd.to_numeric(holdings["market_value"], errors="coerce").fillna(0.0)
+    holdings["issuer"] = issuers(holdings["security_id"], securities).to_numpy()
+    no_trades = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
+                              "side": pd.Series(dtype=object), "notional": pd.Series(dtype="float64")})
+    weights = _issuer_weights(holdings, no_trades, state)
+    # A fund holding only cash has no issuer: each of its rules passes at 0.
+    empty = judged.difference(weights["fund_id"].unique())
+    if len(empty):
+        weights = pd.concat([weights, pd.DataFrame({"fund_id": empty, "issuer": None, "before": 0.0, "after": 0.0})],
+                            ignore_index=True)
+    rows = _judge(weights, regime)
+    rows["detail"] = rows["detail"].str.replace(r" before, [0-9.?]+ % after$", " of NAV (holdings)", regex=True)
+    rows["detail"] = rows["detail"].str.replace("issuers above 5 % after: ", "issuers above 5 % (holdings): ",
+                                                regex=False)
+    return rows.assign(as_of_date=as_of, proposal_id=None, passed=rows["passed_before"], action="none")[
+        RESULT_COLUMNS].sort_values(["fund_id", "rule"], ignore_index=True)
+
+
+def holdings_exceptions(results: pd.DataFrame) -> pd.DataFrame:
+    """The failing holdings rows (``proposal_id`` null, not passed) of ``results``."""
+    if results is None or results.empty:
+        return _empty_results()
+    return results[results["proposal_id"].isna() & ~results["passed"].astype(bool)]
 
 
 def _issuer_weights(holdings: pd.DataFrame, trades: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:

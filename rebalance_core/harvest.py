@@ -36,9 +36,15 @@ import pandas as pd
 from rebalance_core.drift import band_tolerance, fx_to_base
 from rebalance_core.proposals import QTY_EPS, RULE_HOLD, TRADE_COLUMNS, trade_costs
 from rebalance_core.restrictions import rule_pairs
-from rebalance_core.schema import REASON_TAX, RULE_EXCLUDE, RULE_NO_BUY, RULE_NO_SELL, WEIGHT_EPS
+from rebalance_core.schema import (
+    REASON_TAX,
+    RULE_EXCLUDE,
+    RULE_NO_BUY,
+    RULE_NO_SELL,
+    WASH_SALE_DAYS,
+    WEIGHT_EPS,
+)
 
-WASH_SALE_DAYS = 30
 SWAP_BACK_DAYS = 31
 LONG_TERM_DAYS = 365
 PAIR_COLUMNS = ["fund_id", "security_id", "substitute_id", "harvested_on"]
@@ -62,6 +68,45 @@ def harvesting_funds(funds: pd.DataFrame) -> pd.Series:
 
 def empty_pairs() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in PAIR_COLUMNS})
+
+
+# An approved tax trade that names a harvested security (proposal_trade.harvest_of): the
+# substitute's buy opens the pair, its sale (the swap back) closes it.
+HARVEST_TRADE_COLUMNS = ["as_of_date", "fund_id", "security_id", "side", "harvest_of"]
+
+
+def open_harvests(harvest_trades: pd.DataFrame | None, open_before: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The harvests still open (PAIR_COLUMNS) after ``harvest_trades``, the one rule of the
+    nightly history read and the replay.
+
+    ``harvest_trades`` (HARVEST_TRADE_COLUMNS): approved tax trades naming a harvested
+    security; ``open_before``: pairs known open before them (the replay's yesterday). Per
+    (fund, harvested security) the latest of them decides: a buy (the substitute bought,
+    ``harvested_on`` its date) leaves the pair open, a sale (the swap back) closes it. On one
+    date a buy wins over a sale (a swap back and a new harvest the same night leave it open)."""
+    parts = []
+    if open_before is not None and len(open_before):
+        parts.append(pd.DataFrame({"as_of_date": open_before["harvested_on"].to_numpy(),
+                                   "fund_id": open_before["fund_id"].to_numpy(),
+                                   "security_id": open_before["substitute_id"].to_numpy(), "side": "BUY",
+                                   "harvest_of": open_before["security_id"].to_numpy()}))
+    if harvest_trades is not None and len(harvest_trades):
+        named = harvest_trades[harvest_trades["harvest_of"].notna()]
+        parts.append(named[HARVEST_TRADE_COLUMNS])
+    if not parts:
+        return empty_pairs()
+    events = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    if events.empty:
+        return empty_pairs()
+    events = events.assign(day=pd.to_datetime(events["as_of_date"]).dt.date,
+                           buy_first=(events["side"] != "BUY").astype(int))
+    latest = events.sort_values(["fund_id", "harvest_of", "day", "buy_first"], ascending=[True, True, False, True],
+                                kind="stable").drop_duplicates(["fund_id", "harvest_of"])
+    opened = latest[latest["side"] == "BUY"]
+    return pd.DataFrame({"fund_id": opened["fund_id"].to_numpy(dtype=object),
+                         "security_id": opened["harvest_of"].to_numpy(dtype=object),
+                         "substitute_id": opened["security_id"].to_numpy(dtype=object),
+                         "harvested_on": opened["day"].to_numpy(dtype=object)})
 
 
 def held_pairs(pairs: pd.DataFrame | None, positions: pd.DataFrame) -> pd.DataFrame:

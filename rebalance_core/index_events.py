@@ -39,8 +39,7 @@ import pandas as pd
 
 from rebalance_core.calendar import DEFAULT_CALENDAR, next_session
 from rebalance_core.models import changed_targets, fund_models, isin_ids, targets_in_force
-
-_TRUE = {"true", "t", "yes", "y", "1"}
+from rebalance_core.schema import TRUE_WORDS
 
 
 def flag(funds: pd.DataFrame, column: str) -> pd.Series:
@@ -51,7 +50,7 @@ def flag(funds: pd.DataFrame, column: str) -> pd.Series:
     values = rows[column]
     # True (a bool from the warehouse) reads "true" too.
     as_text = values.astype("object").where(values.notna(), "").astype(str).str.strip().str.lower()
-    return pd.Series(as_text.isin(_TRUE).to_numpy(dtype=bool), index=pd.Index(rows["fund_id"].to_numpy(),
+    return pd.Series(as_text.isin(TRUE_WORDS).to_numpy(dtype=bool), index=pd.Index(rows["fund_id"].to_numpy(),
                                                                                  name="fund_id"))
 
 

@@ -292,7 +292,7 @@ def merge_reference(stem: str, in_force: pd.DataFrame | None, version: pd.DataFr
 # ``approved`` / ``executions``: the approvals a fund may be waiting on and what was reported
 # done of them (earlier nights, operators, tonight's executions.csv once checked).
 CARRIED_FIELDS = ("blocked", "recent_loss_sales", "approved", "executions", "previous_state", "recent_buys",
-                  "open_harvests", "tracking_history", "price_history", "model_targets")
+                  "open_harvests", "tracking_history", "price_history", "model_targets", "recent_rejections")
 # Optional reference data: an empty frame means none (the core reads None as "no such file").
 _NONE_WHEN_EMPTY = ("securities", "asset_classes", "restrictions", "substitutes")
 

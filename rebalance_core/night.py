@@ -39,11 +39,14 @@ Rules decided here (and nowhere else):
   fund whose ex-ante tracking error exceeds that limit rebalances to target (trigger and
   trade reason ``tracking``);
 - compliance (``rebalance_core.compliance``): a fund with a ``compliance`` setting (``ric``,
-  ``ucits``) has each sized proposal judged on its issuers; a proposal that would break a
+  ``ucits``) has its holdings judged every night (``compliance_result`` rows with a null
+  proposal_id) and each sized proposal judged on its issuers; a proposal that would break a
   rule is blocked, a fund already failing one keeps only the trades that do not worsen it;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``;
 - ``auto_approve``: the proposals the fund's straight-through rule approves when the night is
-  published (``rebalance_core.approval``).
+  published (``rebalance_core.approval``);
+- rejections remembered: a proposal carries the latest rejection of its fund and trigger
+  (``rejected_before_*``, ``rebalance_core.lifecycle.rejection_hints``).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import pandas as pd
 from rebalance_core.approval import auto_approvable, auto_approval_notes
 from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS, PrimaryMarket, settle_primary_market
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
-from rebalance_core.compliance import check_compliance
+from rebalance_core.compliance import check_compliance, judge_holdings
 from rebalance_core.drift import (
     CLASS_DRIFT_COLUMNS,
     apply_class_bands,
@@ -74,6 +77,7 @@ from rebalance_core.fund_state import (
 )
 from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, split_pair_targets, wash_rules
 from rebalance_core.index_events import night_targets
+from rebalance_core.lifecycle import rejection_hints
 from rebalance_core.models import fund_models, isin_ids
 from rebalance_core.proposals import (
     apply_presets,
@@ -151,6 +155,10 @@ class NightInputs:
     # ETF primary market: creations.csv (fund_id, units, settlement); None: no orders. With
     # fund_shares above, the funds with a creation_unit get their baskets.
     creations: pd.DataFrame | None = None
+    # Rejections remembered by fund and trigger (rebalance_core.lifecycle.DECISION_COLUMNS):
+    # per (fund, trigger), its latest decided proposal when that was a rejection. Tonight's
+    # proposal of the same fund and trigger carries who rejected it, when and the note.
+    recent_rejections: pd.DataFrame | None = None
 
     def for_funds(self, fund_ids) -> NightInputs:
         """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
@@ -285,9 +293,14 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
         object)
     if class_drift.empty:
         class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
-    compliance = judged.results if len(judged.results) else pd.DataFrame(
+    # Compliance on the holdings, every night, traded or not (proposal_id null): a fund failing
+    # a rule in band is an exception a person sees.
+    on_holdings = judge_holdings(as_of, drift, summary, funds, securities, skip=validation_blocked)
+    parts = [part for part in (on_holdings, judged.results) if len(part)]
+    compliance = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {c: pd.Series(dtype="object") for c in COMPLIANCE_COLUMNS})
     tracking = tracking if len(tracking) else pd.DataFrame({c: pd.Series(dtype="object") for c in TRACKING_COLUMNS})
+    proposals = rejection_hints(proposals, inputs.recent_rejections)
     # Keep last: the rule reads every finding the night attached to the proposals.
     proposals = with_auto_approval(proposals, trades, funds)
     baskets = market.baskets if len(market.baskets) else pd.DataFrame(

@@ -92,5 +92,22 @@ BASKET_REDEMPTION = "redemption"
 IN_KIND_DELIVERED = "delivered"   # in_kind_lot.kind: a lot (part) that left the fund on a redemption
 IN_KIND_RECEIVED = "received"     # in_kind_lot.kind: a lot the fund opened on a creation
 
+# Wash sales (IRS §1091): a loss sale and a buy of the same security within this many
+# calendar days of each other. One window for lot choice, harvesting and the history reads.
+WASH_SALE_DAYS = 30
+
+# How a yes/no column reads in text (funds.csv allow_fractional, index_tracking,
+# custom_baskets; securities.csv tradable; a bool from the warehouse reads "true"): one set
+# for landing, the core, the replay and the formatting. Anything else (blank included) is
+# neither; landing reports a value in neither set.
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+
+
+def is_true_word(value) -> bool:
+    """A yes/no value (text, bool or number) that reads as yes."""
+    return str(value).strip().lower() in TRUE_WORDS
+
+
 # Weights are compared with this slack so that 0.1 + 0.2 style noise never breaches a band.
 WEIGHT_EPS = 1e-9

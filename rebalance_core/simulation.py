@@ -34,11 +34,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from rebalance_core.harvest import PAIR_COLUMNS
+from rebalance_core.harvest import PAIR_COLUMNS, open_harvests
 from rebalance_core.inputs import INPUTS, merge_reference, night_inputs
 from rebalance_core.night import NightInputs, decide_night
-from rebalance_core.schema import CASH, REASON_TAX, SETTLEMENT_IN_KIND
-from rebalance_core.tax_lots import WASH_SALE_DAYS
+from rebalance_core.schema import CASH, REASON_TAX, SETTLEMENT_IN_KIND, WASH_SALE_DAYS
+from rebalance_core.tax_lots import recent_loss_sales
 from rebalance_core.tracking import (
     COVARIANCE_RETURNS,
     HISTORY_COLUMNS,
@@ -88,9 +88,11 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
     cash = cash[["fund_id", "currency", "amount"]].copy()
     lots = tax_lots.copy() if tax_lots is not None and len(tax_lots) else None
     reference: dict[str, pd.DataFrame] = {}
+    # Executed sells (the loss sales among them: tax_lots.recent_loss_sales) and buys, by date.
     loss_sales = pd.DataFrame({"fund_id": pd.Series(dtype=object), "security_id": pd.Series(dtype=object),
+                               "side": pd.Series(dtype=object), "est_realized_gain": pd.Series(dtype="float64"),
                                "as_of_date": pd.Series(dtype=object)})
-    buys = loss_sales.copy()
+    buys = loss_sales[["fund_id", "security_id", "as_of_date"]].copy()
     pairs = pd.DataFrame({c: pd.Series(dtype="object") for c in PAIR_COLUMNS})   # harvests not swapped back
     closes = _price_frame(price_history)
     tracked = pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})   # earlier fund_tracking rows
@@ -107,12 +109,10 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             model_history = (today if model_history is None or model_history.empty else pd.concat(
                 [model_history[pd.to_datetime(model_history["valid_from"]) != pd.Timestamp(as_of)], today],
                 ignore_index=True))
-        window = loss_sales[pd.to_datetime(loss_sales["as_of_date"]).dt.date >= as_of - dt.timedelta(
-            days=WASH_SALE_DAYS)]
         recent_buys = buys[pd.to_datetime(buys["as_of_date"]).dt.date >= as_of - dt.timedelta(days=WASH_SALE_DAYS)]
         files = {**reference, "targets": reference.get("targets", NO_TARGETS), "positions": positions, "cash": cash,
                  "tax_lots": lots, **{stem: frames.get(stem) for stem in DAILY}}
-        carried = {"recent_loss_sales": window[["fund_id", "security_id"]], "model_targets": model_history,
+        carried = {"recent_loss_sales": recent_loss_sales(loss_sales, as_of), "model_targets": model_history,
                    "previous_state": previous_state, "recent_buys": recent_buys[["fund_id", "security_id"]],
                    "open_harvests": pairs, "tracking_history": _latest_rows(tracked),
                    "price_history": _last_sessions(closes, as_of)}
@@ -160,9 +160,8 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             if lots is not None:
                 lots = _roll_lots(lots, decision.lots, trades, as_of)
                 gains = trades.groupby("fund_id")["est_realized_gain"].sum(min_count=1).reindex(nav.index).fillna(0.0)
-                losses = trades[(trades["side"] == "SELL") & (trades["est_realized_gain"] < 0)]
-                loss_sales = pd.concat([loss_sales, losses[["fund_id", "security_id"]].assign(as_of_date=as_of)],
-                                       ignore_index=True)
+                sells = trades.loc[trades["side"] == "SELL", ["fund_id", "security_id", "side", "est_realized_gain"]]
+                loss_sales = pd.concat([loss_sales, sells.assign(as_of_date=as_of)], ignore_index=True)
             bought = trades.loc[trades["side"] == "BUY", ["fund_id", "security_id"]]
             buys = pd.concat([buys, bought.assign(as_of_date=as_of)], ignore_index=True)
             pairs = _roll_pairs(pairs, trades, as_of)
@@ -201,19 +200,14 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
 
 
 def _roll_pairs(pairs: pd.DataFrame, trades: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
-    """A harvest opens a pair (its substitute's buy names the security); a swap back (the
-    substitute's sale naming it) closes it."""
+    """Yesterday's open harvests after today's executed tax trades: the nightly rule
+    (``rebalance_core.harvest.open_harvests``) applied to one more day."""
     if "harvest_of" not in trades:
         return pairs
     tax = trades[(trades["reason"] == REASON_TAX) & trades["harvest_of"].notna()]
     if tax.empty:
         return pairs
-    key = pd.MultiIndex.from_frame(tax[["fund_id", "harvest_of"]])
-    pairs = pairs[~pd.MultiIndex.from_frame(pairs[["fund_id", "security_id"]]).isin(key)] if len(pairs) else pairs
-    opened = tax[tax["side"] == "BUY"]
-    new = pd.DataFrame({"fund_id": opened["fund_id"].to_numpy(), "security_id": opened["harvest_of"].to_numpy(),
-                        "substitute_id": opened["security_id"].to_numpy(), "harvested_on": as_of})
-    return pd.concat([pairs, new], ignore_index=True) if len(pairs) else new
+    return open_harvests(tax.assign(as_of_date=as_of), open_before=pairs)
 
 
 def _execute(positions: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:

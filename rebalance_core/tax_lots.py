@@ -22,8 +22,26 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from rebalance_core.schema import WASH_SALE_DAYS  # noqa: F401  (re-exported: the one window)
+
 LONG_TERM_DAYS = 365
-WASH_SALE_DAYS = 30
+
+
+def is_loss_sale(trades: pd.DataFrame) -> pd.Series:
+    """A sale that realizes a loss (a wash sale if the security is bought within
+    WASH_SALE_DAYS): the one definition of the night, the history read and the replay."""
+    gain = pd.to_numeric(trades["est_realized_gain"], errors="coerce")
+    return (trades["side"] == "SELL") & (gain < 0)
+
+
+def recent_loss_sales(trades: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """fund_id, security_id of the loss sales among ``trades`` (with their ``as_of_date``) in the
+    WASH_SALE_DAYS before ``as_of`` (``as_of`` itself excluded): what a buy tonight would wash."""
+    day = pd.to_datetime(trades["as_of_date"]).dt.date
+    window = (day >= as_of - dt.timedelta(days=WASH_SALE_DAYS)) & (day < as_of)
+    rows = trades.loc[window & is_loss_sale(trades), ["fund_id", "security_id"]]
+    return rows.drop_duplicates().reset_index(drop=True).astype(object)
+
 
 LOT_COLUMNS = ["proposal_id", "fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date",
                "realized_gain", "term"]
@@ -106,7 +124,7 @@ def realize_gains(
             age = (pd.Timestamp(as_of) - pd.to_datetime(tax_lots["acquired_date"])).dt.days
             recent_buy = age.between(0, WASH_SALE_DAYS) & (remaining > 1e-9)
             bought = tax_lots.loc[recent_buy, ["fund_id", "security_id"]].drop_duplicates()
-            loss = (trades["side"] == "SELL") & (trades["est_realized_gain"] < 0)
+            loss = is_loss_sale(trades)
             key = pd.MultiIndex.from_frame(trades[["fund_id", "security_id"]])
             trades["wash_sale"] = loss & key.isin(pd.MultiIndex.from_frame(bought))
             used = lots[LOT_COLUMNS]

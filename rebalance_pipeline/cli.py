@@ -783,7 +783,7 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
                                              f"rebalance proposals --date {as_of}")
         came_back = queries.prior_rejections(engine, proposed["proposal_id"].dropna().tolist())
         if len(came_back):
-            console.print("[bold yellow]Proposed again after a rejection of the same trades:[/bold yellow]")
+            console.print("[bold yellow]Proposed again after a rejection of the same fund and trigger:[/bold yellow]")
             for row in came_back.to_dict("records"):
                 console.print(f"  {row['proposal_id']}: {queries.rejection_text(row)}", soft_wrap=True,
                               highlight=False, markup=False)
@@ -796,6 +796,10 @@ def _print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     if len(blocked):
         _table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
         _more(len(blocked), reports.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
+    exceptions = reports.compliance_exceptions(engine, as_of)
+    if len(exceptions):
+        _table(f"Compliance exceptions: {_n(exceptions['fund_id'].nunique(), 'fund')} whose holdings fail a rule",
+               exceptions.rename(columns={"limit_value": "limit"}), drop=("detail",))
     expired = reports.expired_approvals(engine, as_of)
     if len(expired):
         console.print("[bold yellow]Approvals that expired unexecuted (the funds propose again):[/bold yellow]")

@@ -24,6 +24,8 @@ from decimal import Decimal
 
 import pandas as pd
 
+from rebalance_core.schema import is_true_word
+
 BLANK = ""
 
 # Column name -> kind, for tables built from warehouse frames (the CLI's, the report's).
@@ -42,12 +44,18 @@ COUNT_COLUMNS = {"trade_count", "breach_count", "funds", "failed_rows", "wash_sa
 
 
 def is_blank(value) -> bool:
+    """No value: None, pandas' NA/NaT, or a NaN (float, numpy float, Decimal). The one test of
+    the CLI, the review view and the HTML report."""
     if value is None or value is pd.NA or value is pd.NaT:
         return True
-    try:
-        return isinstance(value, (float, Decimal)) and math.isnan(value)
-    except TypeError:  # pragma: no cover
-        return False
+    if isinstance(value, Decimal):
+        return value.is_nan()
+    return isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and math.isnan(value)
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as dicts, each blank (``is_blank``) as None: what templates and JSON get."""
+    return [{k: (None if is_blank(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def _number(value) -> float | None:
@@ -130,7 +138,7 @@ def yes_no(value, no: str = BLANK) -> str:
     if is_blank(value):
         return BLANK
     if isinstance(value, str):
-        value = value.strip().lower() in ("true", "t", "yes", "y", "1")
+        value = is_true_word(value)
     return "yes" if bool(value) else no
 
 
@@ -162,7 +170,8 @@ def date(value, blank: str = BLANK) -> str:
 
 # Proposal statuses in words (the warehouse keeps the codes).
 STATUS_LABELS = {"pending_review": "pending review", "pending_second_approval": "awaiting second approval",
-                 "approved": "approved", "rejected": "rejected", "superseded": "superseded", "blocked": "blocked"}
+                 "approved": "approved", "rejected": "rejected", "superseded": "superseded", "blocked": "blocked",
+                 "compliance": "compliance exception", "executed": "executed", "expired": "expired"}
 
 
 def status_label(status, blank: str = BLANK) -> str:

@@ -11,15 +11,20 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from rebalance_core.tax_lots import WASH_SALE_DAYS
+from rebalance_core import harvest, lifecycle, tax_lots
+from rebalance_core.harvest import HARVEST_TRADE_COLUMNS
+from rebalance_core.schema import WASH_SALE_DAYS
 from rebalance_pipeline.warehouse import query_sql, read_frame
 
 
 def recent_loss_sales(conn: Connection, as_of: dt.date) -> pd.DataFrame:
-    """fund_id, security_id of approved loss sales in the wash-sale window before ``as_of``."""
+    """fund_id, security_id of approved loss sales in the wash-sale window before ``as_of``:
+    the SQL reads the approved sells of the window, the core says which are loss sales
+    (``tax_lots.recent_loss_sales``, the replay's rule too)."""
     frame = read_frame(conn, query_sql("recent_loss_sales"),
                        {"start": as_of - dt.timedelta(days=WASH_SALE_DAYS), "d": as_of})
-    return frame.reindex(columns=["fund_id", "security_id"]).astype(object)
+    frame = frame.reindex(columns=["as_of_date", "fund_id", "security_id", "side", "est_realized_gain"])
+    return tax_lots.recent_loss_sales(frame, as_of)
 
 
 def recent_buys(conn: Connection, as_of: dt.date) -> pd.DataFrame:
@@ -30,11 +35,11 @@ def recent_buys(conn: Connection, as_of: dt.date) -> pd.DataFrame:
 
 def open_harvests(conn: Connection, as_of: dt.date) -> pd.DataFrame:
     """Approved harvests not swapped back before ``as_of``: fund_id, security_id,
-    substitute_id, harvested_on."""
-    frame = read_frame(conn, query_sql("open_harvests"), {"d": as_of})
-    frame = frame.reindex(columns=["fund_id", "security_id", "substitute_id", "harvested_on"])
-    frame["harvested_on"] = pd.to_datetime(frame["harvested_on"]).dt.date
-    return frame
+    substitute_id, harvested_on. The SQL reads the approved tax trades that name a harvested
+    security; which pairs are open is the core's rule (``harvest.open_harvests``), the one the
+    replay applies too."""
+    frame = read_frame(conn, query_sql("open_harvests"), {"d": as_of}).reindex(columns=HARVEST_TRADE_COLUMNS)
+    return harvest.open_harvests(frame)
 
 
 def approved_orders(conn: Connection, as_of: dt.date, since: dt.date) -> pd.DataFrame:
@@ -76,6 +81,18 @@ def previous_state(conn: Connection, as_of: dt.date, fund_ids) -> pd.DataFrame:
         older = read_frame(conn, query_sql("fund_state_of_funds"), {"d": as_of, "funds": missing})
         frame = pd.concat([f for f in (frame, older) if len(f)], ignore_index=True) if len(older) else frame
     return frame.reindex(columns=FUND_STATE_COLUMNS)
+
+
+def recent_rejections(conn: Connection, as_of: dt.date) -> pd.DataFrame:
+    """Per (fund, trigger), its latest decided proposal up to ``as_of`` (within
+    lifecycle.REJECTION_MEMORY_DAYS) when that decision was a rejection:
+    lifecycle.DECISION_COLUMNS. A later approval of the trigger ends the memory."""
+    frame = read_frame(conn, query_sql("recent_decisions"),
+                       {"d": as_of, "since": as_of - dt.timedelta(days=lifecycle.REJECTION_MEMORY_DAYS),
+                        "decided": list(lifecycle.DECIDED)}).reindex(columns=lifecycle.DECISION_COLUMNS)
+    frame = frame[frame["status"] == lifecycle.REJECTED].reset_index(drop=True)
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    return frame.astype({c: object for c in ("fund_id", "trigger", "proposal_id", "reviewed_by", "review_note")})
 
 
 # How far back the tracking reads look (calendar days): more than 60 business days.

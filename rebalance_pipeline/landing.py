@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from rebalance_core.inputs import BOOLEAN, DATE, INPUTS, NUMBER, InputFile
+from rebalance_core.schema import FALSE_WORDS, TRUE_WORDS
 from rebalance_core.shards import shard_of
 
 FIRST_DATA_ROW = 2
@@ -83,8 +84,7 @@ def spec_of(declared: InputFile) -> FileSpec:
 # Derived from the registry: declare a file there, not here.
 SPECS: dict[str, FileSpec] = {declared.stem: spec_of(declared) for declared in INPUTS}
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS   # the one yes/no vocabulary (rebalance_core.schema)
 
 
 class StructuralError(Exception):

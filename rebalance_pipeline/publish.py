@@ -22,7 +22,9 @@ The tables a night writes in bulk are partitioned by date and, within a date, by
   small reference files and the validation results are written;
   tonight's proposals that their fund's straight-through rule approves
   (``rebalance_core.approval``, flagged in the stage) are approved by ``rule:auto`` with an
-  audit row (channel ``rule``), in the same transaction.
+  audit row (channel ``rule``), in the same transaction. Which proposal may move where is
+  the lifecycle's call (``rebalance_core.lifecycle``): the publish looks up the facts and
+  carries out ``transition``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core import lifecycle
 from rebalance_core.approval import AUTO_APPROVER, RULE_CHANNEL
 from rebalance_core.baskets import BASKET_COLUMNS, IN_KIND_LOT_COLUMNS
 from rebalance_core.compliance import RESULT_COLUMNS as COMPLIANCE_COLUMNS
@@ -43,7 +46,7 @@ from rebalance_core.fund_state import FUND_STATE_COLUMNS
 from rebalance_core.inputs import INPUTS
 from rebalance_core.night import NightDecision
 from rebalance_core.tracking import TRACKING_COLUMNS
-from rebalance_pipeline.warehouse import copy_frame, date_lock, query_sql
+from rebalance_pipeline.warehouse import approval_twins, copy_frame, date_lock, query_sql, read_frame
 
 NIGHT_SHARD = -1  # leaves of rows that belong to the whole night, not to a shard of funds
 
@@ -66,7 +69,8 @@ SUMMARY_COLUMNS = ["fund_id", "name", "base_currency", "policy", "nav", "cash", 
 PROPOSAL_COLUMNS = ["proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
                     "est_realized_gain", "trade_count", "cash_before", "cash_after", "run_id", "flow", "notes",
                     "est_realized_gain_short", "est_realized_gain_long", "wash_sale_trades", "est_harvested_loss",
-                    "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain"]
+                    "restriction_note", "tax_trade_count", "compliance_note", "in_kind_unrealized_gain",
+                    *lifecycle.REJECTED_BEFORE_COLUMNS]
 # Only in proposal_stage: what the core decided for the publish to apply (straight-through approval).
 STAGE_ONLY_COLUMNS = ["auto_approve", "auto_approve_note"]
 # The fund's figures of the night each proposal carries for the review queue (V010).
@@ -193,6 +197,8 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         proposals = _with_queue_columns(decision)
         if "auto_approve" not in proposals:   # a decision made without the rule: nothing approved by it
             proposals = proposals.assign(auto_approve=False, auto_approve_note=None)
+        missing = [c for c in lifecycle.REJECTED_BEFORE_COLUMNS if c not in proposals]
+        proposals = proposals.assign(**dict.fromkeys(missing)) if missing else proposals
         written += copy_frame(conn, "rebalance.proposal_stage", proposals.assign(run_id=run_id, shard=shard),
                               [*PROPOSAL_COLUMNS, *PROPOSAL_QUEUE_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
         # Gross notional summed in NUMERIC from the trades as stored (base currency): the
@@ -288,13 +294,15 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         # The shards COPYed tonight's proposals into the stage just now: statistics first, so
         # the joins below with rebalance.proposal are planned for their real size.
         conn.execute(sa.text("SELECT rebalance.night_analyze_stage()"))
-        refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d}).rowcount
-        conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d})
+        # A rerun replaces only what the lifecycle lets it (lifecycle.RERUN_REPLACEABLE).
+        replaceable = {"replaceable": list(lifecycle.RERUN_REPLACEABLE)}
+        refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d, **replaceable}).rowcount
+        conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d, **replaceable})
         # Ids are hashes of the trades (and carry the date): a reviewed proposal of the date
         # stays exactly as it is, trades included, even when tonight finds it again.
         reviewed = list(conn.execute(sa.text(
-            "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND status <> 'pending_review'"),
-            d).scalars())
+            "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d "
+            "AND NOT (status = ANY(CAST(:replaceable AS text[])))"), {**d, **replaceable}).scalars())
         _carry_reviewed_trades(conn, night, reviewed)
         conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
 
@@ -302,11 +310,12 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
         inserted = conn.execute(sa.text(query_sql("insert_staged_proposals")), r).rowcount
         # Straight-through approval, in this transaction: a night that does not commit
         # approves nothing.
-        auto_approved = conn.execute(sa.text(query_sql("auto_approve_proposals")),
-                                     {**r, **d, "by": AUTO_APPROVER, "channel": RULE_CHANNEL}).rowcount
+        auto_approved = _auto_approve(conn, night)
         conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
         new, kept = inserted + refreshed, reviewed
-        superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")), d).rowcount
+        supersede = lifecycle.transition(lifecycle.PENDING, lifecycle.SUPERSEDE)
+        superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")),
+                                  {**d, "from": list(lifecycle.SUPERSEDABLE), "to": supersede.target}).rowcount
         return _report(conn, night, new=new, kept=len(kept), superseded=superseded, record=True,
                        auto_approved=auto_approved)
 
@@ -321,6 +330,30 @@ def _publish_executions(conn: Connection, night: NightToPublish) -> None:
                          "FROM rebalance.execution_stage WHERE run_id = :r ORDER BY shard, source, source_row"),
                  {"r": night.run_id})
     conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE run_id = :r"), {"r": night.run_id})
+
+
+def _auto_approve(conn: Connection, night: NightToPublish) -> int:
+    """Tonight's proposals the fund's rule approves, carried out as the lifecycle decides
+    (``transition(status, auto_approve, ...)``: still pending, not above the four-eyes threshold
+    compared as stored money, no twin approval of the fund); approved ones get ``rule:auto``
+    and an audit row. Returns how many were approved."""
+    candidates = read_frame(conn, query_sql("auto_approve_candidates"), {"r": night.run_id, "d": night.as_of})
+    if candidates.empty:
+        return 0
+    twins = set(approval_twins(conn, candidates["proposal_id"].tolist())["proposal_id"])
+    approved, step = [], None
+    for row in candidates.itertuples(index=False):
+        try:
+            step = lifecycle.transition(row.status, lifecycle.AUTO_APPROVE, gross=row.gross_notional,
+                                        threshold=row.second_approval_notional, twin=row.proposal_id in twins)
+        except lifecycle.LifecycleError:
+            continue   # waits for a person (or was decided already)
+        approved.append(row.proposal_id)
+    if not approved:
+        return 0
+    return conn.execute(sa.text(query_sql("auto_approve_proposals")), {
+        "r": night.run_id, "d": night.as_of, "ids": approved, "by": AUTO_APPROVER, "channel": RULE_CHANNEL,
+        "from": step.source, "to": step.target, "audit": step.audit}).rowcount
 
 
 def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[str]) -> None:

@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from rebalance_core.approval import RULE_CHANNEL
+from rebalance_core.schema import PROPOSAL_STATUSES
 from rebalance_pipeline import formatting
 from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
 from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
@@ -61,7 +62,6 @@ VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views r
 TOP_FUNDS = 20
 # Decisions are dated where the operations team works (and the nightly is scheduled).
 DECISION_TIMEZONE = SCHEDULE_TIMEZONE
-PROPOSAL_STATUSES = ("pending_review", "pending_second_approval", "approved", "rejected", "superseded")
 STATUS_COLOURS = {"pending_review": "#ff7f0e", "pending_second_approval": "#ffbb78", "approved": "#2ca02c",
                   "rejected": "#d62728", "superseded": "#bcbcbc"}
 # A fund's state on the page: its status, with the in-band funds that breach told apart
@@ -137,18 +137,20 @@ class ReportData:
     decisions: pd.DataFrame        # index "day" / "window": decided, approved, rejected, median_hours, p90_hours
     backlog: pd.Series             # pending, oldest: proposals of earlier dates undecided at the end of the date
     window_start: dt.date          # first business date of the trailing window (of the trend too)
-    # the night's proposals whose same trades were rejected on an earlier night (review.queries.prior_rejections)
+    # the night's proposals whose fund and trigger had a proposal rejected before (review.queries.prior_rejections)
     came_back: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     # fund_tracking rows of the date (ETF tracking) and the compliance results of its proposals
     # that found something (a rule failing before or after, a trimmed or blocked proposal)
     tracking: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     compliance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # funds whose holdings fail a compliance rule tonight (sql/queries/compliance_exceptions.sql)
+    compliance_exceptions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     # tax-loss harvests proposed in the window (sql/queries/harvested_losses.sql)
     harvests: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
-    from rebalance_pipeline.reports import validation_failures
+    from rebalance_pipeline.reports import compliance_exceptions, validation_failures
 
     if history_days < 1:
         raise ValueError("history_days must be at least 1")
@@ -198,7 +200,8 @@ def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> 
                       failures=validation_failures(engine, as_of), history_days=history_days,
                       decisions=decisions, backlog=backlog, window_start=window_start,
                       came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()),
-                      tracking=tracking, compliance=compliance, harvests=harvests)
+                      tracking=tracking, compliance=compliance, harvests=harvests,
+                      compliance_exceptions=compliance_exceptions(engine, as_of))
 
 
 def harvest_totals(harvests: pd.DataFrame) -> list[dict]:
@@ -357,7 +360,10 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
         failures=_records(data.failures), history_days=data.history_days, window_start=data.window_start.isoformat(),
         trend_dates=data.trend["as_of_date"].nunique(), state_labels=STATE_LABELS, state_colours=STATE_COLOURS,
         timezone=DECISION_TIMEZONE, top_funds=TOP_FUNDS, came_back=_came_back(data.came_back), data_docs=data_docs,
-        tracking=_records(data.tracking), compliance=_records(data.compliance),
+        tracking=_records(data.tracking),
+        compliance=_records(data.compliance[data.compliance["proposal_id"].notna()] if len(data.compliance)
+                            else data.compliance),
+        compliance_exceptions=_records(data.compliance_exceptions),
         harvest_totals=harvest_totals(data.harvests), harvests=_records(data.harvests.head(TOP_FUNDS)),
         harvest_count=len(data.harvests))
 
@@ -541,8 +547,7 @@ def _float(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce").astype(float)
 
 
-def _blank(value) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA or value is pd.NaT
+_blank = formatting.is_blank   # one definition of "no value" (rebalance_pipeline.formatting)
 
 
 def _text(value) -> str:
@@ -558,6 +563,5 @@ def _pct(value, digits: int = 2) -> str:
     return formatting.percent(value, digits) if isinstance(value, numbers.Number) else _text(value)
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if _blank(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+_records = formatting.records
 

@@ -145,3 +145,14 @@ def validation_failures(engine: Engine, as_of: dt.date) -> pd.DataFrame:
                           "SELECT DISTINCT ON (dataset, \"check\") dataset, \"check\", failed_rows, detail "
                           "FROM rebalance.validation_result WHERE as_of_date = :d AND NOT success "
                           "ORDER BY dataset, \"check\", checked_at DESC", {"d": as_of})
+
+
+def compliance_exceptions(engine: Engine, as_of: dt.date) -> pd.DataFrame:
+    """Funds whose holdings fail a compliance rule on ``as_of`` (fund_id, rule, value,
+    limit_value, detail): judged every night, traded or not; empty before V016."""
+    from rebalance_pipeline.warehouse import query_sql
+
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('rebalance.compliance_result')")).scalar() is None:
+            return pd.DataFrame(columns=["fund_id", "rule", "value", "limit_value", "detail"])
+        return read_frame(conn, query_sql("compliance_exceptions"), {"d": as_of})

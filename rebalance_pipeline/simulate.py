@@ -23,6 +23,7 @@ from rebalance_core.faults import blocked_funds
 from rebalance_core.index_events import night_targets
 from rebalance_core.inputs import merge_reference
 from rebalance_core.night import NightInputs
+from rebalance_core.schema import is_true_word
 from rebalance_core.simulation import DAILY as DAILY_FILES
 from rebalance_core.simulation import SimulationResult, simulate
 from rebalance_pipeline import landing
@@ -132,7 +133,7 @@ def _typed_settings(settings: dict[str, str]) -> dict:
             except ValueError:
                 raise landing.StructuralError("funds.csv", f"{column}={value!r} is not a number") from None
         elif column in spec.boolean:
-            typed[column] = str(value).strip().lower() in ("true", "t", "yes", "y", "1")
+            typed[column] = is_true_word(value)
         elif column in dict(spec.choices):   # as a file's value: in its declared spelling, or checked
             typed[column] = landing.normalise_choice(pd.Series([value], dtype=object), dict(spec.choices)[column])[0]
         else:

@@ -65,7 +65,7 @@ def _fund_keyed(declared: registry.InputFile) -> bool:
 # others are the whole night's. Inputs are placed by their declaration (a fund_id column).
 FUND_KEYED = (*(_frame_name(f) for f in registry.INPUTS if _fund_keyed(f) and not f.split and f.stem != "targets"),
               "recent_loss_sales", "previous_state", "approved", "executions", "file_executions", "recent_buys",
-              "open_harvests", "tracking_history")
+              "open_harvests", "tracking_history", "recent_rejections")
 NIGHT_FRAMES = (*(_frame_name(f) for f in registry.INPUTS if not _fund_keyed(f) and f.stem not in STATE_STEMS),
                 "price_history")
 # Reference files resolved against the warehouse history in ingest (targets are streamed by
@@ -180,6 +180,7 @@ def ingest(run: NightlyRun, shards: int | None = None) -> NightPlan:
         _fund_state_facts(conn, run.as_of, night, frames.get("executions"))
         night["recent_buys"] = history.recent_buys(conn, run.as_of)
         night["open_harvests"] = history.open_harvests(conn, run.as_of)
+        night["recent_rejections"] = history.recent_rejections(conn, run.as_of)
     if night["ref_funds"].empty:
         raise landing.StructuralError(
             "funds.csv", "not in this date's folder and no earlier version is in the warehouse "
@@ -423,6 +424,7 @@ def shard_night_inputs(run: NightlyRun, shard: int, frames: dict[str, pd.DataFra
     carried = {"blocked": run.workspace.get(f"s{shard}/blocked"), "recent_loss_sales": frames["recent_loss_sales"],
                "model_targets": night.get("ref_model_targets"), "previous_state": frames.get("previous_state"),
                "approved": frames.get("approved"), "executions": frames.get("executions"),
+               "recent_rejections": frames.get("recent_rejections"),
                "recent_buys": frames.get("recent_buys"), "open_harvests": frames.get("open_harvests"),
                "tracking_history": frames.get("tracking_history"), "price_history": night.get("price_history")}
     return night_inputs(files, carried)

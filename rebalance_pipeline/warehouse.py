@@ -24,11 +24,11 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core import lifecycle
 from rebalance_core.inputs import INPUTS
 from rebalance_core.schema import (
     APPROVED,
     AWAITING_PERSON,
-    FIRST_APPROVAL,
     PENDING,
     PENDING_SECOND,
     REJECTED,
@@ -350,11 +350,6 @@ class FourEyesError(ReviewError):
     """The second approval of a proposal was asked of the person who gave its first."""
 
 
-def _same_person(a: str | None, b: str | None) -> bool:
-    # Names as typed (CLI) or as the identity provider spells them (UI): "Alice" is "alice".
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
-
-
 def four_eyes_threshold(conn: Connection, fund_id: str, as_of: dt.date):
     """The fund's ``second_approval_notional`` in force on ``as_of`` (None: one approval is enough)."""
     return conn.execute(sa.text(
@@ -367,6 +362,14 @@ def gross_notional(conn: Connection, proposal_id: str, as_of: dt.date):
     return conn.execute(sa.text(
         "SELECT coalesce(sum(notional), 0) FROM rebalance.proposal_trade WHERE proposal_id = :id AND as_of_date = :d"),
         {"id": proposal_id, "d": as_of}).scalar_one()
+
+
+def approval_twins(conn: Connection, proposal_ids: list[str]) -> pd.DataFrame:
+    """Per proposal that has one, its twin: the fund's latest other proposal of the same date
+    or later in a state that approves its drift (``lifecycle.TWIN_STATES``). proposal_id,
+    twin_id, twin_date, twin_status."""
+    return read_frame(conn, query_sql("approval_twins"),
+                      {"ids": list(proposal_ids), "twin_states": list(lifecycle.TWIN_STATES)})
 
 
 def decide(engine: Engine, proposal_id: str, decision: str, by: str, note: str | None = None,
@@ -418,7 +421,7 @@ def _check_decision(decision: str, by: str, proposal_id: str | None, note: str |
         raise ReviewError("a decision needs the reviewer's name")
     if any("\x00" in (text or "") for text in (by, proposal_id, note)):
         raise ReviewError("a NUL character cannot be part of a proposal id, a name or a note")
-    if (by or "").strip().lower().startswith("rule:"):
+    if lifecycle.is_rule_name(by):
         # The audit tells rule approvals (channel 'rule', V011) from people's by this prefix.
         raise ReviewError(f"reviewer name {by.strip()!r} is reserved: names starting with 'rule:' mark decisions "
                           "taken by a rule")
@@ -429,6 +432,7 @@ _STATE_COLUMNS = ("proposal_id, fund_id, as_of_date, status, reviewed_by, review
 
 
 def _decide_in(conn: Connection, proposal_id: str, decision: str, by: str, note: str | None, channel: str) -> dict:
+    """Look up the facts, ask the lifecycle (``rebalance_core.lifecycle.transition``), apply its answer."""
     found = conn.execute(sa.text("SELECT as_of_date, fund_id FROM rebalance.proposal WHERE proposal_id = :id"),
                          {"id": proposal_id}).first()
     if found is None:
@@ -440,6 +444,49 @@ def _decide_in(conn: Connection, proposal_id: str, decision: str, by: str, note:
         "WHERE proposal_id = :id FOR UPDATE"), {"id": proposal_id}).first()
     if row is None:
         raise ReviewError(f"proposal {proposal_id} was replaced by a rerun of its date; review the new one")
+    event = lifecycle.APPROVE if decision == APPROVED else lifecycle.REJECT
+    facts: dict = {}
+    twin = None
+    if event == lifecycle.APPROVE and row.status in AWAITING_PERSON:
+        twins = approval_twins(conn, [proposal_id])
+        twin = twins.iloc[0] if len(twins) else None
+        if row.status == PENDING:
+            threshold = four_eyes_threshold(conn, found.fund_id, found.as_of_date)
+            gross = gross_notional(conn, proposal_id, found.as_of_date) if threshold is not None else None
+            facts = {"gross": gross, "threshold": threshold}
+    try:
+        step = lifecycle.transition(row.status, event, by=by, first_approved_by=row.first_approved_by,
+                                    twin=twin is not None, **facts)
+    except lifecycle.IllegalTransition:
+        raise ReviewError(_refusal(conn, proposal_id, found, row, decision)) from None
+    except lifecycle.FourEyesViolation:
+        raise FourEyesError(
+            f"proposal {proposal_id} needs a second approval by someone other than {row.first_approved_by}, "
+            f"who gave the first at {row.first_approved_at:%Y-%m-%d %H:%M %Z} (four eyes); ask another reviewer"
+        ) from None
+    except lifecycle.TwinApproval:
+        how = "approved" if twin.twin_status == APPROVED else "first-approved (awaiting its second approval)"
+        raise ReviewError(f"fund {found.fund_id} already has {how} proposal {twin.twin_id} for "
+                          f"{twin.twin_date}; approving {proposal_id} too would trade the same drift twice "
+                          "(reject one of them)") from None
+    except lifecycle.LifecycleError as exc:
+        raise ReviewError(f"proposal {proposal_id}: {exc}") from None
+    params = {"by": by, "note": note, "id": proposal_id}
+    if step.target == PENDING_SECOND:
+        state = conn.execute(sa.text(
+            "UPDATE rebalance.proposal SET status = :s, first_approved_by = :by, first_approved_at = now() "
+            f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": step.target}).mappings().one()
+        _audit(conn, proposal_id, step.audit, by, state["first_approved_at"], note, channel)
+        return {**state, "gross_notional": facts["gross"], "second_approval_notional": facts["threshold"]}
+    state = conn.execute(sa.text(
+        "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
+        f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": step.target}).mappings().one()
+    _audit(conn, proposal_id, step.audit, by, state["reviewed_at"], note, channel)
+    return dict(state)
+
+
+def _refusal(conn: Connection, proposal_id: str, found, row, decision: str) -> str:
+    """Why a proposal that no longer waits for a person cannot be decided, in words."""
     if row.status == SUPERSEDED:
         # Say what superseded it: the fund's latest later night (a newer proposal, or none).
         later = conn.execute(sa.text(query_sql("later_night")), {"f": found.fund_id, "d": found.as_of_date}).first()
@@ -448,43 +495,9 @@ def _decide_in(conn: Connection, proposal_id: str, decision: str, by: str, note:
                 if later.status == "blocked"
                 else f"newer proposal {later.proposal_id} of {later.as_of_date}" if later.proposal_id
                 else f"a later night: fund {found.fund_id} in band on {later.as_of_date}, no newer proposal")
-        raise ReviewError(f"proposal {proposal_id} is superseded by {what}; it cannot be {decision}")
-    if row.status not in AWAITING_PERSON:
-        raise ReviewError(f"proposal {proposal_id} was already {row.status} by {row.reviewed_by} "
-                          f"at {row.reviewed_at:%Y-%m-%d %H:%M %Z}")
-    if row.status == PENDING_SECOND and decision == APPROVED and _same_person(by, row.first_approved_by):
-        raise FourEyesError(
-            f"proposal {proposal_id} needs a second approval by someone other than {row.first_approved_by}, "
-            f"who gave the first at {row.first_approved_at:%Y-%m-%d %H:%M %Z} (four eyes); ask another reviewer")
-    if decision == APPROVED:
-        # A rerun of a reviewed date adds a fresh proposal beside the approved one; approving
-        # both would send the same drift to the market twice.
-        twin = conn.execute(sa.text(
-            "SELECT proposal_id, as_of_date, status FROM rebalance.proposal WHERE fund_id = :f "
-            "AND status IN (:approved, :second) AND as_of_date >= :d AND proposal_id <> :id "
-            "ORDER BY as_of_date DESC LIMIT 1"),
-            {"f": found.fund_id, "approved": APPROVED, "second": PENDING_SECOND, "d": found.as_of_date,
-             "id": proposal_id}).first()
-        if twin is not None:
-            how = "approved" if twin.status == APPROVED else "first-approved (awaiting its second approval)"
-            raise ReviewError(f"fund {found.fund_id} already has {how} proposal {twin.proposal_id} for "
-                              f"{twin.as_of_date}; approving {proposal_id} too would trade the same drift twice "
-                              "(reject one of them)")
-    params = {"by": by, "note": note, "id": proposal_id}
-    if decision == APPROVED and row.status == PENDING:
-        threshold = four_eyes_threshold(conn, found.fund_id, found.as_of_date)
-        gross = gross_notional(conn, proposal_id, found.as_of_date) if threshold is not None else None
-        if threshold is not None and gross > threshold:
-            state = conn.execute(sa.text(
-                "UPDATE rebalance.proposal SET status = :s, first_approved_by = :by, first_approved_at = now() "
-                f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": PENDING_SECOND}).mappings().one()
-            _audit(conn, proposal_id, FIRST_APPROVAL, by, state["first_approved_at"], note, channel)
-            return {**state, "gross_notional": gross, "second_approval_notional": threshold}
-    state = conn.execute(sa.text(
-        "UPDATE rebalance.proposal SET status = :s, reviewed_by = :by, reviewed_at = now(), review_note = :note "
-        f"WHERE proposal_id = :id RETURNING {_STATE_COLUMNS}"), {**params, "s": decision}).mappings().one()
-    _audit(conn, proposal_id, decision, by, state["reviewed_at"], note, channel)
-    return dict(state)
+        return f"proposal {proposal_id} is superseded by {what}; it cannot be {decision}"
+    at = f" at {row.reviewed_at:%Y-%m-%d %H:%M %Z}" if row.reviewed_at is not None else ""
+    return f"proposal {proposal_id} was already {row.status} by {row.reviewed_by}{at}"
 
 
 def _audit(conn: Connection, proposal_id: str, decision: str, by: str, at, note: str | None, channel: str) -> None:

@@ -217,7 +217,15 @@ def _compliance_night(regime: str, holdings: dict[str, tuple[float, float]], iss
         securities=pd.DataFrame({"security_id": list(holdings), "lot_size": 1.0, "asset_class": "equity",
                                  "tradable": True, "issuer": [issuers.get(s) for s in holdings]}))
     night = decide_night(AS_OF, inputs)
-    return night, night.compliance.set_index("rule")
+    # The holdings are judged too (proposal_id null, before = after = tonight's figure): the
+    # same "before" as the proposal's rows. The tests below read the proposal's rows.
+    on_holdings = night.compliance[night.compliance["proposal_id"].isna()].set_index("rule")
+    judged = night.compliance[night.compliance["proposal_id"].notna()].set_index("rule")
+    assert set(on_holdings.index) == set(judged.index)
+    assert (on_holdings["before_value"] == on_holdings["after_value"]).all()
+    assert (on_holdings["before_value"] == judged["before_value"].reindex(on_holdings.index)).all()
+    assert (on_holdings["action"] == "none").all()
+    return night, judged
 
 
 def test_ric_a_proposal_lifting_one_issuer_from_24_to_26_percent_is_blocked():

@@ -118,6 +118,18 @@ def test_tracking_and_compliance_through_the_night(engine, landing):
                  p=uc["proposal_id"])["security_id"]) == {"U2", "U3"}
     results = q(engine, "SELECT fund_id, proposal_id, rule, before_value, after_value, passed, action "
                         "FROM rebalance.compliance_result WHERE as_of_date = :d", d=D0)
+    # Every fund with a compliance setting is judged on its holdings too (proposal_id null,
+    # before = after): RIC at 24 % passes before its blocked trades, UC fails as it stands.
+    holdings = results[results["proposal_id"].isna()]
+    results = results[results["proposal_id"].notna()]
+    assert set(zip(holdings["fund_id"], holdings["rule"], strict=True)) == set(
+        zip(results["fund_id"], results["rule"], strict=True))
+    assert (holdings["before_value"] == holdings["after_value"]).all()
+    # The holdings' figure is the proposals' "before"; passed is judged on it.
+    before = results.set_index(["fund_id", "rule"])["before_value"]
+    assert (holdings.set_index(["fund_id", "rule"])["before_value"] == before.reindex(
+        holdings.set_index(["fund_id", "rule"]).index)).all()
+    assert set(holdings.loc[~holdings["passed"], "rule"]) == {"ucits_single_issuer_10"}
     assert set(zip(results["fund_id"], results["rule"], results["action"], strict=True)) == {
         ("RIC", "ric_single_issuer_25", "blocked"), ("RIC", "ric_5_50", "blocked"),
         ("UC", "ucits_single_issuer_10", "trimmed"), ("UC", "ucits_5_10_40", "trimmed")}

@@ -106,8 +106,8 @@ def test_the_queue_opens_on_what_needs_a_person_largest_drift_first(book, app):
     # 40,000 + 20,000 + 16,000 sold and bought (sum of the trades' notional, USD)
     assert [Decimal(i["gross_notional"]) for i in items["items"][:3]] == [40_000, 20_000, 16_000]
     assert "NOPX" in items["items"][3]["blocked_reason"]
-    assert items["counts"] == {"pending_review": 3, "pending_second_approval": 0, "blocked": 1, "auto_approved": 0,
-                               "approved_by_people": 0}
+    assert items["counts"] == {"pending_review": 3, "pending_second_approval": 0, "blocked": 1, "compliance": 0,
+                               "auto_approved": 0, "approved_by_people": 0}
     assert items["total"] == 4
     assert 'id="queue-total"' in page.text and "76,000.00 USD" in page.text
     assert 'name="proposal_id"' not in page.text and "approve-filter" not in page.text   # a viewer decides nothing

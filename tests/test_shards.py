@@ -29,7 +29,7 @@ TABLES = {
     "proposal_trade": "proposal_id, security_id", "proposal_trade_lot": "proposal_id, security_id, lot_id",
     "position": "source_row", "price": "source_row", "cash_balance": "source_row", "tax_lot": "source_row",
     "flow": "source_row", "target_ref": "source_row", "validation_result": "dataset, \"check\"",
-    "fund_tracking": "fund_id", "compliance_result": "fund_id, rule", "index_level": "source_row",
+    "fund_tracking": "fund_id", "compliance_result": "fund_id, rule, proposal_id NULLS FIRST", "index_level": "source_row",
     "fund_shares": "source_row",
 }
 

@@ -22,7 +22,9 @@ from rebalance_pipeline.fund_states import fund_states, state_counts
 from rebalance_pipeline.warehouse import query_sql, read_frame
 
 FUND_STATUSES = ("proposed", "in_band", "blocked")
-QUEUE_STATUSES = (*AWAITING_PERSON, "blocked")
+# "compliance": a fund whose holdings fail a compliance rule tonight (review_queue_compliance.sql).
+QUEUE_STATUSES = (*AWAITING_PERSON, "blocked", "compliance")
+FUND_EXCEPTIONS = ("blocked", "compliance")   # queue items that are funds, not proposals
 QUEUE_PAGE_SIZE = 50
 
 # Column the user may sort by -> SQL expression (never user text).
@@ -243,27 +245,22 @@ def later_night_text(fund_id: str, later: dict | None) -> str | None:
 
 
 def prior_rejections(engine: Engine, proposal_ids: list[str]) -> pd.DataFrame:
-    """Per proposal, the latest earlier proposal of its fund with the same trades (same
-    fingerprint: the id's last part) that was rejected: ``rejected_id``, ``rejected_date``
-    (its night), ``rejected_by``, ``rejected_at``, ``rejected_note``."""
+    """Per proposal, the latest rejection of its fund and trigger it carries (stored with it by
+    its night, ``proposal.rejected_before_*``: rebalance_core.lifecycle.rejection_hints), with
+    ``same_trades`` (the rejected proposal had the very same trades). A proposal published
+    without that memory (before V016) is matched at read time by the same rule: the latest
+    rejected proposal of the fund and trigger of an earlier night. Columns: proposal_id,
+    rejected_id, rejected_date, rejected_by, rejected_at, rejected_note, trigger, same_trades."""
     if not proposal_ids:
         return pd.DataFrame(columns=["proposal_id", "rejected_id", "rejected_date", "rejected_by", "rejected_at",
-                                     "rejected_note"])
+                                     "rejected_note", "trigger", "same_trades"])
     with engine.connect() as conn:
-        return read_frame(conn,
-                          "SELECT DISTINCT ON (p.proposal_id) p.proposal_id, r.proposal_id AS rejected_id,"
-                          " r.as_of_date AS rejected_date, r.reviewed_by AS rejected_by,"
-                          " r.reviewed_at AS rejected_at, r.review_note AS rejected_note "
-                          "FROM rebalance.proposal p JOIN rebalance.proposal r ON r.fund_id = p.fund_id"
-                          " AND r.as_of_date < p.as_of_date AND r.status = 'rejected'"
-                          " AND substring(r.proposal_id from '-([0-9a-f]{12})$')"
-                          " = substring(p.proposal_id from '-([0-9a-f]{12})$') "
-                          "WHERE p.proposal_id = ANY(:ids) ORDER BY p.proposal_id, r.as_of_date DESC",
-                          {"ids": list(proposal_ids)})
+        return read_frame(conn, query_sql("prior_rejections"), {"ids": list(proposal_ids)})
 
 
 def rejection_text(rejected: dict | None) -> str | None:
-    """"rejected on <date> by <who>: <note>" for a proposal whose same trades were rejected before."""
+    """"<what> rejected on <date> by <who>: <note>" for a proposal whose fund and trigger had a
+    proposal rejected before (the same trades, or others)."""
     if not rejected:
         return None
     from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
@@ -271,7 +268,10 @@ def rejection_text(rejected: dict | None) -> str | None:
     at = rejected.get("rejected_at")
     day = pd.Timestamp(at).tz_convert(SCHEDULE_TIMEZONE).date() if at is not None and not pd.isna(at) else "?"
     note = rejected.get("rejected_note")
-    return (f"the same trades were rejected on {day} by {rejected.get('rejected_by')}"
+    trigger = rejected.get("trigger")
+    what = ("the same trades were" if rejected.get("same_trades")
+            else f"a {trigger} proposal of this fund was" if trigger else "a proposal of this fund was")
+    return (f"{what} rejected on {day} by {rejected.get('rejected_by')}"
             + (f": {note}" if note else " (no note)")
             + f" (proposal {rejected.get('rejected_id')} of {rejected.get('rejected_date')})")
 
@@ -347,13 +347,15 @@ QUEUE_ORDER = "max_abs_drift DESC NULLS LAST, fund_id, proposal_id"
 
 
 def _items(select: str, top: bool = False) -> str:
-    """``WITH items AS (<queue proposals> UNION ALL <blocked funds>) <select>``. ``top``: each
-    part only its first ``:top`` rows in queue order (a page needs no more: the proposals are
-    then read straight from proposal_queue_idx instead of sorting every pending one)."""
-    parts = [query_sql("review_queue_proposals"), query_sql("review_queue_blocked")]
+    """``WITH items AS (<queue proposals> UNION ALL <blocked funds> UNION ALL <compliance
+    exceptions>) <select>``. ``top``: each part only its first ``:top`` rows in queue order (a
+    page needs no more: the proposals are then read straight from proposal_queue_idx instead
+    of sorting every pending one)."""
+    parts = [query_sql("review_queue_proposals"), query_sql("review_queue_blocked"),
+             query_sql("review_queue_compliance")]
     if top:
         parts = [f"({part} ORDER BY {QUEUE_ORDER} LIMIT :top)" for part in parts]
-    return f"WITH items AS ({parts[0]} UNION ALL {parts[1]}) {select}"
+    return f"WITH items AS ({' UNION ALL '.join(parts)}) {select}"
 
 
 @dataclass
@@ -390,6 +392,8 @@ def queue_totals(conn, flt: QueueFilter) -> pd.DataFrame:
                       f"FROM ({query_sql('review_queue_proposals')}) p GROUP BY status, base_currency "
                       "UNION ALL SELECT 'blocked', 'blocked', NULL, count(*), NULL "
                       f"FROM ({query_sql('review_queue_blocked')}) b HAVING count(*) > 0 "
+                      "UNION ALL SELECT 'compliance', 'compliance', NULL, count(*), NULL "
+                      f"FROM ({query_sql('review_queue_compliance')}) c HAVING count(*) > 0 "
                       "ORDER BY kind DESC, status, base_currency", flt.params)
 
 

@@ -19,7 +19,7 @@ import math
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -179,8 +179,8 @@ def parse_number(name: str, value: str | None, scale: float = 1.0) -> float | No
 
 
 # ------------------------------------------------------------------ rendering
-def is_blank(value) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+is_blank = formatting.is_blank   # one definition (rebalance_pipeline.formatting)
+records = formatting.records
 
 
 # One formatting policy with the CLI and the HTML report (rebalance_pipeline.formatting).
@@ -204,10 +204,6 @@ def render(request: Request, user, may_decide: bool, template: str, context: dic
         **context, "user_name": user.get_name(), "may_decide": may_decide, "url_for": path_for(request),
         "csrf_token": csrf.issue(secret_key(), str(user.get_id()), session=session_id(request)) if may_decide else None,
     }, status_code=status_code)
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (None if is_blank(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def jsonable(value):

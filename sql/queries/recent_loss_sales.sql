@@ -1,11 +1,10 @@
--- Approved sells at a loss in the 30 days before the date: buying the security again now
--- would be a wash sale. One row per (fund, security).
-SELECT DISTINCT p.fund_id, t.security_id
+-- Approved sells in the 30 days before the date, with their realized gain: which of them are
+-- loss sales (that a buy now would wash) is the core's rule (rebalance_core.tax_lots.is_loss_sale).
+SELECT p.as_of_date, p.fund_id, t.security_id, t.side, t.est_realized_gain
 FROM rebalance.proposal_trade t
 JOIN rebalance.proposal p USING (proposal_id)
 WHERE p.status = 'approved'
   AND t.side = 'SELL'
-  AND t.est_realized_gain < 0
   AND p.as_of_date >= :start
   AND p.as_of_date < :d
   AND t.as_of_date >= :start

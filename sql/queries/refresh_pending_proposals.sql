@@ -1,4 +1,4 @@
--- A pending proposal of the date that tonight's run finds again (same id: the same trades)
+-- A pending proposal of the date (:replaceable, rebalance_core.lifecycle.RERUN_REPLACEABLE) that tonight's run finds again (same id: the same trades)
 -- stays where it is, with tonight's figures: no delete and insert (each deleted proposal
 -- costs a foreign-key probe of the review audit and the export ledger), and it keeps the
 -- time it was first published (approval latency counts from there).
@@ -10,9 +10,12 @@ SET trigger = s.trigger, nav = s.nav, turnover = s.turnover, est_cost = s.est_co
     wash_sale_trades = s.wash_sale_trades, est_harvested_loss = s.est_harvested_loss,
     restriction_note = s.restriction_note, tax_trade_count = s.tax_trade_count, compliance_note = s.compliance_note,
     in_kind_unrealized_gain = s.in_kind_unrealized_gain, gross_notional = coalesce(s.gross_notional, 0),
-    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id
+    base_currency = s.base_currency, max_abs_drift = s.max_abs_drift, policy = s.policy, model_id = s.model_id,
+    rejected_before_proposal_id = s.rejected_before_proposal_id, rejected_before_date = s.rejected_before_date,
+    rejected_before_by = s.rejected_before_by, rejected_before_at = s.rejected_before_at,
+    rejected_before_note = s.rejected_before_note
 FROM rebalance.proposal_stage s
 WHERE s.run_id = :r
   AND s.proposal_id = p.proposal_id
   AND p.as_of_date = :d
-  AND p.status = 'pending_review'
+  AND p.status = ANY(CAST(:replaceable AS text[]))

@@ -1,6 +1,7 @@
 """The exception queue (``/``): what needs a person today, and bulk decisions by filter.
 
-Proposals waiting for a first or a second approval and the funds blocked on the latest night
+Proposals waiting for a first or a second approval, the funds blocked on the latest night and
+those whose holdings fail a compliance rule that night
 (``queries.queue_page``), largest drift first, 50 a page, filtered by status, model, policy,
 base currency and size (gross notional in the fund's base currency, or turnover). A bulk
 decision by filter is counted first (``/queue/confirm``: how many proposals, what gross
@@ -122,8 +123,9 @@ def _gross(totals) -> list[tuple[str, object]]:
 
 def _count(engine, flt: queries.QueueFilter) -> tuple[list[str], dict]:
     """The proposals a bulk decision by filter would decide, and what the confirmation says."""
-    if flt.status == "blocked":
-        raise HTTPException(422, "blocked funds have no proposal to decide; choose a proposal status")
+    if flt.status in queries.FUND_EXCEPTIONS:
+        raise HTTPException(422, f"{flt.status} exceptions are funds, with no proposal to decide; choose a proposal "
+                                 "status")
     frame = queries.queue_proposals(engine, flt, MAX_BULK_FILTER + 1)
     if len(frame) > MAX_BULK_FILTER:
         raise HTTPException(422, f"the filter selects more than {MAX_BULK_FILTER:,} proposals; one bulk decision "
