@@ -158,10 +158,11 @@ def night_rows(url: str, as_of: dt.date) -> dict[str, tuple[str, int]]:
 def floor_copy_seconds(url: str, tables: dict[str, tuple[str, int]], binary: bool = False) -> float:
     """COPY exactly the night's rows (read out first, in the same format) into tables of
     the same columns without indexes or constraints, one transaction; seconds of the COPY."""
-    import psycopg2
+    import sqlalchemy as sa
 
     fmt = "(FORMAT binary)" if binary else ""
-    conn = psycopg2.connect(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    conn = engine.raw_connection()
     try:
         buffers = {}
         with conn.cursor() as cur:
@@ -183,6 +184,7 @@ def floor_copy_seconds(url: str, tables: dict[str, tuple[str, int]], binary: boo
         conn.commit()
     finally:
         conn.close()
+        engine.dispose()
     return elapsed
 
 
@@ -201,6 +203,7 @@ def part_night(args, rows: list[dict], report: dict) -> None:
             run = checked(timed_process([sys.executable, str(ROOT / "bench" / "bench_nightly.py"), "--runs", "2",
                                          "--no-morning", "--child", db.url, str(landing)]), "the night")
             child = json.loads(run["stdout"].strip().splitlines()[-1])
+            print(f"  night child: {json.dumps(child)}", flush=True)
             tables = night_rows(db.url, AS_OF)
             floor = [floor_copy_seconds(db.url, tables) for _ in range(2)]
             floor_binary = [floor_copy_seconds(db.url, tables, binary=True) for _ in range(2)]
