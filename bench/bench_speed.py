@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2014, 1, 2)
 PARTS = ("night", "fixed", "replay", "cvx")
+REPLAY_BOOKS = ("small", "small-no-validate", "big", "tiny")
 
 
 # --------------------------------------------------------------------- processes
@@ -391,28 +392,36 @@ def part_replay(args, rows: list[dict], report: dict) -> None:
     big = sample_landing(args.replay_funds, args.replay_holdings, days)
     small = sample_landing(args.small_funds, args.small_holdings, days)
     tiny = sample_landing(1, 5, days)
-    out = {}
-    out["tiny_1day"] = simulate_median(tiny, 1, max(args.repeat, 3))
-    out["tiny"] = simulate_median(tiny, days, args.repeat)
-    out["small"] = simulate_median(small, days, args.repeat)
-    out["small_no_validate"] = simulate_median(small, days, args.repeat, ("--no-validate",))
-    out["big"] = simulate_median(big, days, args.repeat)
-    per_day = (out["tiny"]["wall"] - out["tiny_1day"]["wall"]) / (days - 1)
-    per_day_cpu = (out["tiny"]["cpu"] - out["tiny_1day"]["cpu"]) / (days - 1)
-    rows.append(_row("replay: `rebalance simulate` (goal <= 60 s)", f"{args.replay_funds:,} x {args.replay_holdings}"
-                     f" x {days} days", out["big"]["wall"], out["big"]["rss_mib"], None, "-", out["big"]["cpu"]))
-    rows.append(_row("replay of the small book", f"{args.small_funds} x {args.small_holdings} x {days} days",
-                     out["small"]["wall"], out["small"]["rss_mib"], None, "-", out["small"]["cpu"]))
-    rows.append(_row("  the same without the checks (--no-validate)", "", out["small_no_validate"]["wall"],
-                     out["small_no_validate"]["rss_mib"], out["small_no_validate"]["wall"] / out["small"]["wall"],
-                     "with checks", out["small_no_validate"]["cpu"]))
-    rows.append(_row("replay of one fund (the per-day fixed cost)", f"1 x 5 x {days} days", out["tiny"]["wall"],
-                     out["tiny"]["rss_mib"], None, "-", out["tiny"]["cpu"]))
-    rows.append(_row("  the same over one day (the process's fixed cost)", "1 x 5 x 1 day", out["tiny_1day"]["wall"],
-                     out["tiny_1day"]["rss_mib"], None, "-", out["tiny_1day"]["cpu"]))
-    rows.append(_row("  per-day overhead of a replay (goal < 0.05 s)", "per day", per_day, None, None, "-",
-                     per_day_cpu))
-    report["replay"] = {**out, "days": days, "per_day_overhead_s": per_day, "per_day_overhead_cpu_s": per_day_cpu}
+    books = args.replay_books
+    out = report["replay"] = {"days": days}
+    if "small" in books:
+        out["small"] = simulate_median(small, days, args.repeat)
+        rows.append(_row("replay of the small book", f"{args.small_funds} x {args.small_holdings} x {days} days",
+                         out["small"]["wall"], out["small"]["rss_mib"], None, "-", out["small"]["cpu"]))
+    if "small-no-validate" in books:
+        out["small_no_validate"] = simulate_median(small, days, args.repeat, ("--no-validate",))
+        anchor = out.get("small")
+        rows.append(_row("  the same without the checks (--no-validate)", "", out["small_no_validate"]["wall"],
+                         out["small_no_validate"]["rss_mib"],
+                         out["small_no_validate"]["wall"] / anchor["wall"] if anchor else None, "with checks",
+                         out["small_no_validate"]["cpu"]))
+    if "big" in books:
+        out["big"] = simulate_median(big, days, args.repeat)
+        rows.append(_row("replay: `rebalance simulate` (goal <= 60 s)", f"{args.replay_funds:,} x "
+                         f"{args.replay_holdings} x {days} days", out["big"]["wall"], out["big"]["rss_mib"], None, "-",
+                         out["big"]["cpu"]))
+    if "tiny" in books:
+        out["tiny_1day"] = simulate_median(tiny, 1, max(args.repeat, 3))
+        out["tiny"] = simulate_median(tiny, days, args.repeat)
+        per_day = (out["tiny"]["wall"] - out["tiny_1day"]["wall"]) / (days - 1)
+        per_day_cpu = (out["tiny"]["cpu"] - out["tiny_1day"]["cpu"]) / (days - 1)
+        rows.append(_row("replay of one fund (the per-day fixed cost)", f"1 x 5 x {days} days", out["tiny"]["wall"],
+                         out["tiny"]["rss_mib"], None, "-", out["tiny"]["cpu"]))
+        rows.append(_row("  the same over one day (the process's fixed cost)", "1 x 5 x 1 day",
+                         out["tiny_1day"]["wall"], out["tiny_1day"]["rss_mib"], None, "-", out["tiny_1day"]["cpu"]))
+        rows.append(_row("  per-day overhead of a replay (goal < 0.05 s)", "per day", per_day, None, None, "-",
+                         per_day_cpu))
+        out.update(per_day_overhead_s=per_day, per_day_overhead_cpu_s=per_day_cpu)
 
 
 def part_cvx(args, rows: list[dict], report: dict) -> None:
@@ -466,6 +475,8 @@ def main() -> None:
     parser.add_argument("--replay-days", type=int, default=252)
     parser.add_argument("--replay-funds", type=int, default=1_000)
     parser.add_argument("--replay-holdings", type=int, default=100)
+    parser.add_argument("--replay-books", nargs="+", choices=REPLAY_BOOKS, default=list(REPLAY_BOOKS),
+                        help="which replays: the big book, the small one (with and without checks), one fund")
     parser.add_argument("--small-funds", type=int, default=4)
     parser.add_argument("--small-holdings", type=int, default=12)
     parser.add_argument("--json", type=Path, default=None,
