@@ -156,9 +156,11 @@ def night_rows(url: str, as_of: dt.date) -> dict[str, tuple[str, int]]:
     return out
 
 
-def floor_copy_seconds(url: str, tables: dict[str, tuple[str, int]], binary: bool = False) -> float:
+def floor_copy_seconds(url: str, tables: dict[str, tuple[str, int]], binary: bool = False,
+                       by_table: dict[str, float] | None = None) -> float:
     """COPY exactly the night's rows (read out first, in the same format) into tables of
-    the same columns without indexes or constraints, one transaction; seconds of the COPY."""
+    the same columns without indexes or constraints, one transaction; seconds of the COPY
+    (and, into ``by_table``, each table's)."""
     import sqlalchemy as sa
 
     fmt = "(FORMAT binary)" if binary else ""
@@ -177,7 +179,10 @@ def floor_copy_seconds(url: str, tables: dict[str, tuple[str, int]], binary: boo
         start = time.perf_counter()
         with conn.cursor() as cur:
             for name, buffer in buffers.items():
+                started = time.perf_counter()
                 cur.copy_expert(f"COPY bench_floor.{name} FROM STDIN {fmt}", buffer)
+                if by_table is not None:
+                    by_table[name] = min(by_table.get(name, float("inf")), time.perf_counter() - started)
         conn.commit()
         elapsed = time.perf_counter() - start
         with conn.cursor() as cur:
@@ -206,13 +211,15 @@ def part_night(args, rows: list[dict], report: dict) -> None:
             child = json.loads(run["stdout"].strip().splitlines()[-1])
             print(f"  night child: {json.dumps(child)}", flush=True)
             tables = night_rows(db.url, AS_OF)
-            floor = [floor_copy_seconds(db.url, tables) for _ in range(2)]
+            floor_by_table: dict[str, float] = {}
+            floor = [floor_copy_seconds(db.url, tables, by_table=floor_by_table) for _ in range(2)]
             floor_binary = [floor_copy_seconds(db.url, tables, binary=True) for _ in range(2)]
             samples.append({"first": child["runs"][0]["seconds"], "rerun": child["runs"][1]["seconds"],
                             "first_cpu": child["runs"][0]["cpu_seconds"], "rerun_cpu": child["runs"][1]["cpu_seconds"],
                             "steps": [r["steps"] for r in child["runs"]], "input_copy": input_copy,
                             "floor": min(floor), "floor_binary": min(floor_binary), "rss_mib": run["rss_mib"],
-                            "process": run["wall"], "tables": {k: v[1] for k, v in tables.items()}})
+                            "process": run["wall"], "tables": {k: v[1] for k, v in tables.items()},
+                            "floor_by_table_s": {k: round(v, 3) for k, v in floor_by_table.items()}})
             print(f"  night: first {samples[-1]['first']:.2f} s, rerun {samples[-1]['rerun']:.2f} s, floor "
                   f"{samples[-1]['floor']:.2f} s (binary {samples[-1]['floor_binary']:.2f} s), input COPY "
                   f"{input_copy:.2f} s, steps {samples[-1]['steps']}", flush=True)
