@@ -206,7 +206,8 @@ def part_night(args, rows: list[dict], report: dict) -> None:
 
             warehouse.migrate(warehouse.get_engine(db.url))
             input_copy = baseline_copy_seconds(db.url, landing / AS_OF.isoformat())
-            run = checked(timed_process([sys.executable, str(ROOT / "bench" / "bench_nightly.py"), "--runs", "2",
+            run = checked(timed_process([sys.executable, str(ROOT / "bench" / "bench_nightly.py"), "--runs",
+                                         str(args.night_runs),
                                          "--no-morning", "--child", db.url, str(landing)]), "the night")
             child = json.loads(run["stdout"].strip().splitlines()[-1])
             print(f"  night child: {json.dumps(child)}", flush=True)
@@ -214,8 +215,9 @@ def part_night(args, rows: list[dict], report: dict) -> None:
             floor_by_table: dict[str, float] = {}
             floor = [floor_copy_seconds(db.url, tables, by_table=floor_by_table) for _ in range(2)]
             floor_binary = [floor_copy_seconds(db.url, tables, binary=True) for _ in range(2)]
-            samples.append({"first": child["runs"][0]["seconds"], "rerun": child["runs"][1]["seconds"],
-                            "first_cpu": child["runs"][0]["cpu_seconds"], "rerun_cpu": child["runs"][1]["cpu_seconds"],
+            runs = child["runs"] if len(child["runs"]) > 1 else child["runs"] * 2   # no rerun asked: the first
+            samples.append({"first": runs[0]["seconds"], "rerun": runs[1]["seconds"],
+                            "first_cpu": runs[0]["cpu_seconds"], "rerun_cpu": runs[1]["cpu_seconds"],
                             "steps": [r["steps"] for r in child["runs"]], "input_copy": input_copy,
                             "floor": min(floor), "floor_binary": min(floor_binary), "rss_mib": run["rss_mib"],
                             "process": run["wall"], "tables": {k: v[1] for k, v in tables.items()},
@@ -497,6 +499,8 @@ def main() -> None:
     parser.add_argument("--funds", type=int, default=10_000)
     parser.add_argument("--holdings", type=int, default=100)
     parser.add_argument("--securities", type=int, default=5_000)
+    parser.add_argument("--night-runs", type=int, default=2, choices=(1, 2),
+                        help="2: the night and a rerun of its date; 1: the night only (the rerun row repeats it)")
     parser.add_argument("--fixed-runs", type=int, default=3, help="one-fund nights timed as whole processes")
     parser.add_argument("--replay-days", type=int, default=252)
     parser.add_argument("--replay-funds", type=int, default=1_000)
