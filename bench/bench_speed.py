@@ -335,8 +335,10 @@ def part_fixed(args, rows: list[dict], report: dict) -> None:
     for label, measured in alone.items():
         rows.append(_row(f"  a process that does only: {label}", "-", measured["wall"], None, None, "-",
                          measured["cpu"]))
-    rows.append(_row("  everything but GX's import, in CPU s (goal <= 1.5 s)", "-", cpu - alone[
-        "import great_expectations"]["cpu"] + alone["python -c pass"]["cpu"], None, None, "-"))
+    # GX's own share: its import after the CLI's (pandas, numpy already in), as a night imports it.
+    gx_cpu = steps.get("import great_expectations (CPU)", float("nan"))
+    rows.append(_row("  everything but GX's import, CPU s: whole night less GX's import in it (goal <= 1.5 s)",
+                     "-", cpu - gx_cpu, None, None, "-", cpu - gx_cpu))
     for name, seconds in steps.items():
         if not name.endswith(" (CPU)"):
             rows.append(_row(f"  in-process: {name}", "-", seconds, None, None, "-", steps.get(f"{name} (CPU)")))
