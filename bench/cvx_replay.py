@@ -29,6 +29,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.csv as pa_csv  # noqa: E402
 
+CASH = "CASH"  # the pseudo security id of a fund's cash in targets.csv (rebalance_core.schema.CASH)
+
 
 def read_csv(path: Path) -> pd.DataFrame:
     return pa_csv.read_csv(path).to_pandas()
@@ -55,6 +57,7 @@ def main() -> None:
                    and args.date_from <= p.name <= args.date_to)
     first = args.landing / dates[0]
     targets = read_csv(first / "targets.csv")
+    targets = targets[targets["security_id"] != CASH]   # targets.csv's cash row: cvxportfolio's cash is the rest
     positions = read_csv(first / "positions.csv")
     cash = read_csv(first / "cash.csv")
     universe = sorted(set(targets["security_id"]) | set(positions["security_id"]))
