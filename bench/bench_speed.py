@@ -338,7 +338,7 @@ def part_fixed(args, rows: list[dict], report: dict) -> None:
     # GX's own share: its import after the CLI's (pandas, numpy already in), as a night imports it.
     gx_cpu = steps.get("import great_expectations (CPU)", float("nan"))
     rows.append(_row("  everything but GX's import, CPU s: whole night less GX's import in it (goal <= 1.5 s)",
-                     "-", cpu - gx_cpu, None, None, "-", cpu - gx_cpu))
+                     "-", None, None, None, "-", cpu - gx_cpu))
     for name, seconds in steps.items():
         if not name.endswith(" (CPU)"):
             rows.append(_row(f"  in-process: {name}", "-", seconds, None, None, "-", steps.get(f"{name} (CPU)")))
@@ -478,9 +478,9 @@ def part_cvx(args, rows: list[dict], report: dict) -> None:
 
 
 # --------------------------------------------------------------------- output
-def _row(what: str, size: str, seconds: float, rss: float | None, ratio: float | None, anchor: str,
+def _row(what: str, size: str, seconds: float | None, rss: float | None, ratio: float | None, anchor: str,
          cpu: float | None = None) -> dict:
-    return {"what": what, "size": size, "wall_s": round(seconds, 3), "cpu_s": None if cpu is None else round(cpu, 3),
+    return {"what": what, "size": size, "wall_s": None if seconds is None else round(seconds, 3), "cpu_s": None if cpu is None else round(cpu, 3),
             "peak_rss_mib": None if rss is None else round(rss),
             "ratio": None if ratio is None else round(ratio, 2), "anchor": anchor}
 
@@ -489,7 +489,7 @@ def print_table(rows: list[dict]) -> None:
     print("\n| what | size | wall s | CPU s | peak RSS MiB | ratio | anchor |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['what']} | {r['size']} | {r['wall_s']:.2f} | {'' if r['cpu_s'] is None else format(r['cpu_s'], '.2f')}"
+        print(f"| {r['what']} | {r['size']} | {'' if r['wall_s'] is None else format(r['wall_s'], '.2f')} | {'' if r['cpu_s'] is None else format(r['cpu_s'], '.2f')}"
               f" | {'' if r['peak_rss_mib'] is None else r['peak_rss_mib']}"
               f" | {'' if r['ratio'] is None else format(r['ratio'], '.2f') + 'x'} | {r['anchor']} |")
 
