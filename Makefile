@@ -90,10 +90,30 @@ test-fast: venv
 
 ## bench: 10,000 funds x 100 holdings, then the wealth book of 100,000 x 20 on 20 models (wall time, peak
 ## memory, ratio to plain COPY, the review pages at that size)
-bench: venv
+## and the speed bench (bench/bench_speed.py, issue 18): the write floor and a rerun at 1M, the fixed cost of a
+## one-fund night, the replay of a year (1,000 x 100; 4 funds against cvxportfolio). Each run alone:
+##   make bench BENCH_RUNS=speed BENCH_PARTS="fixed replay"   (runs: nightly wealth speed; parts: night fixed
+##   replay cvx); BENCH_SPEED_ARGS="--repeat 3 --funds 1000" for sizes (python bench/bench_speed.py --help).
+BENCH_RUNS ?= nightly wealth speed
+BENCH_PARTS ?= night fixed replay cvx
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml requirements/constraints.txt
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[airflow,celery,dev,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP)
+ifneq (,$(filter nightly,$(BENCH_RUNS)))
 	$(BIN)/python bench/bench_nightly.py $(BENCH_ARGS)
+endif
+ifneq (,$(filter wealth,$(BENCH_RUNS)))
 	@echo "== the wealth book: 100,000 accounts x 20 holdings on 20 models (restrictions, harvesting)"
 	$(BIN)/python bench/bench_nightly.py --funds 100000 --holdings 20 --models 20 $(BENCH_WEALTH_ARGS)
+endif
+ifneq (,$(filter speed,$(BENCH_RUNS)))
+	@echo "== speed: $(BENCH_PARTS) (figures in $(REBALANCE_HOME)/bench/)"
+	$(BIN)/python bench/bench_speed.py --parts $(BENCH_PARTS) $(BENCH_SPEED_ARGS)
+endif
 
 lint: venv
 	$(BIN)/ruff check .

@@ -99,9 +99,10 @@ def child(url: str, landing: Path, runs: int, shards: int | None, morning: bool 
             if name == "ingest":
                 step_times["n"] = result.shards
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         report = steps.run_nightly(AS_OF, landing, engine, on_step=on_step, shards=shards)
-        timings.append({"seconds": time.perf_counter() - start, "steps": step_times, "shards": step_times.get("n"),
+        timings.append({"seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu_start,
+                        "steps": step_times, "shards": step_times.get("n"),
                         "proposed": report.proposed, "trades": report.trades, "funds": report.funds})
     mornings = morning_timings(engine, Path(landing).parent / "bench-outbox",
                                Path(landing).parent / "bench-reports") if morning else None
@@ -109,6 +110,14 @@ def child(url: str, landing: Path, runs: int, shards: int | None, morning: bool 
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(json.dumps({"runs": timings, "morning": mornings, "process_seconds": time.perf_counter() - process_start,
                       "peak_gib": peak / 1024 / 1024}))
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its children reaped so far (the
+    shard workers, once their pool is shut down): on a shared machine, less sensitive to
+    load than the wall time."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def review_page_timings(engine) -> dict:
