@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rebalance_core import lifecycle
 from rebalance_core.calendar import DEFAULT_CALENDAR, sessions_after
 
 # The one declaration of the state's columns: the core, the warehouse table and the replay use it.
@@ -58,7 +59,12 @@ EXECUTION_COLUMNS = ["fund_id", "proposal_id", "security_id", "side", "quantity"
 FILLED, CANCELLED = "filled", "cancelled"
 EXECUTION_STATUSES = (FILLED, CANCELLED)
 SOURCE_FILE, SOURCE_OPERATOR, SOURCE_POSITIONS, SOURCE_EXPIRY = "file", "operator", "positions", "expiry"
-OUTCOME_EXECUTED, OUTCOME_CANCELLED, OUTCOME_EXPIRED = "executed", "cancelled", "expired"
+# How an approval's wait ended: the lifecycle's moves out of ``approved`` (rebalance_core.lifecycle:
+# execute -> executed, expire -> expired); "cancelled" is an execute whose every order the desk
+# cancelled (the proposal is done, nothing was traded).
+OUTCOME_EXECUTED = lifecycle.transition(lifecycle.APPROVED, lifecycle.EXECUTE).target
+OUTCOME_EXPIRED = lifecycle.transition(lifecycle.APPROVED, lifecycle.EXPIRE).target
+OUTCOME_CANCELLED = "cancelled"
 
 # An approval never executed stops blocking its fund after this many business days after the
 # proposal's date (funds.csv ``execution_expiry_days``): a desk executes approved orders the

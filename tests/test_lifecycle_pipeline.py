@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from conftest import record_export, small_landing, write
+from conftest import small_landing, write, write_executions
 from typer.testing import CliRunner
 
 from rebalance_pipeline import steps
@@ -148,10 +148,12 @@ def test_a_rejection_comes_back_with_other_quantities_and_carries_who_when_and_t
     # A later approval of the trigger ends the memory: the night after carries no hint.
     decide(engine, again, "approved", "ops.ann")
     third = NEXT + dt.timedelta(days=1)
-    small_landing(landing, third, with_reference=False)
-    record_export(engine, again, "2014-01-06 12:00+00")   # the approved orders went out: not awaiting execution
+    folder = small_landing(landing, third, with_reference=False)
+    write_executions(engine, folder, [again])   # the desk filled its orders: not awaiting execution
     steps.run_nightly(third, landing, engine)
-    hints = q(engine, "SELECT rejected_before_proposal_id FROM rebalance.proposal WHERE as_of_date = :d", d=third)
+    hints = q(engine, "SELECT fund_id, rejected_before_proposal_id FROM rebalance.proposal WHERE as_of_date = :d",
+              d=third)
+    assert "F1" in set(hints["fund_id"]), "F1 still drifts 70/30: it proposes again"
     assert hints["rejected_before_proposal_id"].isna().all()
 
 

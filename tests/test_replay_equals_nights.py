@@ -5,8 +5,9 @@ A sample wealth book with every extension on (models and a model change, restric
 lots and harvests, an index ETF with baskets, an index event and shares outstanding, a fund
 with a compliance rule and a tracking limit, flows, straight-through and four-eyes funds).
 The nightly side is ``run_nightly`` on PostgreSQL; between nights every proposal is approved
-(two people where four eyes apply) and the next date's positions, cash and lots are written
-as the previous date's after the approved trades, computed from the warehouse's rows. The
+(two people where four eyes apply), the next date's folder gets the desk's executions.csv
+filling every order, and its positions, cash and lots are written as the previous date's
+after the approved trades, computed from the warehouse's rows. The
 replay (``rebalance simulate``) runs the same dates from the first date's book. Each night's
 fund statuses, triggers, NAVs, proposals and trades must be the same.
 """
@@ -18,7 +19,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import record_export
+from conftest import write_executions
 
 from rebalance_core.schema import APPROVED, PENDING, PENDING_SECOND
 from rebalance_pipeline import sample, steps, warehouse
@@ -33,9 +34,9 @@ def _q(engine, sql: str, **params) -> pd.DataFrame:
         return warehouse.read_frame(conn, sql, params)
 
 
-def _approve_everything(engine, as_of: dt.date) -> None:
-    """Every proposal of the night approved (a second person where four eyes apply), and its
-    orders sent to the desk that evening."""
+def _approve_everything(engine, as_of: dt.date) -> list[str]:
+    """Every proposal of the night approved (a second person where four eyes apply); the
+    approved proposals' ids."""
     for stage, by in ((PENDING, "alice"), (PENDING_SECOND, "bob")):
         pending = _q(engine, "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND status = :s",
                      d=as_of, s=stage)["proposal_id"]
@@ -43,10 +44,7 @@ def _approve_everything(engine, as_of: dt.date) -> None:
             warehouse.decide(engine, proposal_id, APPROVED, by)
     approved = _q(engine, "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND status = :s",
                   d=as_of, s=APPROVED)["proposal_id"]
-    for proposal_id in approved:
-        # A1: the desk's executions.csv (and positions of a later date) will say the orders are
-        # done; until then the old clock rule wants the export before the next close.
-        record_export(engine, proposal_id, f"{as_of.isoformat()} 22:00:00+00")
+    return approved.tolist()
 
 
 def _book_after(engine, landing, as_of: dt.date, next_day: dt.date) -> None:
@@ -119,9 +117,12 @@ def test_replayed_nights_equal_the_nightly_runs_when_every_proposal_is_executed(
     for as_of, next_day in zip(dates, [*dates[1:], None], strict=True):
         steps.run_nightly(as_of, landing, engine, shards=2)
         nights.append(_night(engine, as_of))
-        _approve_everything(engine, as_of)
+        approved = _approve_everything(engine, as_of)
         if next_day is not None:
             _book_after(engine, landing, as_of, next_day)
+            # The order desk reports every order filled at the proposed price the next day
+            # (executions.csv): the fund state closes the approvals, as the replay assumes.
+            write_executions(engine, landing / next_day.isoformat(), approved)
 
     result, _ = run_simulation(landing, dates[0], dates[-1], tmp_path / "sim", max_charts=0)
     seen = {"proposed": 0, "triggers": set()}
