@@ -1,4 +1,7 @@
-"""The DAGs through a real Airflow: import, lint, and `airflow dags test` on a real warehouse."""
+"""The DAGs through a real Airflow: import and `airflow dags test` on a real warehouse.
+
+(The Airflow 3 lint of dags/ and plugins/, ruff's AIR3 rules, runs in `make lint`.)
+"""
 
 from __future__ import annotations
 
@@ -63,13 +66,6 @@ print(json.dumps({
     assert info["retries"]["validate_shard"] == 0 and info["retries"]["ingest"] == 0
     assert info["retries"]["decide_shard"] == 1
     assert info["outlets"] == ["rebalance_proposals"]
-
-
-def test_ruff_airflow3_rules_pass():
-    ruff = shutil.which("ruff", path=str(BIN)) or shutil.which("ruff")
-    out = subprocess.run([ruff, "check", "--select", "AIR3", "dags", "plugins"], cwd=PROJECT, capture_output=True,
-                         text=True)
-    assert out.returncode == 0, out.stdout
 
 
 def _dags_test(env, landing, date: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -256,7 +257,7 @@ def test_an_outbox_that_cannot_be_written_records_nothing(engine, landing, tmp_p
     outbox = tmp_path / "outbox"
     outbox.write_text("a file where the folder should be")   # unwritable even for root
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=re.escape(str(outbox))):   # the error names the outbox
         export_approved_orders(engine, outbox)
     assert exported(engine).empty
 

@@ -162,9 +162,8 @@ def test_approval_latency_median_over_several_decisions(engine):
 
 # ------------------------------------------------------------------ roles
 def _denied(conn, sql: str, params: dict | None = None, match: str = "permission denied") -> None:
-    with pytest.raises(sa.exc.DBAPIError, match=match):
-        with conn.begin_nested():
-            conn.execute(sa.text(sql), params or {})
+    with pytest.raises(sa.exc.DBAPIError, match=match), conn.begin_nested():
+        conn.execute(sa.text(sql), params or {})
 
 
 def test_reader_reads_everything_and_writes_nothing(engine, landing):
