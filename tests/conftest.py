@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -252,6 +253,32 @@ def database_url(warehouses):
 def engine(warehouses, database_url, monkeypatch):
     """An engine on an empty, freshly migrated warehouse schema (a copy of the template)."""
     return warehouses.engine_on_copy(warehouses.template, database_url, monkeypatch)
+
+
+@dataclass
+class BuiltWarehouse:
+    """A warehouse built once (see ``build_once``): its database and landing folder."""
+    name: str
+    landing: Path
+    result: object
+
+
+def build_once(warehouses: Warehouses, tmp_path_factory, build) -> Iterator[BuiltWarehouse]:
+    """For a module-scoped fixture: ``build(engine, landing)`` writes a landing folder and runs
+    its nights once, into a database of its own. Each test then takes a copy with
+    ``copy_of`` (so it may decide, rerun or export without disturbing the next test)."""
+    root = tmp_path_factory.mktemp("built-warehouse")
+    landing = root / "landing"
+    with warehouses.built(lambda engine: build(engine, landing), root) as (name, result):
+        yield BuiltWarehouse(name, landing, result)
+
+
+def copy_of(built: BuiltWarehouse, warehouses: Warehouses, database_url: str, monkeypatch, landing: Path):
+    """What the ``engine`` fixture gives, on a copy of ``built``; its landing folder copied to ``landing``."""
+    engine = warehouses.engine_on_copy(built.name, database_url, monkeypatch)
+    if built.landing.exists():
+        shutil.copytree(built.landing, landing, dirs_exist_ok=True)
+    return engine
 
 
 @pytest.fixture(autouse=True)
