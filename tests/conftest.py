@@ -36,10 +36,14 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy.pool import NullPool
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-# CI runs the same hypothesis examples every time (no flaky red builds); locally they vary.
-hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    hypothesis_settings.load_profile("ci")
+# Hypothesis: how many examples each property test tries comes from the profile, not the
+# test. "default" (local runs): 40, varying from run to run; "ci": the same 40 every run (no
+# flaky red builds); "thorough": 500, for a change to the core's arithmetic
+# (HYPOTHESIS_PROFILE=thorough make test-fast).
+hypothesis_settings.register_profile("default", max_examples=40)
+hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("thorough", max_examples=500)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
 
 from rebalance_pipeline import settings, warehouse  # noqa: E402
 

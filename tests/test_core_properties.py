@@ -64,7 +64,7 @@ def books(draw):
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books())
 def test_proposal_invariants(book):
     funds, targets, positions, prices, cash, securities = book
@@ -105,7 +105,7 @@ def test_proposal_invariants(book):
             assert p.cash_after >= policy.loc[p.fund_id, "cash_buffer"] * nav[p.fund_id] - 1e-4, "buffer eaten"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(books())
 def test_unconstrained_target_funds_land_exactly_on_target(book):
     """Fractional, no minimum, no buffer, cash targets honoured: weights after = targets."""
