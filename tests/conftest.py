@@ -94,8 +94,9 @@ for name in sys.argv[1:]:
 class Warehouses:
     """Databases on the test server, made by copying a migrated template.
 
-    A database is replaced by renaming it away and copying the template under its name;
-    the renamed ones are dropped after the session (``close``).
+    A database is replaced by renaming it away (on the throw-away embedded server: dropping
+    it) and copying the template under its name; the renamed ones are dropped after the
+    session (``close``).
     """
 
     def __init__(self, server_url: str, throwaway: bool):
@@ -170,6 +171,11 @@ class Warehouses:
 
     def _rename_away(self, conn, name: str) -> None:
         self.close_connections(name, conn)
+        if self.throwaway:
+            # fsync off: a drop takes ~0.1 s here, while a data folder left with a few hundred
+            # copies took 190 s to stop and delete at the end of make test-fast.
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            return
         garbage = f"{self.new_name()}_old"
         conn.execute(sa.text(f'ALTER DATABASE "{name}" RENAME TO "{garbage}"'))
         self._garbage.append(garbage)
