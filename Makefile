@@ -81,12 +81,21 @@ ui: venv
 	$(BIN)/airflow api-server --host 127.0.0.1 --port $(UI_PORT) & api=$$!; \
 	wait $$api
 
-## test: the whole suite against real PostgreSQL, real Airflow and real GX
+## test: the whole suite (every marker) against real PostgreSQL, real Airflow and real GX
+## test-fast: the unit and db tests only (no Airflow, browser or Celery); see docs/development/testing.md
+## PYTEST_ARGS: more pytest arguments, e.g. make test PYTEST_ARGS="-k export --durations=20"
+FAST_MARKERS := not airflow and not browser and not celery
+# pytest exits 5 when it collected no test: a run that tested nothing is a failure, said plainly.
+define run_pytest
+	@$(BIN)/python -m pytest -q $(1) $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no test (exit 5): nothing was tested" >&2; fi; exit $$status
+endef
+
 test: venv
-	$(BIN)/python -m pytest -q
+	$(call run_pytest,)
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not airflow"
+	$(call run_pytest,-m "$(FAST_MARKERS)")
 
 ## bench: 10,000 funds x 100 holdings, then the wealth book of 100,000 x 20 on 20 models (wall time, peak
 ## memory, ratio to plain COPY, the review pages at that size)
@@ -115,6 +124,7 @@ ifneq (,$(filter speed,$(BENCH_RUNS)))
 	$(BIN)/python bench/bench_speed.py --parts $(BENCH_PARTS) $(BENCH_SPEED_ARGS)
 endif
 
+## lint: ruff with the rule set of pyproject.toml ([tool.ruff.lint]), Airflow 3 rules (AIR3) included
 lint: venv
 	$(BIN)/ruff check .
 

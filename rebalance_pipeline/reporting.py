@@ -469,7 +469,7 @@ def _chart_proposals(counts: Mapping[str, int], as_of: dt.date) -> str:
     ax.bar_label(bars, fontsize=8)
     ax.set_ylabel("proposals")
     ax.set_title(f"Proposals of {as_of.isoformat()} by status", fontsize=10)
-    ax.set_ylim(0, max(values + [1]) * 1.15)
+    ax.set_ylim(0, max([*values, 1]) * 1.15)
     return _png(fig)
 
 

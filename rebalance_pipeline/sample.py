@@ -336,7 +336,7 @@ def _add_index_etf(rng, dates, sec_ids, price_path, funds_frame, positions, cash
     weights = _unit_weights(rng.gamma(3.0, 1.0, size=(1, size)))[0]
     nav = 50_000_000.0
     quantity = np.floor(weights * (1 + rng.normal(0, 0.03, size)) * nav * 0.99 / price_path[0][picks])
-    etf_row = {c: None for c in funds_frame.columns}
+    etf_row = dict.fromkeys(funds_frame.columns)
     etf_row.update({"fund_id": ETF_ID, "name": "Index ETF 00000", "base_currency": "USD", "policy": "threshold",
                     "frequency": "daily", "abs_band": 0.02, "rel_band": None, "rebalance_to": "target",
                     "min_trade_notional": 2500.0, "cash_buffer": 0.0, "allow_fractional": "false",

@@ -228,7 +228,7 @@ def require_services() -> None:
     """Skip unless Redis and PostgreSQL answer on 127.0.0.1 and the celery extra is installed."""
     try:
         import airflow.providers.celery  # noqa: F401
-        import redis  # noqa: F401
+        import redis
     except ImportError as error:
         pytest.skip(f"the celery extra is not installed ({error}); pip install -e '.[airflow,celery]'")
     if not _answers(REDIS_HOST, REDIS_PORT):
@@ -323,10 +323,10 @@ def _wait_until_up(cluster: CeleryCluster, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         cluster.check_alive()
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{cluster.base_url}/api/v2/monitor/health", timeout=5) as response:
-                if response.status == 200:
-                    break
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{cluster.base_url}/api/v2/monitor/health",
+                                                                   timeout=5) as response:
+            if response.status == 200:
+                break
         time.sleep(0.5)
     else:
         raise ClusterError(f"api-server did not answer in {timeout} s\n{cluster.logs()}")

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import small_landing, write
+from conftest import build_once, copy_of, small_landing, write
 from typer.testing import CliRunner
 
 from rebalance_pipeline import formatting as fmt
@@ -31,6 +31,22 @@ def proposal_of(engine, fund_id: str, as_of: dt.date) -> str:
 
 
 # ------------------------------------------------------------------ one formatting policy
+@pytest.fixture(scope="module")
+def built_night(warehouses, tmp_path_factory):
+    """The hand-sized night of AS_OF, run once for the module."""
+    def build(engine, landing):
+        small_landing(landing, AS_OF)
+        steps.run_nightly(AS_OF, landing, engine)
+
+    yield from build_once(warehouses, tmp_path_factory, build)
+
+
+@pytest.fixture
+def night(built_night, warehouses, database_url, monkeypatch, landing):
+    """The ``engine`` fixture's contract on a copy of that night."""
+    return copy_of(built_night, warehouses, database_url, monkeypatch, landing)
+
+
 def test_one_formatting_policy():
     assert fmt.quantity(24298.0) == "24,298" and fmt.quantity(12.5) == "12.5" and fmt.quantity(1 / 3) == "0.3333"
     assert fmt.money(0) == "0.00" and fmt.money(1234.5, "USD") == "1,234.50 USD" and fmt.money(-0.001) == "0.00"
@@ -71,9 +87,7 @@ def test_a_choice_is_validated_and_the_valid_ones_are_listed(engine):
     assert "pending_review" in result.output and "superseded" in result.output
 
 
-def test_a_date_with_no_night_says_so_and_names_the_latest(engine, landing):
-    small_landing(landing, AS_OF)
-    steps.run_nightly(AS_OF, landing, engine)
+def test_a_date_with_no_night_says_so_and_names_the_latest(night, landing):   # the CLI reads the copy of the night
     for command in ("report", "report-html", "proposals"):
         result = invoke(command, "--date", "2014-01-05")
         assert result.exit_code == EXIT_REFUSED, (command, result.output)
@@ -109,9 +123,8 @@ def test_run_prints_readable_steps_and_a_rerun_says_unchanged(engine, landing):
         assert noise not in first.output + rerun.output
 
 
-def test_tables_fit_the_terminal_and_never_cut_an_id(engine, landing):
-    small_landing(landing, AS_OF)
-    steps.run_nightly(AS_OF, landing, engine)
+def test_tables_fit_the_terminal_and_never_cut_an_id(night, landing):
+    engine = night
     pid = proposal_of(engine, "F1", AS_OF)
     for width in (60, 80, 160):
         for args in (("report",), ("proposals",), ("show", pid)):
@@ -124,9 +137,8 @@ def test_tables_fit_the_terminal_and_never_cut_an_id(engine, landing):
     assert "not shown" not in invoke("show", pid, width=200).output
 
 
-def test_show_says_nav_currency_bands_and_formats_numbers(engine, landing):
-    small_landing(landing, AS_OF)
-    steps.run_nightly(AS_OF, landing, engine)
+def test_show_says_nav_currency_bands_and_formats_numbers(night, landing):
+    engine = night
     pid = proposal_of(engine, "F1", AS_OF)
     output = invoke("show", pid, width=200).output
     assert "NAV 100,000.00 USD" in output and "est. cost 0.00 USD" in output
@@ -136,9 +148,8 @@ def test_show_says_nav_currency_bands_and_formats_numbers(engine, landing):
     assert "False" not in output and "0.0000" not in output
 
 
-def test_cut_lists_say_how_many_more_and_where(engine, landing):
-    small_landing(landing, AS_OF)
-    steps.run_nightly(AS_OF, landing, engine)
+def test_cut_lists_say_how_many_more_and_where(night, landing):
+    engine = night
     result = invoke("proposals", "--limit", "1", "--date", "2014-01-03")
     assert result.exit_code == 0
     assert "no proposals" not in result.output

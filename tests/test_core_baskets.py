@@ -121,7 +121,7 @@ def fund_books(draw):
     return securities, quantity, price, lot, target, lots, cash, shares, unit, units, custom
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fund_books())
 def test_baskets_never_ask_more_than_is_held_and_in_kind_lots_are_the_lowest_cost(book):
     securities, quantity, price, lot, target, lots, cash, shares, unit, units, custom = book

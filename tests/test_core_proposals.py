@@ -49,7 +49,7 @@ def test_band_destination_leaves_holdings_inside_their_band_alone():
 
 def test_in_band_threshold_fund_proposes_nothing():
     targets, positions, prices, cash = book("F", {"EQ": (620, 100, 0.6), "BD": (380, 100, 0.4)})
-    _, summary, triggers, proposals, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash)
+    _, _summary, triggers, proposals, trades = run_engine(funds_frame({"fund_id": "F"}), targets, positions, prices, cash)
     assert triggers["F"] is None and proposals.empty and trades.empty
 
 
@@ -71,7 +71,7 @@ def test_in_band_threshold_fund_proposes_nothing():
 def test_calendar_policy_triggers_on_the_first_trading_day_of_the_period(as_of, frequency, due):
     targets, positions, prices, cash = book("F", {"EQ": (600, 100, 0.6), "BD": (399, 100, 0.4)}, cash=100)
     funds = funds_frame({"fund_id": "F", "policy": "calendar", "frequency": frequency, "abs_band": None})
-    _, _, triggers, proposals, trades = run_engine(funds, targets, positions, prices, cash, as_of=as_of)
+    _, _, triggers, _proposals, trades = run_engine(funds, targets, positions, prices, cash, as_of=as_of)
     assert (triggers["F"] == "calendar") is due
     if due:  # 100 of cash → buy one BD (the only trade needed to reach 40 %)
         assert trades_by_security(trades) == {"BD": ("BUY", 1)}
@@ -248,7 +248,7 @@ def _with_flow(funds, targets, positions, prices, cash, flow: float, fund_id: st
 def test_a_flow_the_bands_absorb_trades_nothing():
     # 60/40 on target, ±5 pp; +1,000 on 100,000 → 59.4 % / 39.6 %: inside the bands.
     targets, positions, prices, cash = book("F", {"EQ": (600, 100, 0.6), "BD": (400, 100, 0.4)})
-    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, 1_000)
+    triggers, _proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash, 1_000)
     assert triggers["F"] is None and trades.empty
 
 
@@ -286,7 +286,7 @@ def test_flows_come_first_and_may_cure_the_breach():
     # the most underweight (44,000 − 30,000 of room): BUY 100 BD. After it EQ is 63.6 % and
     # BD 36.4 %, both inside ±5 pp, so nothing else trades: no EQ sale, no turnover wasted.
     targets, positions, prices, cash = book("F", {"EQ": (700, 100, 0.6), "BD": (300, 100, 0.4)})
-    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+    triggers, _proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
                                              10_000)
     assert triggers["F"] == "threshold"
     assert trades_by_security(trades) == {"BD": ("BUY", 100)}
@@ -297,7 +297,7 @@ def test_a_flow_and_a_remaining_breach_trade_together_netted():
     # 60/40 at 75/25 with +10,000: the flow fills BD (+10,000); EQ is still 68.2 % of
     # 110,000 → rebalance to 66,000 / 44,000: SELL 90 EQ, BD ends at 44,000 (+19,000 in all).
     targets, positions, prices, cash = book("F", {"EQ": (750, 100, 0.6), "BD": (250, 100, 0.4)})
-    triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
+    _triggers, proposals, trades = _with_flow(funds_frame({"fund_id": "F"}), targets, positions, prices, cash,
                                              10_000)
     assert trades_by_security(trades) == {"EQ": ("SELL", 90), "BD": ("BUY", 190)}
     assert proposals.iloc[0]["cash_after"] == pytest.approx(0)

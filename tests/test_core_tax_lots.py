@@ -75,7 +75,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     costs=st.lists(st.floats(1, 300), min_size=1, max_size=6),
     sizes=st.lists(st.integers(1, 500), min_size=6, max_size=6),

@@ -85,7 +85,7 @@ def _avoiding(funds: pd.DataFrame) -> set[str]:
     return set(funds.loc[(rule == "avoid") | ((rule == "") & funds["harvest_loss_pct"].notna()), "fund_id"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books())
 def test_no_wash_sale_and_no_broken_restriction(book):
     decision = decide_night(AS_OF, NightInputs(**book))

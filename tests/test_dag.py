@@ -1,4 +1,7 @@
-"""The DAGs through a real Airflow: import, lint, and `airflow dags test` on a real warehouse."""
+"""The DAGs through a real Airflow: import and `airflow dags test` on a real warehouse.
+
+(The Airflow 3 lint of dags/ and plugins/, ruff's AIR3 rules, runs in `make lint`.)
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import PROJECT, small_landing
+from conftest import PROJECT, build_once, copy_of, small_landing
 
 pytestmark = pytest.mark.airflow
 BIN = Path(sys.executable).parent
@@ -65,32 +68,41 @@ print(json.dumps({
     assert info["outlets"] == ["rebalance_proposals"]
 
 
-def test_ruff_airflow3_rules_pass():
-    ruff = shutil.which("ruff", path=str(BIN)) or shutil.which("ruff")
-    out = subprocess.run([ruff, "check", "--select", "AIR3", "dags", "plugins"], cwd=PROJECT, capture_output=True,
-                         text=True)
-    assert out.returncode == 0, out.stdout
-
-
 def _dags_test(env, landing, date: str):
     return subprocess.run([str(BIN / "airflow"), "dags", "test", "rebalance_nightly", date],
                           env={**env, "REBALANCE_LANDING_DIR": str(landing)}, capture_output=True, text=True,
                           timeout=600)
 
 
-def test_dags_test_processes_the_given_business_date(airflow_env, engine, landing, tmp_path):
-    small_landing(landing, dt.date(2014, 1, 3))
-    with engine.begin() as conn:   # approved the day before, not exported yet: the run's export sends it
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
-            " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('F9-20140102-x', '2014-01-02', 'F9',"
-            " 'approved', 'threshold', 1000, 0.1, 1, 'r', 'ops.alice', now())"))
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.proposal_trade (as_of_date, proposal_id, security_id, side, quantity, price,"
-            " currency, notional, reason) VALUES ('2014-01-02', 'F9-20140102-x', 'EQ', 'SELL', 1, 100, 'USD', 100,"
-            " 'band_breach')"))
-    outbox = tmp_path / "outbox"
-    result = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(outbox)}, landing, "2014-01-03")
+@pytest.fixture(scope="module")
+def nightly_run(airflow_env, warehouses, tmp_path_factory):
+    """`airflow dags test rebalance_nightly 2014-01-03` once for the module (the test of the
+    night and the test of the report that follows it both start from it): the three
+    hand-sized funds, and a proposal approved the day before and not exported yet, which
+    the run's export sends. Its result is the process's and the outbox."""
+    def build(engine, landing):
+        small_landing(landing, dt.date(2014, 1, 3))
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, status, trigger, nav, turnover,"
+                " trade_count, run_id, reviewed_by, reviewed_at) VALUES ('F9-20140102-x', '2014-01-02', 'F9',"
+                " 'approved', 'threshold', 1000, 0.1, 1, 'r', 'ops.alice', now())"))
+            conn.execute(sa.text(
+                "INSERT INTO rebalance.proposal_trade (as_of_date, proposal_id, security_id, side, quantity, price,"
+                " currency, notional, reason) VALUES ('2014-01-02', 'F9-20140102-x', 'EQ', 'SELL', 1, 100, 'USD',"
+                " 100, 'band_breach')"))
+        outbox = landing.parent / "outbox"
+        result = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(outbox),
+                             "REBALANCE_WAREHOUSE_URL": engine.url.render_as_string(hide_password=False)},
+                            landing, "2014-01-03")
+        return result, outbox
+
+    yield from build_once(warehouses, tmp_path_factory, build)
+
+
+def test_dags_test_processes_the_given_business_date(nightly_run, warehouses, database_url, monkeypatch, landing):
+    engine = copy_of(nightly_run, warehouses, database_url, monkeypatch, landing)
+    result, outbox = nightly_run.result
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT as_of_date, fund_id, status, run_id FROM rebalance.fund_summary "
@@ -184,9 +196,10 @@ print(json.dumps({
     assert info["params"] == ["as_of_date", "history_days"]
 
 
-def test_reporting_dag_writes_the_report_of_the_published_night(airflow_env, engine, landing, tmp_path):
-    small_landing(landing, dt.date(2014, 1, 3))
-    nightly = _dags_test({**airflow_env, "REBALANCE_OUTBOX_DIR": str(tmp_path / "outbox")}, landing, "2014-01-03")
+def test_reporting_dag_writes_the_report_of_the_published_night(nightly_run, airflow_env, warehouses, database_url,
+                                                                monkeypatch, landing, tmp_path):
+    copy_of(nightly_run, warehouses, database_url, monkeypatch, landing)   # the night of 2014-01-03, published
+    nightly = nightly_run.result[0]
     assert nightly.returncode == 0, (nightly.stdout + nightly.stderr)[-4000:]
     # publish's asset event carries the night's date (what an asset-triggered report run reads)
     script = """

@@ -38,5 +38,5 @@ def test_a_late_schedule_still_maps_to_the_new_york_date():
 def test_manual_run_without_logical_date_uses_run_after():
     run_after = dt.datetime(2014, 1, 3, 23, 45, tzinfo=dt.UTC)
     assert resolve_as_of_date(None, None, run_after) == dt.date(2014, 1, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no as_of_date param, logical date or run_after"):
         resolve_as_of_date(None, None, None)

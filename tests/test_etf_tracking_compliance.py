@@ -32,7 +32,7 @@ def q(engine, sql, **params) -> pd.DataFrame:
 
 def _closes() -> tuple[list[dt.date], list[float], list[float]]:
     """20 business dates before D0 and D0: closes of A and B whose 20 returns are the 2x2 pattern."""
-    dates = sessions_between(D0 - dt.timedelta(days=60), D0 - dt.timedelta(days=1))[-20:] + [D0]
+    dates = [*sessions_between(D0 - dt.timedelta(days=60), D0 - dt.timedelta(days=1))[-20:], D0]
     a, b = [100.0], [100.0]
     for k in range(20):
         a.append(a[-1] * (1 + PATTERN_A[k % 4]))

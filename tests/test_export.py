@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import run_at_once, small_landing, write
+from conftest import build_once, copy_of, run_at_once, small_landing, write
 from typer.testing import CliRunner
 
 from rebalance_pipeline import export, steps
@@ -42,6 +43,19 @@ def night_with_two_proposals(engine, landing: Path, as_of: dt.date = AS_OF, with
     ids = q(engine, "SELECT fund_id, proposal_id FROM rebalance.proposal WHERE as_of_date = :d AND "
                     "status = 'pending_review'", d=as_of)
     return dict(zip(ids["fund_id"], ids["proposal_id"], strict=True))
+
+
+@pytest.fixture(scope="module")
+def built_two_proposals(warehouses, tmp_path_factory):
+    """The night of ``night_with_two_proposals`` on AS_OF, run once for the module."""
+    yield from build_once(warehouses, tmp_path_factory, night_with_two_proposals)
+
+
+@pytest.fixture
+def two_proposals(built_two_proposals, warehouses, database_url, monkeypatch, landing):
+    """(engine, {fund_id: proposal_id}) on a copy of that night: the ``engine`` fixture's contract."""
+    engine = copy_of(built_two_proposals, warehouses, database_url, monkeypatch, landing)
+    return engine, built_two_proposals.result
 
 
 def files_in(outbox: Path) -> list[Path]:
@@ -78,8 +92,8 @@ def approved_by_hand(engine, proposal_id: str, fund_id: str, quantity: str = "5"
             " 'drift')"), {"d": AS_OF, "p": proposal_id, "q": quantity})
 
 
-def test_an_approved_proposal_is_exported_once_with_the_oms_columns(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_an_approved_proposal_is_exported_once_with_the_oms_columns(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
 
@@ -110,8 +124,8 @@ def test_an_approved_proposal_is_exported_once_with_the_oms_columns(engine, land
         [pid, "F1", AS_OF, f"2014-01-03/orders_F1_{pid}.csv", 2, "test-1"]]
 
 
-def test_a_second_export_writes_nothing_and_leaves_the_file_alone(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_a_second_export_writes_nothing_and_leaves_the_file_alone(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     export_approved_orders(engine, outbox)
@@ -128,8 +142,8 @@ def test_a_second_export_writes_nothing_and_leaves_the_file_alone(engine, landin
     assert len(exported(engine)) == 1
 
 
-def test_rejected_and_pending_proposals_are_not_exported_and_a_later_approval_is(engine, landing, tmp_path):
-    first = night_with_two_proposals(engine, landing, AS_OF)
+def test_rejected_and_pending_proposals_are_not_exported_and_a_later_approval_is(two_proposals, landing, tmp_path):
+    engine, first = two_proposals
     decide(engine, first["F1"], "approved", "ops.alice")
     decide(engine, first["F2"], "rejected", "ops.bob")
     later = night_with_two_proposals(engine, landing, NEXT, with_reference=False)   # both pending
@@ -148,8 +162,8 @@ def test_rejected_and_pending_proposals_are_not_exported_and_a_later_approval_is
     assert exported(engine)["proposal_id"].tolist() == [first["F1"], later["F2"]]   # never F2's rejected one
 
 
-def test_up_to_limits_the_export_to_that_business_date_and_earlier(engine, landing, tmp_path):
-    first = night_with_two_proposals(engine, landing, AS_OF)
+def test_up_to_limits_the_export_to_that_business_date_and_earlier(two_proposals, landing, tmp_path):
+    engine, first = two_proposals
     decide(engine, first["F1"], "approved", "ops.alice")    # before the next night supersedes it
     later = night_with_two_proposals(engine, landing, NEXT, with_reference=False)
     # (F1 waits on NEXT: its approved orders of AS_OF are not in the market yet. F2 does not.)
@@ -165,8 +179,8 @@ def test_up_to_limits_the_export_to_that_business_date_and_earlier(engine, landi
 
 
 def test_a_failure_before_the_commit_records_nothing_delivers_nothing_and_the_retry_gives_one_identical_file(
-        engine, landing, tmp_path, monkeypatch):
-    ids = night_with_two_proposals(engine, landing)
+        two_proposals, landing, tmp_path, monkeypatch):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     relative = Path("2014-01-03") / f"orders_F1_{ids['F1']}.csv"
@@ -196,8 +210,8 @@ def test_a_failure_before_the_commit_records_nothing_delivers_nothing_and_the_re
     assert [p for p in outbox.rglob(".*") if p.name != export.STAGING] == []
 
 
-def test_a_crash_after_the_commit_is_delivered_by_the_next_export_once(engine, landing, tmp_path, monkeypatch):
-    ids = night_with_two_proposals(engine, landing)
+def test_a_crash_after_the_commit_is_delivered_by_the_next_export_once(two_proposals, landing, tmp_path, monkeypatch):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     relative = Path("2014-01-03") / f"orders_F1_{ids['F1']}.csv"
@@ -227,8 +241,8 @@ def test_a_crash_after_the_commit_is_delivered_by_the_next_export_once(engine, l
     assert files_in(outbox) == [outbox / relative]
 
 
-def test_leftover_staged_files_that_were_never_recorded_are_discarded(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_leftover_staged_files_that_were_never_recorded_are_discarded(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     staging = outbox / export.STAGING
@@ -249,14 +263,14 @@ def test_leftover_staged_files_that_were_never_recorded_are_discarded(engine, la
     assert staged_in(outbox) == [] and not (staging / "2014-01-02").exists()
 
 
-def test_an_outbox_that_cannot_be_written_records_nothing(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_an_outbox_that_cannot_be_written_records_nothing(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     decide(engine, ids["F2"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     outbox.write_text("a file where the folder should be")   # unwritable even for root
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=re.escape(str(outbox))):   # the error names the outbox
         export_approved_orders(engine, outbox)
     assert exported(engine).empty
 
@@ -280,8 +294,8 @@ def test_a_proposal_approved_with_no_trades_is_recorded_without_a_file(engine, t
     assert export_approved_orders(engine, outbox).skipped_already_exported == 1
 
 
-def test_concurrent_exports_write_each_proposal_once(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_concurrent_exports_write_each_proposal_once(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     decide(engine, ids["F2"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
@@ -314,8 +328,8 @@ def test_a_file_name_too_long_for_the_file_system_is_refused():
         export.order_file_name("F1", "P" * 250, AS_OF)
 
 
-def test_a_proposal_that_cannot_be_exported_is_refused_and_the_others_go_out(engine, landing, tmp_path, caplog):
-    ids = night_with_two_proposals(engine, landing)
+def test_a_proposal_that_cannot_be_exported_is_refused_and_the_others_go_out(two_proposals, landing, tmp_path, caplog):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     approved_by_hand(engine, "P-bad\n", "F7")                  # a trailing newline: no file name
     approved_by_hand(engine, "P-nan", "F8", quantity="NaN")    # no quantity to send
@@ -335,8 +349,8 @@ def test_a_proposal_that_cannot_be_exported_is_refused_and_the_others_go_out(eng
     assert len(exported(engine)) == 1 and len(files_in(outbox)) == 1 and staged_in(outbox) == []
 
 
-def test_the_export_ledger_is_append_only(engine, landing, tmp_path):
-    ids = night_with_two_proposals(engine, landing)
+def test_the_export_ledger_is_append_only(two_proposals, landing, tmp_path):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     export_approved_orders(engine, tmp_path / "outbox")
     for statement in ("DELETE FROM rebalance.order_export", "UPDATE rebalance.order_export SET file_name = 'x'",
@@ -356,8 +370,8 @@ def test_the_export_ledger_is_append_only(engine, landing, tmp_path):
     assert exported(engine)["proposal_id"].tolist() == [ids["F1"]]
 
 
-def test_a_decided_proposal_is_never_changed(engine, landing):
-    ids = night_with_two_proposals(engine, landing)
+def test_a_decided_proposal_is_never_changed(two_proposals, landing):
+    engine, ids = two_proposals
     decide(engine, ids["F1"], "approved", "ops.alice")
     decide(engine, ids["F2"], "rejected", "ops.bob")
     for statement in ("UPDATE rebalance.proposal SET status = 'pending_review', reviewed_by = NULL, "
@@ -375,8 +389,8 @@ def test_a_decided_proposal_is_never_changed(engine, landing):
              a=ids["F1"], b=ids["F2"])["status"].tolist() == ["approved", "rejected"]
 
 
-def test_cli_export(engine, landing, tmp_path, monkeypatch):
-    ids = night_with_two_proposals(engine, landing)
+def test_cli_export(two_proposals, landing, tmp_path, monkeypatch):
+    engine, ids = two_proposals
     decide(engine, ids["F2"], "approved", "ops.alice")
     outbox = tmp_path / "outbox"
     runner = CliRunner()

@@ -194,7 +194,7 @@ def test_a_fund_that_joins_a_model_leaves_its_own_targets_behind(engine, landing
     write(folder, "funds.csv", _funds({"OWN": "M1"}))
     for as_of in (D0, D1):
         steps.run_nightly(as_of, landing, engine)
-    s, trades, targets = night(engine, D1)
+    s, trades, _targets = night(engine, D1)
     assert (s.loc["OWN", "status"], s.loc["OWN", "trigger"], s.loc["OWN", "model_id"]) == (
         "proposed", "model_change", "M1")
     assert _trades(trades, "OWN") == {("EQ", "BUY", 100, "model_change"), ("BD", "SELL", 100, "model_change")}
@@ -215,7 +215,7 @@ def test_targets_csv_may_be_absent_or_header_only_when_every_fund_follows_a_mode
     other = landing / "other"
     folder = _day(other, D0, books={"OWN": (600, 400)})
     write(folder, "funds.csv", _funds({"OWN": None}))
-    with pytest.raises(StructuralError, match="targets.csv"):
+    with pytest.raises(StructuralError, match=r"targets\.csv"):
         steps.run_nightly(D0, other, engine)
 
 
@@ -274,7 +274,7 @@ def test_asset_classes_csv_bands_judge_the_class(engine, landing):
     _class_day(landing, D0, "asset_class", asset_classes=[{"asset_class": "bond", "abs_band": 0.07,
                                                             "rel_band": None}])
     steps.run_nightly(D0, landing, engine)
-    s, trades, _ = night(engine, D0)
+    _s, trades, _ = night(engine, D0)
     classes = q(engine, "SELECT asset_class, band_upper::float8 AS hi, breached FROM rebalance.fund_class_drift "
                         "WHERE asset_class <> 'CASH' ORDER BY 1").set_index("asset_class")
     assert classes.loc["bond", "hi"] == pytest.approx(0.47) and not bool(classes.loc["bond", "breached"])

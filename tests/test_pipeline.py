@@ -78,8 +78,8 @@ FAULTS = {
         {"F3": "prices.csv row 4: GLD has no price or a price that is not a number"}),
     "security priced twice": (
         "prices.csv", lambda f: pd.concat([f, f[f["security_id"] == "BD"]]),
-        {f: "prices.csv row 3: BD is priced more than once; prices.csv row 5: BD is priced more than once"
-         for f in ("F1", "F2")}),
+        dict.fromkeys(("F1", "F2"),
+                      "prices.csv row 3: BD is priced more than once; prices.csv row 5: BD is priced more than once")),
     "targets not summing to 1": (
         "targets.csv", lambda f: f.assign(target_weight=f["target_weight"].where(
             ~((f["fund_id"] == "F2") & (f["security_id"] == "BD")), "0.4")),
@@ -344,7 +344,7 @@ def test_decisions_are_taken_once_and_audited(engine, landing):
     pid = summary(engine).loc["F1", "proposal_id"]
     state = decide(engine, pid, "approved", "ops.alice")
     assert state["status"] == "approved"
-    with pytest.raises(ReviewError, match="already approved by ops.alice"):
+    with pytest.raises(ReviewError, match=r"already approved by ops\.alice"):
         decide(engine, pid, "rejected", "ops.bob")
     with pytest.raises(ReviewError, match="no proposal NOPE"):
         decide(engine, "NOPE", "approved", "ops.bob")
@@ -395,7 +395,7 @@ def test_reference_data_keeps_its_history(engine, landing):
 
 def test_first_date_without_reference_data_is_structural(engine, landing):
     small_landing(landing, AS_OF, with_reference=False)
-    with pytest.raises(StructuralError, match="funds.csv: not in this date's folder and no earlier version"):
+    with pytest.raises(StructuralError, match=r"funds\.csv: not in this date's folder and no earlier version"):
         steps.run_nightly(AS_OF, landing, engine)
 
 

@@ -10,7 +10,7 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import record_export, small_landing, write, write_executions
+from conftest import build_once, copy_of, record_export, small_landing, write, write_executions
 from typer.testing import CliRunner
 
 from rebalance_pipeline import reporting, steps, warehouse
@@ -80,8 +80,8 @@ def two_nights(engine, landing) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ views
-def test_views_after_two_nights_and_decisions(engine, landing):
-    ids = two_nights(engine, landing)
+def test_views_after_two_nights_and_decisions(reported, landing):
+    engine, ids = reported
     # A fund last seen on an earlier date (dropped since) keeps its last row, flagged as old.
     with engine.begin() as conn:
         conn.execute(sa.text(
@@ -163,9 +163,8 @@ def test_approval_latency_median_over_several_decisions(engine):
 
 # ------------------------------------------------------------------ roles
 def _denied(conn, sql: str, params: dict | None = None, match: str = "permission denied") -> None:
-    with pytest.raises(sa.exc.DBAPIError, match=match):
-        with conn.begin_nested():
-            conn.execute(sa.text(sql), params or {})
+    with pytest.raises(sa.exc.DBAPIError, match=match), conn.begin_nested():
+        conn.execute(sa.text(sql), params or {})
 
 
 def test_reader_reads_everything_and_writes_nothing(engine, landing):
@@ -265,6 +264,18 @@ def test_migrate_twice_and_on_a_second_database_reuses_the_roles(engine, server_
         admin.dispose()
 
 
+@pytest.fixture(scope="module")
+def built_two_nights(warehouses, tmp_path_factory):
+    """``two_nights`` run once for the module."""
+    yield from build_once(warehouses, tmp_path_factory, two_nights)
+
+
+@pytest.fixture
+def reported(built_two_nights, warehouses, database_url, monkeypatch, landing):
+    """(engine, the ids of ``two_nights``) on a copy of the two nights: the ``engine`` fixture's contract."""
+    return copy_of(built_two_nights, warehouses, database_url, monkeypatch, landing), built_two_nights.result
+
+
 # ------------------------------------------------------------------ the report
 def _hostile_night(engine) -> None:
     with engine.begin() as conn:
@@ -278,8 +289,8 @@ def _hostile_night(engine) -> None:
             {"d": SECOND, "detail": "<iframe src=//evil.example>"})
 
 
-def test_drift_report_is_self_contained_with_charts_headline_and_escaping(engine, landing, tmp_path):
-    ids = two_nights(engine, landing)
+def test_drift_report_is_self_contained_with_charts_headline_and_escaping(reported, landing, tmp_path):
+    engine, ids = reported
     _hostile_night(engine)
     path = reporting.build_drift_report(engine, SECOND, tmp_path / "reports")
     assert path == tmp_path / "reports" / "drift_report_2014-01-06.html"
@@ -325,8 +336,8 @@ def test_drift_report_is_self_contained_with_charts_headline_and_escaping(engine
     assert "traded value" in html.lower() and "half of buys plus sells" in html
 
 
-def test_report_data_trend_counts_each_nights_own_proposals(engine, landing):
-    two_nights(engine, landing)
+def test_report_data_trend_counts_each_nights_own_proposals(reported, landing):
+    engine, _ = reported
     data = reporting.load_report_data(engine, SECOND, history_days=60)
     trend = data.trend.set_index("as_of_date")
     assert list(trend.index) == [FIRST, SECOND]
@@ -344,8 +355,8 @@ def test_report_data_trend_counts_each_nights_own_proposals(engine, landing):
         reporting.load_report_data(engine, dt.date(2014, 1, 4))
 
 
-def test_report_dates_rule(engine, landing, tmp_path):
-    two_nights(engine, landing)
+def test_report_dates_rule(reported, landing, tmp_path):
+    engine, _ = reported
     midnight = dt.datetime(2014, 1, 5, tzinfo=dt.UTC)
     rule = reporting.resolve_report_dates
     assert rule(engine, "2014-01-03", [{"as_of_date": "2014-01-06"}], midnight) == [FIRST]
@@ -516,8 +527,7 @@ def test_a_hybrid_fund_between_its_calendar_dates_waits_in_the_report(engine, la
     assert 'id="funds-waiting">1<' in html and 'id="funds-in_band">2<' in html and 'id="funds-proposed">0<' in html
 
 
-def test_cli_report_html(engine, landing, tmp_path, monkeypatch):
-    two_nights(engine, landing)
+def test_cli_report_html(reported, landing, tmp_path, monkeypatch):   # the CLI finds them by REBALANCE_WAREHOUSE_URL
     monkeypatch.setenv("REBALANCE_REPORTS_DIR", str(tmp_path / "default"))
     result = runner.invoke(app, ["report-html"])
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ import re
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import small_landing
+from conftest import build_once, copy_of, small_landing
 
 from rebalance_pipeline import steps
 
@@ -22,18 +22,27 @@ pytestmark = pytest.mark.airflow
 FIRST, SECOND = dt.date(2014, 1, 2), dt.date(2014, 1, 3)
 
 
-@pytest.fixture
-def night(engine, landing):
+@pytest.fixture(scope="module")
+def built_night(warehouses, tmp_path_factory):
     """Two nights of the three hand-sized funds: F1 drifts both days, so the first
-    night's proposal is superseded by the second's."""
-    small_landing(landing, FIRST)
-    small_landing(landing, SECOND, with_reference=False)
-    steps.run_nightly(FIRST, landing, engine)
-    steps.run_nightly(SECOND, landing, engine)
-    with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text("SELECT as_of_date, proposal_id FROM rebalance.proposal "
-                                         "WHERE fund_id = 'F1'")).all())
-    return {"engine": engine, "pending": rows[SECOND], "superseded": rows[FIRST]}
+    night's proposal is superseded by the second's. Run once for the module."""
+    def build(engine, landing):
+        small_landing(landing, FIRST)
+        small_landing(landing, SECOND, with_reference=False)
+        steps.run_nightly(FIRST, landing, engine)
+        steps.run_nightly(SECOND, landing, engine)
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT as_of_date, proposal_id FROM rebalance.proposal "
+                                             "WHERE fund_id = 'F1'")).all())
+
+    yield from build_once(warehouses, tmp_path_factory, build)
+
+
+@pytest.fixture
+def night(built_night, warehouses, database_url, monkeypatch, landing):
+    """A copy of the two nights in the database the review server reads."""
+    engine = copy_of(built_night, warehouses, database_url, monkeypatch, landing)
+    return {"engine": engine, "pending": built_night.result[SECOND], "superseded": built_night.result[FIRST]}
 
 
 def browser(server, user: str | None) -> httpx.Client:

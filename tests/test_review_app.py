@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import write
+from conftest import build_once, copy_of, write
 from review_testclient import api, browser, csrf_token_of, review_app, selection_of
 from typer.testing import CliRunner
 
@@ -63,10 +63,19 @@ def book_landing(root, as_of=AS_OF, funds=FUNDS, extra_positions=(("E", "NOPX", 
     return folder
 
 
+@pytest.fixture(scope="module")
+def built_book(warehouses, tmp_path_factory):
+    """The book's night, run once for the module; each test decides on a copy of it."""
+    def build(engine, landing):
+        book_landing(landing)
+        steps.run_nightly(AS_OF, landing, engine)
+
+    yield from build_once(warehouses, tmp_path_factory, build)
+
+
 @pytest.fixture
-def book(engine, landing):
-    book_landing(landing)
-    steps.run_nightly(AS_OF, landing, engine)
+def book(built_book, warehouses, database_url, monkeypatch, landing):
+    engine = copy_of(built_book, warehouses, database_url, monkeypatch, landing)
     return {"engine": engine, "ids": proposals(engine)}
 
 
@@ -230,12 +239,20 @@ def test_bulk_by_selection_from_the_queue(book, app):
 
 
 # ---------------------------------------------------------------------- four eyes
-@pytest.fixture
-def four_eyes(engine, landing):
+@pytest.fixture(scope="module")
+def built_four_eyes(warehouses, tmp_path_factory):
     """B needs two approvals (gross 20,000 > 15,000); A's threshold equals its gross (not above)."""
-    funds = {**FUNDS, "A": (800, 200, "threshold", None, 40_000), "B": (700, 300, "hybrid", None, 15_000)}
-    book_landing(landing, funds=funds)
-    steps.run_nightly(AS_OF, landing, engine)
+    def build(engine, landing):
+        funds = {**FUNDS, "A": (800, 200, "threshold", None, 40_000), "B": (700, 300, "hybrid", None, 15_000)}
+        book_landing(landing, funds=funds)
+        steps.run_nightly(AS_OF, landing, engine)
+
+    yield from build_once(warehouses, tmp_path_factory, build)
+
+
+@pytest.fixture
+def four_eyes(built_four_eyes, warehouses, database_url, monkeypatch, landing):
+    engine = copy_of(built_four_eyes, warehouses, database_url, monkeypatch, landing)
     return {"engine": engine, "ids": proposals(engine)}
 
 

@@ -20,7 +20,7 @@ def no_airflow_config(monkeypatch, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("setting, expected", [
+@pytest.mark.parametrize(("setting", "expected"), [
     ("CeleryExecutor", "CeleryExecutor"),
     ("KubernetesExecutor", "KubernetesExecutor"),
     ("CeleryKubernetesExecutor", "CeleryKubernetesExecutor"),

@@ -163,7 +163,7 @@ def test_shards_resolve_from_the_option_the_environment_and_the_size(monkeypatch
     assert steps.shard_count(None, 10_000_000) >= 10
     monkeypatch.setenv(steps.SHARDS_ENV, "5")
     assert steps.shard_count(None, 10) == 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="shards must be at least 1, not 0"):
         steps.shard_count(0, 10)
 
 

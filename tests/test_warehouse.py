@@ -64,14 +64,11 @@ def test_v008_lets_published_v007_partitions_take_the_model_change_trigger(engin
                                     "ARRAY['fund_summary', 'fund_class_drift'])"), {"d": AS_OF}).scalar()
         conn.execute(sa.text(f'INSERT INTO rebalance."{leaf}" (fund_id, status, run_id, trigger) '
                              "VALUES ('F3', 'proposed', 'r2', 'model_change')"))
-    for target in ("partition", "proposal"):
+    bogus_proposal = ("INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "
+                      "trade_count, run_id) VALUES ('P', :d, 'F', 'bogus', 1, 0, 1, 'r')")
+    for statement, params in ((insert, {"d": AS_OF, "f": "F4", "t": "bogus"}), (bogus_proposal, {"d": AS_OF})):
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-            if target == "partition":
-                conn.execute(sa.text(insert), {"d": AS_OF, "f": "F4", "t": "bogus"})
-            else:
-                conn.execute(sa.text(
-                    "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "
-                    "trade_count, run_id) VALUES ('P', :d, 'F', 'bogus', 1, 0, 1, 'r')"), {"d": AS_OF})
+            conn.execute(sa.text(statement), params)
     with engine.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO rebalance.proposal (proposal_id, as_of_date, fund_id, trigger, nav, turnover, "

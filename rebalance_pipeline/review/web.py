@@ -225,7 +225,7 @@ def form_model(model, **fields):
     try:
         return model(**fields)
     except ValueError as exc:
-        errors = getattr(exc, "errors", lambda: [])()
+        errors = getattr(exc, "errors", list)()
         raise HTTPException(422, "; ".join(e["msg"] for e in errors) or str(exc)) from None
 
 

@@ -75,7 +75,7 @@ def decide_many_form(request: Request, user: GetUserDep, store: Store, decision:
 
 @router.get("/decisions", response_class=HTMLResponse, dependencies=[CAN_VIEW], name="decisions_page")
 def decisions_page(request: Request, user: GetUserDep, may_decide: MayDecide, store: Store, decision: str = "",
-                   id: Annotated[list[str] | None, Query(max_length=MAX_BULK)] = None):  # noqa: A002
+                   id: Annotated[list[str] | None, Query(max_length=MAX_BULK)] = None):
     states = queries.proposal_states(store.engine, list(dict.fromkeys(id or []))[:MAX_BULK])
     return render(request, user, may_decide, "decisions.html", results_context(states, decision, user.get_name()))
 
