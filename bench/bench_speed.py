@@ -360,7 +360,7 @@ def fixed_child(url: str, landing: Path, date: str) -> None:
         last[0], last[1] = now, cpu
 
     os.environ["REBALANCE_WAREHOUSE_URL"] = url
-    from rebalance_pipeline import cli, steps, validation  # noqa: F401
+    from rebalance_pipeline import cli, steps, validation
 
     lap("import the CLI and pipeline (no GX)")
     engine = cli._engine()

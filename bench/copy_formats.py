@@ -37,10 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pa_csv  # noqa: E402
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 COLUMNS = {  # fund_drift's columns without as_of_date (a leaf's): name -> (PostgreSQL type, scale)
     "fund_id": ("text", None), "security_id": ("text", None), "quantity": ("numeric(28,10)", 10),
@@ -152,8 +152,8 @@ def main() -> None:
 
         def write_row() -> None:
             truncate()
-            with psycopg.connect(plain_url) as conn, conn.cursor() as cur:
-                with cur.copy("COPY drift_text FROM STDIN WITH (FORMAT binary)") as copy:
+            with psycopg.connect(plain_url) as conn, conn.cursor() as cur, \
+                    cur.copy("COPY drift_text FROM STDIN WITH (FORMAT binary)") as copy:
                     copy.set_types(types)
                     # NUMERIC in binary takes a Decimal, not a float: the conversion is counted.
                     columns = [[None if v != v else Decimal(repr(v)) for v in tenth[c].tolist()]

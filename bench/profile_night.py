@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations  # noqa: F401,I001  (warm: the time after the fixed cost)
+    import great_expectations  # noqa: F401  (warm: the time after the fixed cost)
     from bench_nightly import landing_for
     from bench_speed import Database
     from pyinstrument import Profiler

@@ -113,7 +113,7 @@ TRANSITIONS = (
 )
 _BY_SOURCE_EVENT: dict[tuple[str, str], tuple[Transition, ...]] = {}
 for _t in TRANSITIONS:
-    _BY_SOURCE_EVENT[(_t.source, _t.event)] = _BY_SOURCE_EVENT.get((_t.source, _t.event), ()) + (_t,)
+    _BY_SOURCE_EVENT[(_t.source, _t.event)] = (*_BY_SOURCE_EVENT.get((_t.source, _t.event), ()), _t)
 
 # States a later night supersedes, and states a rerun of the same date may replace.
 SUPERSEDABLE = tuple(s for s in STATES if (s, SUPERSEDE) in _BY_SOURCE_EVENT)

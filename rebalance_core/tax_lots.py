@@ -22,7 +22,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from rebalance_core.schema import WASH_SALE_DAYS  # noqa: F401  (re-exported: the one window)
+from rebalance_core.schema import WASH_SALE_DAYS
 
 LONG_TERM_DAYS = 365
 

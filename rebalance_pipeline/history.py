@@ -92,7 +92,7 @@ def recent_rejections(conn: Connection, as_of: dt.date) -> pd.DataFrame:
                         "decided": list(lifecycle.DECIDED)}).reindex(columns=lifecycle.DECISION_COLUMNS)
     frame = frame[frame["status"] == lifecycle.REJECTED].reset_index(drop=True)
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
-    return frame.astype({c: object for c in ("fund_id", "trigger", "proposal_id", "reviewed_by", "review_note")})
+    return frame.astype(dict.fromkeys(("fund_id", "trigger", "proposal_id", "reviewed_by", "review_note"), object))
 
 
 # How far back the tracking reads look (calendar days): more than 60 business days.

@@ -99,7 +99,7 @@ def test_a_model_change_stays_pending_across_a_superseded_and_a_rejected_proposa
     second, fund, state = night(JAN[6], first.fund_state)
     assert fund["trigger"] == "model_change" and fund["status"] == "proposed"
     assert float(fund["max_abs_drift"]) == pytest.approx(0.2)
-    third, fund, state = night(JAN[7], second.fund_state)
+    _third, fund, state = night(JAN[7], second.fund_state)
     assert fund["trigger"] == "model_change" and state["model_change_since"] == pd.Timestamp(JAN[3])
 
 
@@ -112,7 +112,7 @@ def test_a_pending_model_change_ends_when_its_proposal_is_executed():
     assert fund["status"] == "blocked" and state["awaiting_proposal_id"] == approved["proposal_id"].iloc[0]
     assert pd.notna(state["model_change_since"])
     # The 7th: executions.csv reports both orders filled, and the positions moved with them.
-    third, fund, state = night(JAN[7], second.fund_state, positions=after_trades(approved), approved=approved,
+    _third, fund, state = night(JAN[7], second.fund_state, positions=after_trades(approved), approved=approved,
                                executions=executions(approved))
     assert pd.isna(state["model_change_since"]) and pd.isna(state["awaiting_proposal_id"])
     assert (state["closed_outcome"], state["closed_by"]) == ("executed", "file")

@@ -110,9 +110,9 @@ def test_executed_and_expired_are_stored_beside_the_approved_status():
     assert lc.stored(lc.PENDING_SECOND) == (lc.PENDING_SECOND, None)
     for state in lc.STATES:
         assert lc.state_of(*lc.stored(state)) == state
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be"):
         lc.state_of(lc.REJECTED, lc.EXECUTED)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown proposal status"):
         lc.state_of("executed")   # never a status value
 
 

@@ -5,6 +5,7 @@ replay), and returns are time-weighted (a subscription is not performance)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ def test_a_one_row_funds_csv_changes_that_fund_only_in_the_replay(landing, tmp_p
     write(landing / DATES[1].isoformat(), "funds.csv", [{**FUND, "fund_id": "FLOW", "commission_bps": 50}])
     result, _ = run_simulation(landing, DATES[0], DATES[-1], tmp_path / "sim", max_charts=0)
     days = result.daily.groupby("fund_id")["as_of_date"].nunique()
-    assert days.to_dict() == {fund: 3 for fund in HOLDINGS}
+    assert days.to_dict() == dict.fromkeys(HOLDINGS, 3)
     trades = result.trades[result.trades["as_of_date"] >= DATES[1]]
     bps = (trades.groupby("fund_id")["est_cost"].sum() / trades.groupby("fund_id")["notional"].sum() * 1e4).round(6)
     assert bps.to_dict() == {"FLOW": 50.0}
@@ -89,7 +90,7 @@ def test_a_subscription_is_not_performance():
     assert s.loc["FLOWING", "return"] == pytest.approx(s.loc["STILL", "return"], abs=1e-12)
     # And the return is the book's: the on-target mix of A and B, chained.
     mix = np.prod([0.5 * prices[d][0] / prices[p][0] + 0.5 * prices[d][1] / prices[p][1]
-                   for p, d in zip(days, days[1:], strict=False)]) - 1
+                   for p, d in itertools.pairwise(days)]) - 1
     assert s.loc["STILL", "return"] == pytest.approx(mix, abs=1e-12)
     daily = result.daily.set_index(["fund_id", "as_of_date"])
     assert np.isnan(daily.loc[("FLOWING", days[0]), "daily_return"])

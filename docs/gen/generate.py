@@ -26,7 +26,7 @@ import schema_tables  # noqa: E402
 from rebalance_pipeline.inputs_doc import render_markdown as render_inputs  # noqa: E402
 
 PAGES = {
-    "reference/inputs.md": lambda: render_inputs(),
+    "reference/inputs.md": render_inputs,
     "reference/tables.md": lambda: schema_tables.page(ROOT / "sql" / "migrations"),
     "reference/cli.md": lambda: cli_reference.page(ROOT),
 }
