@@ -44,6 +44,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.warehouse import query_sql
+
 log = logging.getLogger(__name__)
 
 SITE_FOLDER = "data-docs"
@@ -94,13 +96,10 @@ def _finite(value):
 def stored_results(engine: Engine, as_of: dt.date) -> tuple[str | None, dt.datetime | None, list]:
     """(run_id, published_at, rows of part, suite, result) of the date's latest published run."""
     with engine.connect() as conn:
-        run = conn.execute(sa.text("SELECT run_id, published_at FROM rebalance.pipeline_run WHERE as_of_date = :d "
-                                   "ORDER BY published_at DESC LIMIT 1"), {"d": as_of}).first()
+        run = conn.execute(sa.text(query_sql("latest_published_run")), {"d": as_of}).first()
         if run is None:
             return None, None, []
-        rows = conn.execute(sa.text("SELECT part, suite, result FROM rebalance.validation_gx_result "
-                                    "WHERE as_of_date = :d AND run_id = :r ORDER BY suite, part"),
-                            {"d": as_of, "r": run.run_id}).all()
+        rows = conn.execute(sa.text(query_sql("run_gx_results")), {"d": as_of, "r": run.run_id}).all()
     return run.run_id, run.published_at, rows
 
 

@@ -89,7 +89,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.schema import APPROVED
-from rebalance_pipeline.warehouse import LOCK_NAMESPACE
+from rebalance_pipeline.warehouse import LOCK_NAMESPACE, query_sql
 
 log = logging.getLogger(__name__)
 
@@ -110,33 +110,6 @@ STAGING = ".staging"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_FILE_NAME = 255   # bytes, the usual limit of a file system; safe names are ASCII
 
-_LOCK_EXPORTER = "SELECT pg_advisory_xact_lock(:ns, :key)"
-_COUNT_ALREADY_EXPORTED = (
-    "SELECT count(*) FROM rebalance.order_export e JOIN rebalance.proposal p USING (proposal_id) "
-    "WHERE p.status = :approved AND (CAST(:up_to AS date) IS NULL OR p.as_of_date <= CAST(:up_to AS date))")
-_SELECT_PROPOSALS_TO_EXPORT = (
-    "SELECT p.proposal_id, p.fund_id, p.as_of_date FROM rebalance.proposal p "
-    "WHERE p.status = :approved AND (CAST(:up_to AS date) IS NULL OR p.as_of_date <= CAST(:up_to AS date)) "
-    "AND NOT EXISTS (SELECT 1 FROM rebalance.order_export e WHERE e.proposal_id = p.proposal_id) "
-    "ORDER BY p.as_of_date, p.fund_id, p.proposal_id FOR UPDATE OF p")
-_SELECT_TRADES = (
-    "SELECT proposal_id, security_id, side, quantity, currency FROM rebalance.proposal_trade "
-    "WHERE proposal_id = ANY(:proposal_ids)")
-_INSERT_EXPORT = (
-    "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id) "
-    "VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id)")
-_SELECT_RECORDED_FILES = (
-    "SELECT file_name FROM rebalance.order_export WHERE file_name = ANY(:names) "
-    "UNION SELECT blocks_file FROM rebalance.block_export WHERE blocks_file = ANY(:names) "
-    "UNION SELECT allocations_file FROM rebalance.block_export WHERE allocations_file = ANY(:names)")
-_INSERT_BLOCK_EXPORT = (
-    "INSERT INTO rebalance.block_export (block_batch_id, blocks_file, allocations_file, block_count, "
-    " allocation_count, proposal_count, run_id) VALUES (:block_batch_id, :blocks_file, :allocations_file, "
-    " :block_count, :allocation_count, :proposal_count, :run_id)")
-_INSERT_BLOCK_LEDGER = (
-    "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id, "
-    " block_batch_id) VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id, "
-    " :block_batch_id)")
 BLOCK_COLUMNS = ("block_id", "security", "side", "quantity", "currency", "order_type", "limit_price",
                  "time_in_force", "allocations", "as_of_date")
 ALLOCATION_COLUMNS = ("block_id", "account", "security", "side", "quantity", "currency", "client_order_id",
@@ -200,10 +173,10 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
     exports: list[dict] = []
     batch: BlockBatch | None = None
     with engine.begin() as conn:
-        conn.execute(sa.text(_LOCK_EXPORTER), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
+        conn.execute(sa.text(query_sql("advisory_lock")), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
         recovered, discarded = _reconcile_staging(conn, outbox)
-        already_exported = conn.execute(sa.text(_COUNT_ALREADY_EXPORTED), window).scalar_one()
-        proposals = conn.execute(sa.text(_SELECT_PROPOSALS_TO_EXPORT), window).mappings().all()
+        already_exported = conn.execute(sa.text(query_sql("exported_proposals_count")), window).scalar_one()
+        proposals = conn.execute(sa.text(query_sql("proposals_to_export")), window).mappings().all()
         trades_by_proposal = _trades_by_proposal(conn, [p["proposal_id"] for p in proposals])
         try:
             for proposal in proposals:
@@ -370,7 +343,7 @@ def _reconcile_staging(conn: Connection, outbox: Path) -> tuple[int, int]:
     staged = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
     recorded: set[str] = set()
     if staged:
-        recorded = set(conn.execute(sa.text(_SELECT_RECORDED_FILES),
+        recorded = set(conn.execute(sa.text(query_sql("recorded_export_files")),
                                     {"names": [p.as_posix() for p in staged]}).scalars())
     delivered = deleted = 0
     for relative in staged:
@@ -413,7 +386,7 @@ def _trades_by_proposal(conn: Connection, proposal_ids: list[str]) -> dict[str, 
     if not proposal_ids:
         return {}
     grouped: dict[str, list] = {}
-    for trade in conn.execute(sa.text(_SELECT_TRADES), {"proposal_ids": proposal_ids}):
+    for trade in conn.execute(sa.text(query_sql("export_trades")), {"proposal_ids": proposal_ids}):
         grouped.setdefault(trade.proposal_id, []).append(trade)
     return grouped
 
@@ -422,13 +395,13 @@ def _record_exports(conn: Connection, exports: list[dict], batch: BlockBatch | N
                     run_id: str | None = None) -> None:
     rows = [{k: v for k, v in e.items() if k != "orders"} for e in exports]
     if batch is None:
-        conn.execute(sa.text(_INSERT_EXPORT), rows)
+        conn.execute(sa.text(query_sql("record_order_export")), rows)
         return
-    conn.execute(sa.text(_INSERT_BLOCK_EXPORT), {
+    conn.execute(sa.text(query_sql("record_block_export")), {
         "block_batch_id": batch.batch_id, "blocks_file": batch.blocks_file.as_posix(),
         "allocations_file": batch.allocations_file.as_posix(), "block_count": batch.block_count,
         "allocation_count": batch.allocation_count, "proposal_count": batch.proposal_count, "run_id": run_id})
-    conn.execute(sa.text(_INSERT_BLOCK_LEDGER),
+    conn.execute(sa.text(query_sql("record_block_order_export")),
                  [{**row, "block_batch_id": batch.batch_id if row["order_count"] else None} for row in rows])
 
 
