@@ -10,7 +10,10 @@ Writes follow three rules:
 - a night is published in ONE transaction holding a transaction-level advisory lock on its
   date, so two runs of one date cannot interleave and a failure leaves the previous state;
 - SQL never contains values formatted into its text: values are bound parameters and
-  identifiers come from this module's own constants.
+  identifiers come from this module's own constants. Statements live in
+  ``sql/queries/<name>.sql`` (``query_sql``); the few built in Python (COPY of a column list,
+  the reference-history query over the input registry's tables, the publish's leaves) format
+  quoted identifiers only, and say so where they are.
 """
 
 from __future__ import annotations
