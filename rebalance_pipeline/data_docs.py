@@ -44,6 +44,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.warehouse import query_sql
+
 log = logging.getLogger(__name__)
 
 SITE_FOLDER = "data-docs"
@@ -94,13 +96,10 @@ def _finite(value):
 def stored_results(engine: Engine, as_of: dt.date) -> tuple[str | None, dt.datetime | None, list]:
     """(run_id, published_at, rows of part, suite, result) of the date's latest published run."""
     with engine.connect() as conn:
-        run = conn.execute(sa.text("SELECT run_id, published_at FROM rebalance.pipeline_run WHERE as_of_date = :d "
-                                   "ORDER BY published_at DESC LIMIT 1"), {"d": as_of}).first()
+        run = conn.execute(sa.text(query_sql("latest_published_run")), {"d": as_of}).first()
         if run is None:
             return None, None, []
-        rows = conn.execute(sa.text("SELECT part, suite, result FROM rebalance.validation_gx_result "
-                                    "WHERE as_of_date = :d AND run_id = :r ORDER BY suite, part"),
-                            {"d": as_of, "r": run.run_id}).all()
+        rows = conn.execute(sa.text(query_sql("run_gx_results")), {"d": as_of, "r": run.run_id}).all()
     return run.run_id, run.published_at, rows
 
 
@@ -196,7 +195,6 @@ def offline_template(source: str) -> str:
 
 
 def _gx_classes() -> dict:
-    from great_expectations.render import RenderedStringTemplateContent, RenderedTableContent
     from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder
     from great_expectations.render.renderer.site_index_page_renderer import SiteIndexPageRenderer
     from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
@@ -242,18 +240,7 @@ def _gx_classes() -> dict:
                 result = self.data_context.get_validation_result(
                     batch_identifier=link["batch_identifier"], expectation_suite_name=link["expectation_suite_name"],
                     run_id=link["run_id"], validation_results_store_name=self.source_stores.get("validations"))
-                for expectation in getattr(result, "results", []):
-                    if expectation.success:
-                        continue
-                    config = expectation.expectation_config
-                    found = expectation.result or {}
-                    failed.append({
-                        "suite": link["expectation_suite_name"], "part": link["batch_identifier"],
-                        "expectation": config.type, "column": (config.kwargs or {}).get("column")
-                        or ", ".join((config.kwargs or {}).get("column_list") or []),
-                        "check": (config.meta or {}).get("check", ""), "dataset": (config.meta or {}).get("dataset", ""),
-                        "unexpected": found.get("unexpected_count"),
-                        "detail": (expectation.meta or {}).get("rebalance_detail", ""), "filepath": link["filepath"]})
+                failed += _failed_expectations(link, getattr(result, "results", []))
             index_links_dict["failed_expectations"] = failed
 
     class NightIndexPageRenderer(SiteIndexPageRenderer):
@@ -263,29 +250,55 @@ def _gx_classes() -> dict:
         def render(cls, index_links_dict):
             failed = index_links_dict.pop("failed_expectations", [])
             document = super().render(index_links_dict)
-
-            def cell(value, link=None):
-                styling = {"params": {"v": {"tag": "a", "attributes": {"href": link}}}} if link else {}
-                return RenderedStringTemplateContent(content_block_type="string_template", string_template={
-                    "template": "$v", "params": {"v": "" if value is None else str(value)}, "styling": styling})
-
-            if failed:
-                table = RenderedTableContent(
-                    content_block_type="table",
-                    header=RenderedStringTemplateContent(content_block_type="string_template", string_template={
-                        "template": "Failed expectations: $n", "params": {"n": str(len(failed))},
-                        "tag": "h4"}),
-                    header_row=["Expectation", "Column", "Check", "Suite", "Part", "Unexpected rows", "What failed"],
-                    table=[[cell(f["expectation"], f["filepath"]), cell(f["column"]),
-                            cell(f"{f['dataset']} {f['check']}".strip()), cell(f["suite"]), cell(f["part"]),
-                            cell(f["unexpected"]), cell(f["detail"])] for f in failed],
-                    styling={"classes": ["col-12", "rebalance-failed-expectations"],
-                             "body": {"classes": ["table", "table-sm"]}})
-            else:
-                table = RenderedStringTemplateContent(content_block_type="string_template", string_template={
-                    "template": "Every expectation of the night passed.", "params": {}})
+            table = _failed_table(failed)
             document.sections[0].content_blocks.insert(1, table)
             return document
 
     return {"NightIndexBuilder": NightIndexBuilder, "NightIndexPageRenderer": NightIndexPageRenderer,
             "OfflinePageView": OfflinePageView, "OfflineIndexPageView": OfflineIndexPageView}
+
+
+def _failed_expectations(link: dict, results) -> list[dict]:
+    """The failed expectations of one validation result, as the index page lists them."""
+    failed = []
+    for expectation in results:
+        if expectation.success:
+            continue
+        config = expectation.expectation_config
+        found = expectation.result or {}
+        failed.append({
+            "suite": link["expectation_suite_name"], "part": link["batch_identifier"],
+            "expectation": config.type, "column": (config.kwargs or {}).get("column")
+            or ", ".join((config.kwargs or {}).get("column_list") or []),
+            "check": (config.meta or {}).get("check", ""), "dataset": (config.meta or {}).get("dataset", ""),
+            "unexpected": found.get("unexpected_count"),
+            "detail": (expectation.meta or {}).get("rebalance_detail", ""), "filepath": link["filepath"]})
+    return failed
+
+
+def _failed_table(failed: list[dict]):
+    """The block the index page opens with: a table of the failed expectations, or a line
+    saying every expectation passed."""
+    from great_expectations.render import RenderedStringTemplateContent, RenderedTableContent
+
+    def cell(value, link=None):
+        styling = {"params": {"v": {"tag": "a", "attributes": {"href": link}}}} if link else {}
+        return RenderedStringTemplateContent(content_block_type="string_template", string_template={
+            "template": "$v", "params": {"v": "" if value is None else str(value)}, "styling": styling})
+
+    if failed:
+        table = RenderedTableContent(
+            content_block_type="table",
+            header=RenderedStringTemplateContent(content_block_type="string_template", string_template={
+                "template": "Failed expectations: $n", "params": {"n": str(len(failed))},
+                "tag": "h4"}),
+            header_row=["Expectation", "Column", "Check", "Suite", "Part", "Unexpected rows", "What failed"],
+            table=[[cell(f["expectation"], f["filepath"]), cell(f["column"]),
+                    cell(f"{f['dataset']} {f['check']}".strip()), cell(f["suite"]), cell(f["part"]),
+                    cell(f["unexpected"]), cell(f["detail"])] for f in failed],
+            styling={"classes": ["col-12", "rebalance-failed-expectations"],
+                     "body": {"classes": ["table", "table-sm"]}})
+    else:
+        table = RenderedStringTemplateContent(content_block_type="string_template", string_template={
+            "template": "Every expectation of the night passed.", "params": {}})
+    return table

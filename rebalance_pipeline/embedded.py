@@ -61,6 +61,8 @@ def sqlalchemy_url(uri: str) -> str:
 def _ensure_database(admin_uri: str, name: str) -> None:
     import psycopg2
 
+    # The two statements stay here, not in sql/queries: they run on the bare driver (psycopg2
+    # parameters, autocommit: CREATE DATABASE refuses a transaction) before any warehouse exists.
     conn = psycopg2.connect(admin_uri)
     try:
         conn.autocommit = True

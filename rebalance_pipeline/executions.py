@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.faults import FAULT_COLUMNS
 from rebalance_core.fund_state import CANCELLED, EXECUTION_COLUMNS, FILLED, SOURCE_FILE, SOURCE_OPERATOR
-from rebalance_pipeline.warehouse import ReviewError, date_lock, read_frame
+from rebalance_pipeline.decisions import ReviewError
+from rebalance_pipeline.warehouse import date_lock, query_sql, read_frame
 
 FILE = "executions.csv"
 DATASET = "executions"
@@ -33,8 +34,7 @@ POSITIONS_RECORDER = "rule:positions"
 
 def known_proposals(conn: Connection, proposal_ids) -> pd.DataFrame:
     """proposal_id, fund_id, status of the ids that exist."""
-    return read_frame(conn, "SELECT proposal_id, fund_id, status FROM rebalance.proposal "
-                            "WHERE proposal_id = ANY(CAST(:ids AS text[]))", {"ids": sorted(set(proposal_ids))})
+    return read_frame(conn, query_sql("known_proposals"), {"ids": sorted(set(proposal_ids))})
 
 
 def check_executions(rows: pd.DataFrame, known: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -95,29 +95,19 @@ def record_operator_word(engine: Engine, proposal_id: str, by: str, note: str | 
         raise ReviewError("a NUL character cannot be part of a proposal id, a name or a note")
     status = CANCELLED if cancelled else FILLED
     with engine.begin() as conn:
-        found = conn.execute(sa.text("SELECT as_of_date, fund_id, status FROM rebalance.proposal "
-                                     "WHERE proposal_id = :id"), {"id": proposal_id}).first()
+        found = conn.execute(sa.text(query_sql("proposal_date_fund_status")), {"id": proposal_id}).first()
         if found is None:
             raise ReviewError(f"no proposal {proposal_id}")
         date_lock(conn, found.as_of_date)
         if found.status != "approved":
             raise ReviewError(f"proposal {proposal_id} is {found.status}: only an approved proposal's orders can be "
                               "marked executed or cancelled")
-        night = conn.execute(sa.text("SELECT max(as_of_date) FROM rebalance.pipeline_run")).scalar()
+        night = conn.execute(sa.text(query_sql("latest_night"))).scalar()
         night = max(night or found.as_of_date, found.as_of_date)
-        rows = conn.execute(sa.text(
-            "INSERT INTO rebalance.execution (as_of_date, proposal_id, security_id, side, quantity, price, status, "
-            "source, note, recorded_by) "
-            "SELECT :night, t.proposal_id, t.security_id, t.side, t.quantity, NULL, :status, :source, :note, :by "
-            "FROM rebalance.proposal_trade t WHERE t.proposal_id = :id AND t.as_of_date = :d "
-            "RETURNING recorded_at"),
-            {"night": night, "status": status, "source": SOURCE_OPERATOR, "note": note, "by": by.strip(),
+        rows = conn.execute(sa.text(query_sql("record_operator_executions")), {"night": night, "status": status, "source": SOURCE_OPERATOR, "note": note, "by": by.strip(),
              "id": proposal_id, "d": found.as_of_date}).all()
         if not rows:   # an approved proposal without trades: one row says it is done
-            rows = conn.execute(sa.text(
-                "INSERT INTO rebalance.execution (as_of_date, proposal_id, status, source, note, recorded_by) "
-                "VALUES (:night, :id, :status, :source, :note, :by) RETURNING recorded_at"),
-                {"night": night, "id": proposal_id, "status": status, "source": SOURCE_OPERATOR, "note": note,
+            rows = conn.execute(sa.text(query_sql("record_operator_execution_without_trades")), {"night": night, "id": proposal_id, "status": status, "source": SOURCE_OPERATOR, "note": note,
                  "by": by.strip()}).all()
     return {"proposal_id": proposal_id, "fund_id": found.fund_id, "as_of_date": found.as_of_date,
             "night": night if isinstance(night, dt.date) else found.as_of_date, "status": status, "orders": len(rows),
@@ -128,17 +118,11 @@ def proposal_executions(engine: Engine, proposal_id: str) -> list[dict]:
     """What was reported done of a proposal, grouped by night, source and status (the review
     view's proposal page): as_of_date, source, status, orders, recorded_by, recorded_at, note."""
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.text(
-            "SELECT as_of_date, source, status, count(*) AS orders, min(recorded_by) AS recorded_by, "
-            "max(recorded_at) AS recorded_at, max(note) AS note FROM rebalance.execution WHERE proposal_id = :id "
-            "GROUP BY as_of_date, source, status ORDER BY as_of_date, max(recorded_at)"),
-            {"id": proposal_id}).mappings().all()]
+        return [dict(r) for r in conn.execute(sa.text(query_sql("proposal_executions")), {"id": proposal_id}).mappings().all()]
 
 
 def last_operator_word(engine: Engine, proposal_id: str) -> dict | None:
     """The latest operator's word on the proposal (status, recorded_by), or None."""
     with engine.connect() as conn:
-        row = conn.execute(sa.text(
-            "SELECT status, recorded_by FROM rebalance.execution WHERE proposal_id = :id AND source = :s "
-            "ORDER BY execution_id DESC LIMIT 1"), {"id": proposal_id, "s": SOURCE_OPERATOR}).mappings().first()
+        row = conn.execute(sa.text(query_sql("last_operator_word")), {"id": proposal_id, "s": SOURCE_OPERATOR}).mappings().first()
     return dict(row) if row else None

@@ -38,58 +38,37 @@ file name, a quantity that is not a number) is refused: it is skipped with a war
 recorded (so it is exported by the first export after it is fixed), listed in
 ``ExportReport.refused``, and the other proposals are exported as usual.
 
-File format (UTF-8, header row, comma separated, RFC 4180 quoting and CRLF line ends), one
-line per trade, sells before buys (cash is raised first), then by security id:
-
-    account, security, side, quantity, order_type, limit_price, time_in_force, currency,
-    client_order_id, proposal_id, as_of_date
-
-``account`` is the fund id; ``quantity`` a plain decimal (``100``, ``12.5``: no exponent, no
-trailing zeros); market orders (``MARKET``, empty ``limit_price``) good for the ``DAY``;
-``client_order_id`` is ``<proposal_id>-<NNN>`` numbered in file order, stable across retries.
-
-Block orders (``blocks=True``, ``rebalance export --blocks``): the same approved, not yet
-exported proposals, but their orders aggregated across accounts into one block order per
-security, side and currency, with an allocation file saying how much of each block each
-account gets. One export writes one batch, two files in the date folder of the batch's
-latest business date:
-
-    <as_of_date>/block_orders_<batch_id>.csv       block_id, security, side, quantity, currency,
-                                                   order_type, limit_price, time_in_force,
-                                                   allocations, as_of_date
-    <as_of_date>/block_allocations_<batch_id>.csv  block_id, account, security, side, quantity,
-                                                   currency, client_order_id, proposal_id, as_of_date
-
-``batch_id`` is ``BLK-<YYYYMMDD>-<hash of the batch's proposal ids>`` and ``block_id``
-``<batch_id>-<NNN>`` (sells first, then by security and currency), so a retry of the same
-proposals writes the same files. A block's quantity is the exact (decimal) sum of its
-allocations; an allocation is one order of one proposal, with the ``client_order_id`` the
-per-proposal file would have given it. The ledger is the same: each proposal gets its
-``order_export`` row (``file_name`` = the allocation file, ``block_batch_id``), the batch a
-``block_export`` row naming both files; exactly once and crash recovery work as above
-(the allocation file is delivered before the block file, so a block never arrives without
-its allocations).
+File names and contents (one order file per proposal, or a batch of block orders with
+their allocations: ``blocks=True``, ``rebalance export --blocks``): ``rebalance_pipeline.order_files``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import hashlib
-import io
 import logging
 import os
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from rebalance_core.schema import APPROVED
-from rebalance_pipeline.warehouse import LOCK_NAMESPACE
+from rebalance_pipeline.order_files import (  # noqa: F401 (the names tests and pcf import from here)
+    _SAFE_NAME,
+    ALLOCATION_COLUMNS,
+    BLOCK_COLUMNS,
+    ORDER_COLUMNS,
+    BlockBatch,
+    ExportError,
+    block_batch,
+    order_file_name,
+    order_rows,
+    orders_csv,
+    plain_decimal,
+)
+from rebalance_pipeline.warehouse import LOCK_NAMESPACE, query_sql
 
 log = logging.getLogger(__name__)
 
@@ -97,54 +76,9 @@ log = logging.getLogger(__name__)
 # YYYYMMDD (below 10^8) and migrations 0, so this value never collides with either.
 EXPORT_LOCK_KEY = 0x4F524458  # "ORDX"
 
-ORDER_COLUMNS = ("account", "security", "side", "quantity", "order_type", "limit_price", "time_in_force",
-                 "currency", "client_order_id", "proposal_id", "as_of_date")
-ORDER_TYPE = "MARKET"
-TIME_IN_FORCE = "DAY"
-SELL = "SELL"
 # Files wait here, under the outbox (same file system: moving them out is atomic), until their
 # ledger rows are committed. A dot folder: OMS pickups ignore it.
 STAGING = ".staging"
-# Fund and proposal ids become part of a file name: nothing that could leave the folder
-# (matched with fullmatch: "$" would accept a trailing newline).
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_MAX_FILE_NAME = 255   # bytes, the usual limit of a file system; safe names are ASCII
-
-_LOCK_EXPORTER = "SELECT pg_advisory_xact_lock(:ns, :key)"
-_COUNT_ALREADY_EXPORTED = (
-    "SELECT count(*) FROM rebalance.order_export e JOIN rebalance.proposal p USING (proposal_id) "
-    "WHERE p.status = :approved AND (CAST(:up_to AS date) IS NULL OR p.as_of_date <= CAST(:up_to AS date))")
-_SELECT_PROPOSALS_TO_EXPORT = (
-    "SELECT p.proposal_id, p.fund_id, p.as_of_date FROM rebalance.proposal p "
-    "WHERE p.status = :approved AND (CAST(:up_to AS date) IS NULL OR p.as_of_date <= CAST(:up_to AS date)) "
-    "AND NOT EXISTS (SELECT 1 FROM rebalance.order_export e WHERE e.proposal_id = p.proposal_id) "
-    "ORDER BY p.as_of_date, p.fund_id, p.proposal_id FOR UPDATE OF p")
-_SELECT_TRADES = (
-    "SELECT proposal_id, security_id, side, quantity, currency FROM rebalance.proposal_trade "
-    "WHERE proposal_id = ANY(:proposal_ids)")
-_INSERT_EXPORT = (
-    "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id) "
-    "VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id)")
-_SELECT_RECORDED_FILES = (
-    "SELECT file_name FROM rebalance.order_export WHERE file_name = ANY(:names) "
-    "UNION SELECT blocks_file FROM rebalance.block_export WHERE blocks_file = ANY(:names) "
-    "UNION SELECT allocations_file FROM rebalance.block_export WHERE allocations_file = ANY(:names)")
-_INSERT_BLOCK_EXPORT = (
-    "INSERT INTO rebalance.block_export (block_batch_id, blocks_file, allocations_file, block_count, "
-    " allocation_count, proposal_count, run_id) VALUES (:block_batch_id, :blocks_file, :allocations_file, "
-    " :block_count, :allocation_count, :proposal_count, :run_id)")
-_INSERT_BLOCK_LEDGER = (
-    "INSERT INTO rebalance.order_export (proposal_id, fund_id, as_of_date, file_name, order_count, run_id, "
-    " block_batch_id) VALUES (:proposal_id, :fund_id, :as_of_date, :file_name, :order_count, :run_id, "
-    " :block_batch_id)")
-BLOCK_COLUMNS = ("block_id", "security", "side", "quantity", "currency", "order_type", "limit_price",
-                 "time_in_force", "allocations", "as_of_date")
-ALLOCATION_COLUMNS = ("block_id", "account", "security", "side", "quantity", "currency", "client_order_id",
-                      "proposal_id", "as_of_date")
-
-
-class ExportError(Exception):
-    """An approved proposal that cannot be exported as it is (it is refused, nothing is recorded)."""
 
 
 @dataclass(frozen=True)
@@ -197,44 +131,14 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
     window = {"approved": APPROVED, "up_to": up_to}
     staged: list[Path] = []            # relative paths staged by this export
     refused: list[tuple[str, str]] = []
-    exports: list[dict] = []
-    batch: BlockBatch | None = None
     with engine.begin() as conn:
-        conn.execute(sa.text(_LOCK_EXPORTER), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
+        conn.execute(sa.text(query_sql("advisory_lock")), {"ns": LOCK_NAMESPACE, "key": EXPORT_LOCK_KEY})
         recovered, discarded = _reconcile_staging(conn, outbox)
-        already_exported = conn.execute(sa.text(_COUNT_ALREADY_EXPORTED), window).scalar_one()
-        proposals = conn.execute(sa.text(_SELECT_PROPOSALS_TO_EXPORT), window).mappings().all()
+        already_exported = conn.execute(sa.text(query_sql("exported_proposals_count")), window).scalar_one()
+        proposals = conn.execute(sa.text(query_sql("proposals_to_export")), window).mappings().all()
         trades_by_proposal = _trades_by_proposal(conn, [p["proposal_id"] for p in proposals])
         try:
-            for proposal in proposals:
-                proposal_id = proposal["proposal_id"]
-                try:
-                    orders = order_rows(proposal_id, proposal["fund_id"], proposal["as_of_date"],
-                                        trades_by_proposal.get(proposal_id, []))
-                    relative = (order_file_name(proposal["fund_id"], proposal_id, proposal["as_of_date"])
-                                if orders and not blocks else None)
-                except ExportError as exc:
-                    log.warning("approved proposal %s refused, not exported: %s", proposal_id, exc)
-                    refused.append((proposal_id, str(exc)))
-                    continue
-                if relative is not None:
-                    write_atomically(outbox / STAGING / relative, orders_csv(orders))
-                    staged.append(relative)
-                exports.append({"proposal_id": proposal_id, "fund_id": proposal["fund_id"],
-                                "as_of_date": proposal["as_of_date"],
-                                "file_name": relative.as_posix() if relative else None,
-                                "order_count": len(orders), "run_id": run_id, "orders": orders})
-            if blocks:
-                batch = block_batch([e for e in exports if e["orders"]])
-                if batch is not None:
-                    # Allocations first: delivered in this order, a block never arrives alone.
-                    for relative, content in ((batch.allocations_file, batch.allocations_csv),
-                                              (batch.blocks_file, batch.blocks_csv)):
-                        write_atomically(outbox / STAGING / relative, content)
-                        staged.append(relative)
-                    for e in exports:
-                        if e["orders"]:
-                            e["file_name"] = batch.allocations_file.as_posix()
+            exports, batch = _stage(outbox, proposals, trades_by_proposal, blocks, run_id, staged, refused)
             if exports:
                 if batch is None:
                     _record_exports(conn, exports)
@@ -265,54 +169,41 @@ def export_approved_orders(engine: Engine, outbox: Path, up_to: dt.date | None =
     return report
 
 
-def order_file_name(fund_id: str, proposal_id: str, as_of: dt.date) -> Path:
-    """``<as_of_date>/orders_<fund_id>_<proposal_id>.csv``, relative to the outbox."""
-    for what, value in (("fund id", fund_id), ("proposal id", proposal_id)):
-        if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
-            raise ExportError(f"{what} {value!r} cannot be part of a file name (letters, digits, '.', '_', '-'); "
-                              f"proposal {proposal_id!r} was not exported")
-    name = f"orders_{fund_id}_{proposal_id}.csv"
-    if len(name) > _MAX_FILE_NAME:
-        raise ExportError(f"file name {name[:40]}... is longer than {_MAX_FILE_NAME} characters; "
-                          f"proposal {proposal_id!r} was not exported")
-    return Path(as_of.isoformat()) / name
-
-
-def order_rows(proposal_id: str, fund_id: str, as_of: dt.date, trades: list) -> list[dict[str, str]]:
-    """The proposal's trades as OMS orders: sells first, then by security id, numbered in that order."""
-    ordered = sorted(trades, key=lambda t: (t.side != SELL, t.security_id))
-    return [{
-        "account": fund_id,
-        "security": trade.security_id,
-        "side": trade.side,
-        "quantity": plain_decimal(trade.quantity),
-        "order_type": ORDER_TYPE,
-        "limit_price": "",
-        "time_in_force": TIME_IN_FORCE,
-        "currency": trade.currency or "",
-        "client_order_id": f"{proposal_id}-{number:03d}",
-        "proposal_id": proposal_id,
-        "as_of_date": as_of.isoformat(),
-    } for number, trade in enumerate(ordered, start=1)]
-
-
-def orders_csv(orders: list[dict[str, str]]) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=ORDER_COLUMNS)
-    writer.writeheader()
-    writer.writerows(orders)
-    return buffer.getvalue().encode("utf-8")
-
-
-def plain_decimal(value) -> str:
-    """``Decimal('100.0000000000')`` -> ``'100'``, ``12.5`` -> ``'12.5'``: fixed point, no trailing zeros."""
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if not number.is_finite():
-        raise ExportError(f"quantity {value!r} is not a number")
-    text = format(number, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+def _stage(outbox: Path, proposals, trades_by_proposal: dict[str, list], blocks: bool, run_id: str | None,
+           staged: list[Path], refused: list[tuple[str, str]]) -> tuple[list[dict], BlockBatch | None]:
+    """Each proposal's orders (a refused proposal into ``refused``), their files written into the
+    staging folder (each path appended to ``staged`` as it is written, so a failure can remove
+    them): one per proposal, or one block batch. The ledger rows to record, and the batch."""
+    exports: list[dict] = []
+    for proposal in proposals:
+        proposal_id = proposal["proposal_id"]
+        try:
+            orders = order_rows(proposal_id, proposal["fund_id"], proposal["as_of_date"],
+                                trades_by_proposal.get(proposal_id, []))
+            relative = (order_file_name(proposal["fund_id"], proposal_id, proposal["as_of_date"])
+                        if orders and not blocks else None)
+        except ExportError as exc:
+            log.warning("approved proposal %s refused, not exported: %s", proposal_id, exc)
+            refused.append((proposal_id, str(exc)))
+            continue
+        if relative is not None:
+            write_atomically(outbox / STAGING / relative, orders_csv(orders))
+            staged.append(relative)
+        exports.append({"proposal_id": proposal_id, "fund_id": proposal["fund_id"],
+                        "as_of_date": proposal["as_of_date"],
+                        "file_name": relative.as_posix() if relative else None,
+                        "order_count": len(orders), "run_id": run_id, "orders": orders})
+    batch = block_batch([e for e in exports if e["orders"]]) if blocks else None
+    if batch is not None:
+        # Allocations first: delivered in this order, a block never arrives alone.
+        for relative, content in ((batch.allocations_file, batch.allocations_csv),
+                                  (batch.blocks_file, batch.blocks_csv)):
+            write_atomically(outbox / STAGING / relative, content)
+            staged.append(relative)
+        for e in exports:
+            if e["orders"]:
+                e["file_name"] = batch.allocations_file.as_posix()
+    return exports, batch
 
 
 def write_atomically(path: Path, content: bytes) -> None:
@@ -370,7 +261,7 @@ def _reconcile_staging(conn: Connection, outbox: Path) -> tuple[int, int]:
     staged = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
     recorded: set[str] = set()
     if staged:
-        recorded = set(conn.execute(sa.text(_SELECT_RECORDED_FILES),
+        recorded = set(conn.execute(sa.text(query_sql("recorded_export_files")),
                                     {"names": [p.as_posix() for p in staged]}).scalars())
     delivered = deleted = 0
     for relative in staged:
@@ -413,7 +304,7 @@ def _trades_by_proposal(conn: Connection, proposal_ids: list[str]) -> dict[str, 
     if not proposal_ids:
         return {}
     grouped: dict[str, list] = {}
-    for trade in conn.execute(sa.text(_SELECT_TRADES), {"proposal_ids": proposal_ids}):
+    for trade in conn.execute(sa.text(query_sql("export_trades")), {"proposal_ids": proposal_ids}):
         grouped.setdefault(trade.proposal_id, []).append(trade)
     return grouped
 
@@ -422,75 +313,13 @@ def _record_exports(conn: Connection, exports: list[dict], batch: BlockBatch | N
                     run_id: str | None = None) -> None:
     rows = [{k: v for k, v in e.items() if k != "orders"} for e in exports]
     if batch is None:
-        conn.execute(sa.text(_INSERT_EXPORT), rows)
+        conn.execute(sa.text(query_sql("record_order_export")), rows)
         return
-    conn.execute(sa.text(_INSERT_BLOCK_EXPORT), {
+    conn.execute(sa.text(query_sql("record_block_export")), {
         "block_batch_id": batch.batch_id, "blocks_file": batch.blocks_file.as_posix(),
         "allocations_file": batch.allocations_file.as_posix(), "block_count": batch.block_count,
         "allocation_count": batch.allocation_count, "proposal_count": batch.proposal_count, "run_id": run_id})
-    conn.execute(sa.text(_INSERT_BLOCK_LEDGER),
+    conn.execute(sa.text(query_sql("record_block_order_export")),
                  [{**row, "block_batch_id": batch.batch_id if row["order_count"] else None} for row in rows])
 
 
-# ------------------------------------------------------------------ block orders
-@dataclass(frozen=True)
-class BlockBatch:
-    """One block export: its id, the two files (relative to the outbox) and their contents."""
-
-    batch_id: str
-    blocks_file: Path
-    allocations_file: Path
-    blocks_csv: bytes
-    allocations_csv: bytes
-    block_count: int
-    allocation_count: int
-    proposal_count: int
-
-
-def block_batch(exports: list[dict]) -> BlockBatch | None:
-    """The orders of ``exports`` (each with its ``orders``, as ``order_rows`` makes them)
-    aggregated into block orders per security, side and currency, with their allocations.
-
-    Quantities are added as decimals (exactly). Blocks are numbered sells first, then by
-    security and currency; allocations follow their block, then account and client order id.
-    """
-    if not exports:
-        return None
-    proposal_ids = sorted(e["proposal_id"] for e in exports)
-    as_of = max(e["as_of_date"] for e in exports)
-    digest = hashlib.sha256("\n".join(proposal_ids).encode("utf-8")).hexdigest()[:12]
-    batch_id = f"BLK-{as_of:%Y%m%d}-{digest}"
-    grouped: dict[tuple[str, str, str], list[dict]] = {}
-    for e in exports:
-        for order in e["orders"]:
-            key = (order["side"], order["security"], order["currency"])
-            grouped.setdefault(key, []).append(order)
-    block_rows, allocation_rows = [], []
-    keys = sorted(grouped, key=lambda k: (k[0] != SELL, k[1], k[2], k[0]))
-    for number, key in enumerate(keys, start=1):
-        side, security, currency = key
-        block_id = f"{batch_id}-{number:03d}"
-        orders = sorted(grouped[key], key=lambda o: (o["account"], o["client_order_id"]))
-        total = sum((Decimal(o["quantity"]) for o in orders), Decimal(0))
-        block_rows.append({"block_id": block_id, "security": security, "side": side,
-                           "quantity": plain_decimal(total), "currency": currency, "order_type": ORDER_TYPE,
-                           "limit_price": "", "time_in_force": TIME_IN_FORCE, "allocations": str(len(orders)),
-                           "as_of_date": max(o["as_of_date"] for o in orders)})
-        allocation_rows += [{"block_id": block_id, "account": o["account"], "security": security, "side": side,
-                             "quantity": o["quantity"], "currency": currency,
-                             "client_order_id": o["client_order_id"], "proposal_id": o["proposal_id"],
-                             "as_of_date": o["as_of_date"]} for o in orders]
-    folder = Path(as_of.isoformat())
-    return BlockBatch(batch_id=batch_id, blocks_file=folder / f"block_orders_{batch_id}.csv",
-                      allocations_file=folder / f"block_allocations_{batch_id}.csv",
-                      blocks_csv=_csv(BLOCK_COLUMNS, block_rows), allocations_csv=_csv(ALLOCATION_COLUMNS, allocation_rows),
-                      block_count=len(block_rows), allocation_count=len(allocation_rows),
-                      proposal_count=len(exports))
-
-
-def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")

@@ -123,8 +123,7 @@ class PublishReport:
 
 # --------------------------------------------------------------------- leaves
 def _begin_leaves(conn: Connection, run_id: str, as_of: dt.date, shard: int, tables: list[str]) -> dict[str, str]:
-    rows = conn.execute(sa.text("SELECT table_name, leaf_name FROM rebalance.night_shard_begin(:r, :d, :s, :t)"),
-                        {"r": run_id, "d": as_of, "s": shard, "t": tables}).all()
+    rows = conn.execute(sa.text(query_sql("night_shard_begin")), {"r": run_id, "d": as_of, "s": shard, "t": tables}).all()
     return {row.table_name: f"rebalance.{_quoted(row.leaf_name)}" for row in rows}
 
 
@@ -134,8 +133,7 @@ def _quoted(identifier: str) -> str:
 
 
 def _seal(conn: Connection, run_id: str, as_of: dt.date, shard: int, funds: int) -> None:
-    conn.execute(sa.text("SELECT rebalance.night_shard_seal(:r, :d, :s, :f)"),
-                 {"r": run_id, "d": as_of, "s": shard, "f": funds})
+    conn.execute(sa.text(query_sql("night_shard_seal")), {"r": run_id, "d": as_of, "s": shard, "f": funds})
 
 
 # A run that never published (killed, abandoned) leaves leaves and scratch behind: the next
@@ -156,11 +154,9 @@ def write_night_rows(engine: Engine, run_id: str, as_of: dt.date, frames: dict[s
     """The night's own input rows (prices, fx rates) into leaves of shard -1; first, what runs
     that never published left behind more than STALE_AFTER ago is dropped."""
     with engine.begin() as conn:
-        conn.execute(sa.text("SELECT rebalance.night_discard_stale(:age)"), {"age": STALE_AFTER})
-        conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE created_at < now() - :age AND run_id <> :r"),
-                     {"age": STALE_AFTER, "r": run_id})
-        conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE created_at < now() - :age AND run_id <> :r"),
-                     {"age": STALE_AFTER, "r": run_id})
+        conn.execute(sa.text(query_sql("night_discard_stale")), {"age": STALE_AFTER})
+        conn.execute(sa.text(query_sql("delete_stale_run_artifacts")), {"age": STALE_AFTER, "r": run_id})
+        conn.execute(sa.text(query_sql("delete_stale_execution_stage")), {"age": STALE_AFTER, "r": run_id})
     with engine.begin() as conn:
         leaves = _begin_leaves(conn, run_id, as_of, NIGHT_SHARD, NIGHT_TABLES)
         written = _copy_inputs(conn, leaves, frames)
@@ -192,8 +188,7 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         if decision.fund_state is not None:
             written += copy_frame(conn, leaves["fund_state"], _dated(decision.fund_state), FUND_STATE_LEAF_COLUMNS)
         written += _stage_executions(conn, run_id, as_of, shard, executions, decision.executed_by_positions)
-        conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r AND shard = :s"),
-                     {"r": run_id, "s": shard})
+        conn.execute(sa.text(query_sql("delete_shard_proposal_stage")), {"r": run_id, "s": shard})
         proposals = _with_queue_columns(decision)
         if "auto_approve" not in proposals:   # a decision made without the rule: nothing approved by it
             proposals = proposals.assign(auto_approve=False, auto_approve_note=None)
@@ -202,7 +197,8 @@ def write_shard(engine: Engine, run_id: str, as_of: dt.date, shard: int, decisio
         written += copy_frame(conn, "rebalance.proposal_stage", proposals.assign(run_id=run_id, shard=shard),
                               [*PROPOSAL_COLUMNS, *PROPOSAL_QUEUE_COLUMNS, *STAGE_ONLY_COLUMNS, "shard"])
         # Gross notional summed in NUMERIC from the trades as stored (base currency): the
-        # four-eyes threshold compares against exactly what the trades say.
+        # four-eyes threshold compares against exactly what the trades say. Built here, not in
+        # sql/queries: it reads the shard's own leaf (a quoted name from the database).
         conn.execute(sa.text(
             f"UPDATE rebalance.proposal_stage s SET gross_notional = t.gross "
             f"FROM (SELECT proposal_id, sum(notional) AS gross FROM {leaves['proposal_trade']} GROUP BY proposal_id) t "
@@ -227,8 +223,7 @@ def _stage_executions(conn: Connection, run_id: str, as_of: dt.date, shard: int,
     (source positions) into the execution stage; the publish moves them into rebalance.execution."""
     from rebalance_pipeline.executions import FILE_RECORDER, POSITIONS_RECORDER
 
-    conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE run_id = :r AND shard = :s"),
-                 {"r": run_id, "s": shard})
+    conn.execute(sa.text(query_sql("delete_shard_execution_stage")), {"r": run_id, "s": shard})
     parts = []
     if file_rows is not None and len(file_rows):
         parts.append(file_rows.assign(recorded_by=FILE_RECORDER))
@@ -253,7 +248,7 @@ def _with_queue_columns(decision: NightDecision) -> pd.DataFrame:
 def published_report(engine: Engine, as_of: dt.date, run_id: str) -> PublishReport | None:
     """The report of a run that already published (None if it has not)."""
     with engine.connect() as conn:
-        if conn.execute(sa.text("SELECT 1 FROM rebalance.pipeline_run WHERE run_id = :r"), {"r": run_id}).first():
+        if conn.execute(sa.text(query_sql("run_published")), {"r": run_id}).first():
             night = NightToPublish(as_of, run_id, None, 0, {}, pd.DataFrame())
             return _report(conn, night, new=0, kept=0, superseded=0)
     return None
@@ -264,28 +259,25 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
     r = {"r": night.run_id}
     with engine.begin() as conn:
         date_lock(conn, night.as_of)
-        if conn.execute(sa.text("SELECT 1 FROM rebalance.pipeline_run WHERE run_id = :r"), r).first():
+        if conn.execute(sa.text(query_sql("run_published")), r).first():
             # A retried publish of a run that did publish: nothing more to do.
             return _report(conn, night, new=0, kept=0, superseded=0)
-        finished = set(conn.execute(sa.text(
-            "SELECT shard FROM rebalance.night_shard WHERE run_id = :r AND as_of_date = :d AND shard >= 0"),
-            {**r, **d}).scalars())
+        finished = set(conn.execute(sa.text(query_sql("finished_shards")), {**r, **d}).scalars())
         missing = sorted(set(range(night.shards)) - finished)
         if missing:
             raise NightIncomplete(f"run {night.run_id} for {night.as_of}: shard(s) {missing} of {night.shards} did "
                                   "not finish; nothing was published (the date's previous state stands)")
 
         for stem, (table, columns) in REFERENCE_INPUTS.items():
+            # The table is the input registry's identifier (one statement per reference table).
             conn.execute(sa.text(f"DELETE FROM {table} WHERE valid_from = :d"), d)
             if stem in night.reference_files:
                 copy_frame(conn, table, night.reference_files[stem].assign(valid_from=night.as_of).reindex(
                     columns=columns), columns)
-        conn.execute(sa.text("DELETE FROM rebalance.validation_result WHERE as_of_date = :d AND run_id = :r"),
-                     {**d, **r})
+        conn.execute(sa.text(query_sql("delete_run_validation_results")), {**d, **r})
         copy_frame(conn, "rebalance.validation_result",
                    night.validation_results.assign(as_of_date=night.as_of, run_id=night.run_id), VALIDATION_COLUMNS)
-        conn.execute(sa.text("DELETE FROM rebalance.validation_gx_result WHERE as_of_date = :d AND run_id = :r"),
-                     {**d, **r})
+        conn.execute(sa.text(query_sql("delete_run_gx_results")), {**d, **r})
         if night.gx_results is not None and len(night.gx_results):
             copy_frame(conn, "rebalance.validation_gx_result",
                        night.gx_results.assign(as_of_date=night.as_of, run_id=night.run_id),
@@ -293,25 +285,23 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
 
         # The shards COPYed tonight's proposals into the stage just now: statistics first, so
         # the joins below with rebalance.proposal are planned for their real size.
-        conn.execute(sa.text("SELECT rebalance.night_analyze_stage()"))
+        conn.execute(sa.text(query_sql("night_analyze_stage")))
         # A rerun replaces only what the lifecycle lets it (lifecycle.RERUN_REPLACEABLE).
         replaceable = {"replaceable": list(lifecycle.RERUN_REPLACEABLE)}
         refreshed = conn.execute(sa.text(query_sql("refresh_pending_proposals")), {**r, **d, **replaceable}).rowcount
         conn.execute(sa.text(query_sql("drop_unfound_pending_proposals")), {**r, **d, **replaceable})
         # Ids are hashes of the trades (and carry the date): a reviewed proposal of the date
         # stays exactly as it is, trades included, even when tonight finds it again.
-        reviewed = list(conn.execute(sa.text(
-            "SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d "
-            "AND NOT (status = ANY(CAST(:replaceable AS text[])))"), {**d, **replaceable}).scalars())
+        reviewed = list(conn.execute(sa.text(query_sql("reviewed_proposal_ids")), {**d, **replaceable}).scalars())
         _carry_reviewed_trades(conn, night, reviewed)
-        conn.execute(sa.text("SELECT rebalance.night_publish(:r, :d)"), {**r, **d})
+        conn.execute(sa.text(query_sql("night_publish")), {**r, **d})
 
         _publish_executions(conn, night)
         inserted = conn.execute(sa.text(query_sql("insert_staged_proposals")), r).rowcount
         # Straight-through approval, in this transaction: a night that does not commit
         # approves nothing.
         auto_approved = _auto_approve(conn, night)
-        conn.execute(sa.text("DELETE FROM rebalance.proposal_stage WHERE run_id = :r"), r)
+        conn.execute(sa.text(query_sql("delete_run_proposal_stage")), r)
         new, kept = inserted + refreshed, reviewed
         supersede = lifecycle.transition(lifecycle.PENDING, lifecycle.SUPERSEDE)
         superseded = conn.execute(sa.text(query_sql("supersede_pending_proposals")),
@@ -323,13 +313,13 @@ def publish_night(engine: Engine, night: NightToPublish) -> PublishReport:
 def _publish_executions(conn: Connection, night: NightToPublish) -> None:
     """The night's executions (executions.csv, the positions' evidence) replace those an
     earlier run of the date recorded; an operator's word is never touched by a night."""
+    # The INSERT is built here, not in sql/queries: its column list is EXECUTION_STAGE_COLUMNS.
     columns = ", ".join(EXECUTION_STAGE_COLUMNS)
-    conn.execute(sa.text("DELETE FROM rebalance.execution WHERE as_of_date = :d AND source <> 'operator'"),
-                 {"d": night.as_of})
+    conn.execute(sa.text(query_sql("delete_night_executions")), {"d": night.as_of})
     conn.execute(sa.text(f"INSERT INTO rebalance.execution ({columns}, run_id) SELECT {columns}, run_id "
                          "FROM rebalance.execution_stage WHERE run_id = :r ORDER BY shard, source, source_row"),
                  {"r": night.run_id})
-    conn.execute(sa.text("DELETE FROM rebalance.execution_stage WHERE run_id = :r"), {"r": night.run_id})
+    conn.execute(sa.text(query_sql("delete_run_execution_stage")), {"r": night.run_id})
 
 
 def _auto_approve(conn: Connection, night: NightToPublish) -> int:
@@ -361,10 +351,10 @@ def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[s
     from the date's current partition into a night leaf; tonight's rows for those ids go."""
     params = {"d": night.as_of, "kept": kept}
     leaves = _begin_leaves(conn, night.run_id, night.as_of, NIGHT_SHARD, CARRIED_TABLES)
-    shard_leaves = conn.execute(sa.text(
-        "SELECT table_name, leaf_name FROM rebalance.night_leaf WHERE run_id = :r AND as_of_date = :d "
-        "AND shard >= 0 AND table_name = ANY(:t)"), {"r": night.run_id, "d": night.as_of, "t": CARRIED_TABLES}).all()
+    shard_leaves = conn.execute(sa.text(query_sql("shard_leaves")), {"r": night.run_id, "d": night.as_of, "t": CARRIED_TABLES}).all()
     if kept:
+        # Built here, not in sql/queries: the leaves' names come from the database (quoted)
+        # and the column lists from this module's constants.
         for table, columns in (("proposal_trade", TRADE_COLUMNS), ("proposal_trade_lot", LOT_COLUMNS),
                                ("compliance_result", COMPLIANCE_LEAF_COLUMNS)):
             column_list = ", ".join(f'"{c}"' for c in columns)
@@ -379,18 +369,11 @@ def _carry_reviewed_trades(conn: Connection, night: NightToPublish, kept: list[s
 
 def _report(conn: Connection, night: NightToPublish, new: int, kept: int, superseded: int,
             record: bool = False, auto_approved: int = 0) -> PublishReport:
-    counts = dict(conn.execute(sa.text(
-        "SELECT status, count(*) FROM rebalance.fund_summary WHERE as_of_date = :d GROUP BY status"),
-        {"d": night.as_of}).all())
+    counts = dict(conn.execute(sa.text(query_sql("night_status_counts")), {"d": night.as_of}).all())
     trades = conn.execute(sa.text(query_sql("night_trade_count")), {"d": night.as_of}).scalar()
     funds = sum(counts.values())
     if record:
-        conn.execute(sa.text(
-            "INSERT INTO rebalance.pipeline_run (run_id, as_of_date, started_at, funds, funds_proposed, funds_blocked,"
-            " trades) VALUES (:r, :d, :s, :f, :p, :b, :t) ON CONFLICT (run_id) DO UPDATE SET"
-            " published_at = now(), funds = EXCLUDED.funds, funds_proposed = EXCLUDED.funds_proposed,"
-            " funds_blocked = EXCLUDED.funds_blocked, trades = EXCLUDED.trades"),
-            {"r": night.run_id, "d": night.as_of, "s": night.started_at, "f": funds,
+        conn.execute(sa.text(query_sql("record_pipeline_run")), {"r": night.run_id, "d": night.as_of, "s": night.started_at, "f": funds,
              "p": int(counts.get("proposed", 0)), "b": int(counts.get("blocked", 0)), "t": int(trades or 0)})
     return PublishReport(
         as_of=night.as_of, run_id=night.run_id, funds=funds, proposed=int(counts.get("proposed", 0)),

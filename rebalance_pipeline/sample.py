@@ -14,35 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from rebalance_core.calendar import sessions_between
-from rebalance_core.inputs import REGISTRY
-
-POLICY_MIX = [
-    # policy, frequency, abs_band, rel_band, rebalance_to, weight in the mix
-    ("threshold", "daily", 0.05, 0.25, "target", 0.35),
-    ("threshold", "daily", 0.03, None, "band", 0.15),
-    ("calendar", "monthly", None, None, "target", 0.2),
-    ("calendar", "quarterly", None, None, "target", 0.1),
-    ("hybrid", "monthly", 0.02, 0.20, "target", 0.2),
-]
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """One landing file, checked against its declaration in the input registry
-    (``rebalance_core.inputs``): the sample writes only files and columns the night reads."""
-    declared = REGISTRY.get(path.stem)
-    if declared is None:
-        raise ValueError(f"{path.name} is not an input file of the registry (rebalance_core.inputs)")
-    names = [c.name for c in declared.columns]
-    unknown = [c for c in frame.columns if c not in names]
-    missing = [c.name for c in declared.columns if c.required and c.name not in frame.columns]
-    if unknown or missing:
-        raise ValueError(f"{path.name}: columns {unknown} are not declared, {missing} are required")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+from rebalance_pipeline.sample_book import (
+    fund_book,
+    fund_targets,
+    models_of,
+    starting_book,
+    targets_frame,
+    trading_costs_lots_and_flows,
+    universe,
+    wealth_and_review,
+    write_csv,
+    write_day,
+)
+from rebalance_pipeline.sample_etf import add_index_etf, index_etf
 
 
 def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings: int = 12,
@@ -71,7 +57,7 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     a rebalance is small (``auto_approve_max_turnover`` 10 %, ``auto_approve_max_cost_bps`` 8)
     and a quarter need two approvals above 5 million (``second_approval_notional``).
 
-    With models, one more fund is an index ETF (``_index_etf``): ETF00001 follows the index
+    With models, one more fund is an index ETF (``index_etf``): ETF00001 follows the index
     model IDX00 (30 constituents, daily index_levels.csv), has shares outstanding
     (fund_shares.csv), a ``ric`` compliance setting and a ``max_tracking_error``, and the
     index's securities name their issuers in securities.csv.
@@ -87,137 +73,33 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
     rng = np.random.default_rng(seed)
     dates = sessions_between(start, start + dt.timedelta(days=days * 2 + 10))[:days]
     n_sec = securities or max(holdings * 4, 60)
-    sec_ids = np.array([f"SEC{i:05d}" for i in range(n_sec)])
-    asset_class = rng.choice(["equity", "fixed_income", "real_estate", "commodity"], n_sec, p=[.55, .3, .1, .05])
-    lot_size = np.where(rng.random(n_sec) < 0.1, 100, 1)
-    start_price = np.round(rng.lognormal(mean=4.0, sigma=0.8, size=n_sec), 2) + 1.0
-    daily_vol = np.where(asset_class == "fixed_income", 0.004, 0.015)
-    shocks = rng.normal(0.0002, daily_vol, size=(len(dates), n_sec))
-    shocks[0] = 0.0
-    price_path = np.round(start_price * np.exp(np.cumsum(shocks, axis=0)), 4)
-
-    fund_ids = np.array([f"FUND{i:05d}" for i in range(funds)])
-    mix = rng.choice(len(POLICY_MIX), funds, p=[m[-1] for m in POLICY_MIX])
-    policy = pd.DataFrame([POLICY_MIX[i][:5] for i in mix],
-                          columns=["policy", "frequency", "abs_band", "rel_band", "rebalance_to"])
-    nav0 = np.round(rng.lognormal(mean=16.5, sigma=1.0, size=funds), -3)
-    funds_frame = pd.DataFrame({
-        "fund_id": fund_ids,
-        "name": [f"Model portfolio {i:05d}" for i in range(funds)],
-        "base_currency": "USD",
-        **{c: policy[c] for c in policy.columns},
-        "min_trade_notional": np.where(nav0 > 5e6, 2500.0, 500.0),
-        "cash_buffer": np.where(rng.random(funds) < 0.5, 0.01, 0.0),
-        "allow_fractional": np.where(rng.random(funds) < 0.15, "true", "false"),
-    })
-    funds_frame = funds_frame.reindex(columns=["fund_id", "name", "base_currency", "policy", "frequency", "abs_band",
-                                               "rel_band", "rebalance_to", "min_trade_notional", "cash_buffer",
-                                               "allow_fractional"])
-
-    # Holdings: each fund picks `holdings` distinct securities (a random window of a shuffled
-    # universe keeps it vectorized and distinct).
-    offsets = rng.integers(0, n_sec, size=funds)
-    picks = (offsets[:, None] + np.arange(holdings)[None, :] * max(1, n_sec // holdings)) % n_sec
-    raw_w = rng.gamma(2.0, 1.0, size=(funds, holdings))
-    cash_target = np.where(rng.random(funds) < 0.3, 0.02, 0.0)
-    weights = raw_w / raw_w.sum(axis=1, keepdims=True) * (1 - cash_target)[:, None]
-    weights = np.round(weights, 6)
-    weights[:, -1] += (1 - cash_target) - weights.sum(axis=1)  # exact sum after rounding
+    # The draws of ``rng`` happen in this order, helper after helper: the same seed gives the
+    # same files byte for byte.
+    sec_ids, asset_class, lot_size, price_path = universe(rng, n_sec, len(dates))
+    fund_ids, funds_frame, nav0 = fund_book(rng, funds)
+    picks, weights, cash_target = fund_targets(rng, funds, holdings, n_sec)
     model_files: dict[int, dict[str, pd.DataFrame]] = {}
     followers = np.zeros(funds, dtype=bool)
     if models > 0:
-        # A generator of its own: the draws of a book without models stay as they were.
-        mrng = np.random.default_rng([seed, 9])
-        model_ids = np.array([f"MODEL{i:02d}" for i in range(models)])
-        model_offsets = mrng.integers(0, n_sec, size=models)
-        model_picks = (model_offsets[:, None] + np.arange(holdings)[None, :] * max(1, n_sec // holdings)) % n_sec
-        model_weights = _unit_weights(mrng.gamma(2.0, 1.0, size=(models, holdings)))
-        followers = mrng.random(funds) < model_share
-        follows = np.where(followers, mrng.integers(0, models, size=funds), -1)
-        picks[followers] = model_picks[follows[followers]]
-        weights[followers] = model_weights[follows[followers]]
-        cash_target[followers] = 0.0
-        funds_frame["model_id"] = np.where(followers, model_ids[np.clip(follows, 0, None)], None)
-        funds_frame["band_level"] = np.where(mrng.random(funds) < asset_class_share, "asset_class", "security")
-
-        def model_frame(ids, chosen, w) -> pd.DataFrame:
-            return pd.DataFrame({"model_id": np.repeat(ids, holdings), "security_id": sec_ids[chosen.ravel()],
-                                 "target_weight": w.ravel()})
-
-        model_files[0] = {"model_targets": model_frame(model_ids, model_picks, model_weights),
-                          "models": pd.DataFrame({"model_id": model_ids,
-                                                  "name": [f"Model {chr(65 + i % 26)}{i // 26 or ''}"
-                                                           for i in range(models)]})}
-        change_day = model_change_day if model_change_day is not None else (days - 1 if days > 1 else None)
-        if change_day is not None and 0 < change_day < days:
-            model_files[change_day] = {"model_targets": model_frame(
-                model_ids[:1], model_picks[:1], _unit_weights(mrng.gamma(2.0, 1.0, size=(1, holdings))))}
-
-    fund_col = np.repeat(fund_ids, holdings)
-    sec_col = sec_ids[picks.ravel()]
-    targets = pd.DataFrame({"fund_id": fund_col, "security_id": sec_col, "target_weight": weights.ravel()})
-    cash_rows = pd.DataFrame({"fund_id": fund_ids[cash_target > 0], "security_id": "CASH",
-                              "target_weight": cash_target[cash_target > 0]})
-    targets = pd.concat([targets, cash_rows], ignore_index=True).sort_values(["fund_id", "security_id"])
-    if followers.any():
-        targets = targets[~targets["fund_id"].isin(fund_ids[followers])]
-
-    # Start off target by a fund-specific amount, so some funds are already out of band.
-    tilt = rng.normal(0, fund_drift, size=(funds, holdings)) * rng.random((funds, 1))
-    held_w = np.clip(weights * (1 + tilt), 0, None)
-    held_w = held_w / held_w.sum(axis=1, keepdims=True) * (1 - cash_target)[:, None] * 0.985
-    quantity = np.floor(held_w * nav0[:, None] / price_path[0][picks])
-    positions = pd.DataFrame({"fund_id": fund_col, "security_id": sec_col, "quantity": quantity.ravel()})
-    positions = positions[positions["quantity"] > 0]
-    invested = (quantity * price_path[0][picks]).sum(axis=1)
-    cash = pd.DataFrame({"fund_id": fund_ids, "currency": "USD", "amount": np.round(nav0 - invested, 2)})
+        model_files, followers = models_of(np.random.default_rng([seed, 9]), models, model_share, model_change_day,
+                                         asset_class_share, days, sec_ids, picks, weights, cash_target, funds_frame)
+    targets = targets_frame(fund_ids, sec_ids, picks, weights, cash_target, followers)
+    positions, cash = starting_book(rng, fund_ids, sec_ids, picks, weights, cash_target, nav0, price_path,
+                                     fund_drift)
 
     securities_frame = pd.DataFrame({"security_id": sec_ids, "lot_size": lot_size, "asset_class": asset_class,
                                      "tradable": "true"})
     extra_daily: dict[str, pd.DataFrame] = {}
     if full_engine:
-        spread = {"equity": 2.0, "fixed_income": 5.0, "real_estate": 8.0, "commodity": 6.0}
-        securities_frame["half_spread_bps"] = pd.Series(asset_class).map(spread).to_numpy()
-        securities_frame["adv"] = np.round(rng.lognormal(13.5, 1.0, n_sec), -2)
-        funds_frame["commission_bps"] = np.where(rng.random(funds) < 0.5, 1.0, np.nan)
-        funds_frame["commission_per_share"] = np.where(rng.random(funds) < 0.5, 0.005, np.nan)
-        funds_frame["tax_lot_method"] = rng.choice(["hifo", "fifo", "min_gain"], funds)
-        taxed = positions[positions["fund_id"].isin(fund_ids[rng.random(funds) < tax_lot_share])]
-        price_of = pd.Series(price_path[0], index=sec_ids)
-        older = (taxed["quantity"] * 0.6).round()
-        cost = taxed["security_id"].map(price_of).to_numpy()
-        lots = pd.concat([
-            taxed.assign(lot_id="L1", quantity=older, unit_cost=np.round(cost * rng.uniform(0.6, 1.1, len(taxed)), 4),
-                         acquired_date=[(start - dt.timedelta(days=int(d))).isoformat()
-                                        for d in rng.integers(400, 1500, len(taxed))]),
-            taxed.assign(lot_id="L2", quantity=taxed["quantity"] - older,
-                         unit_cost=np.round(cost * rng.uniform(0.9, 1.2, len(taxed)), 4),
-                         acquired_date=[(start - dt.timedelta(days=int(d))).isoformat()
-                                        for d in rng.integers(5, 360, len(taxed))]),
-        ], ignore_index=True)
-        extra_daily["tax_lots"] = lots[lots["quantity"] > 0][
-            ["fund_id", "security_id", "lot_id", "quantity", "unit_cost", "acquired_date"]]
-        flowing = fund_ids[rng.random(funds) < flow_share]
-        extra_daily["flows"] = pd.DataFrame({
-            "fund_id": flowing,
-            "amount": np.round(pd.Series(nav0, index=fund_ids)[flowing].to_numpy()
-                               * rng.uniform(-0.08, 0.08, len(flowing)), 2)})
+        extra_daily = trading_costs_lots_and_flows(rng, start, fund_ids, sec_ids, asset_class, price_path, nav0,
+                                                    positions, funds_frame, securities_frame, tax_lot_share,
+                                                    flow_share)
     if models > 0 and full_engine:
-        wealth = _wealth_rules(np.random.default_rng([seed, 11]), fund_ids, sec_ids, asset_class, positions,
-                               extra_daily["tax_lots"], restriction_share)
-        funds_frame["harvest_loss_pct"] = funds_frame["fund_id"].map(wealth["harvest_loss_pct"])
-        funds_frame["harvest_min_loss"] = np.where(funds_frame["harvest_loss_pct"].notna(), 250.0, np.nan)
-        # Review at scale: a few accounts approved by rule when a rebalance is small and cheap,
-        # and four eyes on a quarter of them above 5 million of gross notional.
-        review_rng = np.random.default_rng([seed, 12])
-        straight = review_rng.random(funds) < 0.2
-        funds_frame["auto_approve_max_turnover"] = np.where(straight, 0.10, np.nan)
-        funds_frame["auto_approve_max_cost_bps"] = np.where(straight, 8.0, np.nan)
-        funds_frame["second_approval_notional"] = np.where(review_rng.random(funds) < 0.25, 5_000_000.0, np.nan)
-        for stem in ("restrictions", "substitutes"):
-            model_files[0][stem] = wealth[stem]
+        wealth_and_review(seed, fund_ids, sec_ids, asset_class, positions, extra_daily["tax_lots"],
+                           restriction_share, funds_frame, model_files)
+    tracked_etf = None
     if models > 0:
-        tracked_etf = _index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
+        tracked_etf = index_etf(np.random.default_rng([seed, 10]), sec_ids, price_path, dates)
         funds_frame = pd.concat([funds_frame, tracked_etf["funds"]], ignore_index=True)
         positions = pd.concat([positions, tracked_etf["positions"]], ignore_index=True)
         cash = pd.concat([cash, tracked_etf["cash"]], ignore_index=True)
@@ -227,184 +109,15 @@ def generate(out: Path, start: dt.date, days: int = 3, funds: int = 36, holdings
             model_files[0][stem] = pd.concat([model_files[0][stem], tracked_etf[stem]], ignore_index=True)
     etf_daily: dict[int, dict[str, pd.DataFrame]] = {}
     if etf if etf is not None else models > 0:
-        funds_frame, positions, cash, extra_daily, etf_daily = _add_index_etf(
+        funds_frame, positions, cash, extra_daily, etf_daily = add_index_etf(
             np.random.default_rng([seed, 6]), dates, sec_ids, price_path, funds_frame, positions, cash, extra_daily,
             model_files, holdings)
+    first_day = {"funds": funds_frame, "targets": targets, "securities": securities_frame}
     for day, as_of in enumerate(dates):
-        folder = Path(out) / as_of.isoformat()
-        stamp = as_of.isoformat()
-        write_csv(pd.DataFrame({"as_of_date": stamp, "security_id": sec_ids, "close_price": price_path[day],
-                                "currency": "USD"}), folder / "prices.csv")
-        write_csv(positions.assign(as_of_date=stamp)[["as_of_date", "fund_id", "security_id", "quantity"]],
-                  folder / "positions.csv")
-        write_csv(cash.assign(as_of_date=stamp)[["as_of_date", "fund_id", "currency", "amount"]], folder / "cash.csv")
-        for stem, frame in extra_daily.items():
-            write_csv(frame, folder / f"{stem}.csv")
-        levels = ([tracked_etf["index_levels"][day]] if models > 0 else []) + (
-            [etf_daily[day]["index_levels"]] if "index_levels" in etf_daily.get(day, {}) else [])
-        if levels:
-            write_csv(pd.concat(levels, ignore_index=True), folder / "index_levels.csv")
-        if day == 0:
-            write_csv(funds_frame, folder / "funds.csv")
-            write_csv(targets, folder / "targets.csv")
-            write_csv(securities_frame, folder / "securities.csv")
-        for stem, frame in model_files.get(day, {}).items():
-            write_csv(frame, folder / f"{stem}.csv")
-        for stem, frame in etf_daily.get(day, {}).items():
-            if stem != "index_levels":
-                write_csv(frame, folder / f"{stem}.csv")
+        index_levels = [tracked_etf["index_levels"][day]] if tracked_etf is not None else []
+        write_day(Path(out) / as_of.isoformat(), as_of, sec_ids, price_path[day], positions, cash, extra_daily,
+                   index_levels, first_day if day == 0 else {}, model_files.get(day, {}), etf_daily.get(day, {}))
     return dates
-
-
-def _index_etf(rng: np.random.Generator, sec_ids: np.ndarray, price_path: np.ndarray,
-               dates: list[dt.date]) -> dict:
-    """An index ETF on its own index model IDX00: 30 constituents, four of 11 % and 26 small
-    ones (a RIC-diversified index: issuers above 5 % hold 46 % together), the first large and
-    the first small constituent of one issuer; the fund holds the index a few percent off,
-    with 50-ish NAV per share; the index level is 1,000 on the first date and moves with the
-    constituents' closes."""
-    count = min(30, len(sec_ids))
-    chosen = rng.choice(len(sec_ids), size=count, replace=False)
-    weights = np.full(count, 0.56 / max(count - 4, 1))
-    weights[:4] = 0.11
-    weights = np.round(weights / weights.sum(), 6)
-    weights[-1] += 1 - weights.sum()
-    nav = 25_000_000.0
-    held = weights * rng.uniform(0.95, 1.05, count) * 0.995
-    quantity = np.floor(held * nav / price_path[0][chosen])
-    invested = float((quantity * price_path[0][chosen]).sum())
-    growth = (price_path[:, chosen] / price_path[0][chosen]) @ weights
-    issuers = {sid: f"ISSUER-{sid}" for sid in sec_ids[chosen]}
-    issuers[sec_ids[chosen[4 % count]]] = issuers[sec_ids[chosen[0]]]   # two securities of one issuer
-    return {
-        "funds": pd.DataFrame([{"fund_id": "ETF00001", "name": "Index ETF on IDX00", "base_currency": "USD",
-                                "policy": "calendar", "frequency": "quarterly", "abs_band": None, "rel_band": None,
-                                "rebalance_to": "target", "min_trade_notional": 1000.0, "cash_buffer": 0.0,
-                                "allow_fractional": "false", "model_id": "IDX00", "band_level": "security",
-                                "compliance": "ric", "max_tracking_error": 0.02}]),
-        "positions": pd.DataFrame({"fund_id": "ETF00001", "security_id": sec_ids[chosen], "quantity": quantity}),
-        "cash": pd.DataFrame({"fund_id": ["ETF00001"], "currency": ["USD"], "amount": [round(nav - invested, 2)]}),
-        "model_targets": pd.DataFrame({"model_id": "IDX00", "security_id": sec_ids[chosen], "target_weight": weights}),
-        "models": pd.DataFrame({"model_id": ["IDX00"], "name": ["Index IDX00"]}),
-        "index_levels": [pd.DataFrame({"model_id": ["IDX00"], "level": [round(1000.0 * g, 4)]}) for g in growth],
-        "fund_shares": pd.DataFrame({"fund_id": ["ETF00001"], "shares_outstanding": [nav // 50]}),
-        "issuers": issuers,
-    }
-
-
-def _wealth_rules(rng: np.random.Generator, fund_ids: np.ndarray, sec_ids: np.ndarray, asset_class: np.ndarray,
-                  positions: pd.DataFrame, tax_lots: pd.DataFrame, restriction_share: float) -> dict:
-    """Harvest settings for the funds with tax lots, substitutes per security, restrictions."""
-    harvest = pd.Series(0.05, index=pd.Index(tax_lots["fund_id"].unique(), name="fund_id"))
-    # Substitutes: the next two securities of the same asset class (ranks 1 and 2).
-    frame = pd.DataFrame({"security_id": sec_ids, "asset_class": asset_class})
-    frame["order"] = frame.groupby("asset_class").cumcount()
-    size = frame.groupby("asset_class")["security_id"].transform("size")
-    by_class = frame.set_index(["asset_class", "order"])["security_id"]
-    substitutes = pd.concat([
-        pd.DataFrame({"security_id": frame["security_id"], "rank": rank,
-                      "substitute_id": by_class.reindex(pd.MultiIndex.from_arrays(
-                          [frame["asset_class"], (frame["order"] + rank) % size])).to_numpy()})
-        for rank in (1, 2)], ignore_index=True)
-    substitutes = substitutes[substitutes["substitute_id"] != substitutes["security_id"]]
-    # Restrictions: one held security of a few funds each (at least one of each kind).
-    count = min(len(fund_ids), max(4, round(restriction_share * len(fund_ids))))
-    restricted = rng.choice(fund_ids, count, replace=False)
-    held = positions[positions["fund_id"].isin(restricted)].drop_duplicates("fund_id")
-    kinds = np.resize(np.array(["exclude+", "exclude", "no_buy", "no_sell"]), len(held))
-    rule = np.char.rstrip(kinds.astype(str), "+")
-    with_substitute = kinds == "exclude+"
-    first_substitute = substitutes[substitutes["rank"] == 1].set_index("security_id")["substitute_id"]
-    restrictions = pd.DataFrame({"fund_id": held["fund_id"].to_numpy(), "security_id": held["security_id"].to_numpy(),
-                                 "rule": rule,
-                                 "substitute_id": np.where(with_substitute, held["security_id"].map(
-                                     first_substitute).to_numpy(), None)})
-    return {"harvest_loss_pct": harvest, "substitutes": substitutes[["security_id", "substitute_id", "rank"]],
-            "restrictions": restrictions}
-
-
-ETF_ID, INDEX_ID, ETF_CREATION_UNIT = "ETF00000", "INDEX00", 50000
-
-
-def _add_index_etf(rng, dates, sec_ids, price_path, funds_frame, positions, cash, extra_daily, model_files,
-                   holdings):
-    """The sample's index ETF (see ``generate``): its fund row, book, lots, index versions,
-    AP orders and shares outstanding."""
-    n_sec = len(sec_ids)
-    size = max(holdings, 4)
-    picks = rng.choice(n_sec, size=size, replace=False)
-    weights = _unit_weights(rng.gamma(3.0, 1.0, size=(1, size)))[0]
-    nav = 50_000_000.0
-    quantity = np.floor(weights * (1 + rng.normal(0, 0.03, size)) * nav * 0.99 / price_path[0][picks])
-    etf_row = dict.fromkeys(funds_frame.columns)
-    etf_row.update({"fund_id": ETF_ID, "name": "Index ETF 00000", "base_currency": "USD", "policy": "threshold",
-                    "frequency": "daily", "abs_band": 0.02, "rel_band": None, "rebalance_to": "target",
-                    "min_trade_notional": 2500.0, "cash_buffer": 0.0, "allow_fractional": "false",
-                    "model_id": INDEX_ID, "band_level": "security"})
-    funds_frame = pd.concat([funds_frame.assign(index_tracking=None, creation_unit=None, custom_baskets=None),
-                             pd.DataFrame([{**etf_row, "index_tracking": "true", "creation_unit": ETF_CREATION_UNIT,
-                                            "custom_baskets": "true"}])], ignore_index=True)
-    held = pd.DataFrame({"fund_id": ETF_ID, "security_id": sec_ids[picks], "quantity": quantity})
-    positions = pd.concat([positions, held[held["quantity"] > 0]], ignore_index=True)
-    invested = float((quantity * price_path[0][picks]).sum())
-    cash = pd.concat([cash, pd.DataFrame([{"fund_id": ETF_ID, "currency": "USD", "amount": round(nav - invested, 2)}])],
-                     ignore_index=True)
-    # Two lots per holding: an old cheap one and a recent dearer one (in-kind redemptions
-    # deliver the cheap one first).
-    first = np.floor(quantity * 0.5)
-    cost = price_path[0][picks]
-    start = dates[0]
-    lots = pd.DataFrame({
-        "fund_id": ETF_ID, "security_id": np.concatenate([sec_ids[picks]] * 2),
-        "lot_id": ["L1"] * size + ["L2"] * size, "quantity": np.concatenate([first, quantity - first]),
-        "unit_cost": np.round(np.concatenate([cost * rng.uniform(0.5, 0.8, size), cost * rng.uniform(0.95, 1.1, size)]),
-                              4),
-        "acquired_date": [(start - dt.timedelta(days=900)).isoformat()] * size
-        + [(start - dt.timedelta(days=40)).isoformat()] * size})
-    lots = lots[lots["quantity"] > 0]
-    extra_daily = dict(extra_daily)
-    extra_daily["tax_lots"] = (pd.concat([extra_daily["tax_lots"], lots], ignore_index=True)
-                               if "tax_lots" in extra_daily else lots)
-    shares = round(nav / 25.0)   # NAV per share about 25
-    mine = pd.DataFrame([{"fund_id": ETF_ID, "shares_outstanding": shares}])
-    extra_daily["fund_shares"] = (pd.concat([extra_daily["fund_shares"], mine], ignore_index=True)
-                                  if "fund_shares" in extra_daily else mine)
-
-    # The index: today's version on the first day; the reconstitution (two constituents out,
-    # two in, weights redrawn) announced on the second, effective the next trading day.
-    index = pd.DataFrame({"model_id": INDEX_ID, "security_id": sec_ids[picks], "target_weight": weights})
-    day0 = model_files.setdefault(0, {})
-    day0["model_targets"] = (pd.concat([day0["model_targets"], index], ignore_index=True)
-                             if "model_targets" in day0 else index)
-    day0["models"] = pd.concat([day0.get("models", pd.DataFrame(columns=["model_id", "name"])),
-                                pd.DataFrame([{"model_id": INDEX_ID, "name": "Sample equity index"}])],
-                               ignore_index=True)
-    if len(dates) >= 2:
-        outside = np.setdiff1d(np.arange(n_sec), picks)
-        new_picks = np.concatenate([picks[2:], rng.choice(outside, size=2, replace=False)])
-        effective = sessions_between(dates[1] + dt.timedelta(days=1), dates[1] + dt.timedelta(days=10))[0]
-        announced = pd.DataFrame({"model_id": INDEX_ID, "security_id": sec_ids[new_picks],
-                                  "target_weight": _unit_weights(rng.gamma(3.0, 1.0, size=(1, size)))[0],
-                                  "effective_date": effective.isoformat()})
-        day1 = model_files.setdefault(1, {})
-        day1["model_targets"] = (pd.concat([day1["model_targets"], announced], ignore_index=True)
-                                 if "model_targets" in day1 else announced)
-    # Authorized participants: creations and redemptions, in kind and in cash, both ways.
-    orders = [[(2, "in_kind"), (-1, "cash")], [(-3, "in_kind"), (1, "cash")], [(1, "in_kind"), (-2, "in_kind")]]
-    # The index level: 1,000 on the first date, moving with its constituents' closes.
-    growth = (price_path[:, picks] / price_path[0][picks]) @ weights
-    etf_daily = {day: {"creations": pd.DataFrame([{"fund_id": ETF_ID, "units": u, "settlement": s}
-                                                   for u, s in orders[day % len(orders)]]),
-                       "index_levels": pd.DataFrame({"model_id": [INDEX_ID], "level": [round(1000.0 * growth[day], 4)]})}
-                 for day in range(len(dates))}
-    return funds_frame, positions, cash, extra_daily, etf_daily
-
-
-def _unit_weights(raw: np.ndarray) -> np.ndarray:
-    """Rows of weights summing to exactly 1 after rounding to 6 decimals."""
-    weights = np.round(raw / raw.sum(axis=1, keepdims=True), 6)
-    weights[:, -1] += 1 - weights.sum(axis=1)
-    return weights
 
 
 class SampleError(Exception):

@@ -112,21 +112,23 @@ def distributed_executor(setting: str | None = None) -> str | None:
     return None
 
 
+def _folder(variable: str, default: str) -> Path:
+    """The folder $<variable> names, else ``default`` under the Rebalance home."""
+    value = os.environ.get(variable)
+    return Path(value) if value else home() / default
+
+
 def landing_dir() -> Path:
-    value = os.environ.get("REBALANCE_LANDING_DIR")
-    return Path(value) if value else home() / "landing"
+    return _folder("REBALANCE_LANDING_DIR", "landing")
 
 
 def outbox_dir() -> Path:
-    value = os.environ.get("REBALANCE_OUTBOX_DIR")
-    return Path(value) if value else home() / "outbox"
+    return _folder("REBALANCE_OUTBOX_DIR", "outbox")
 
 
 def reports_dir() -> Path:
-    value = os.environ.get("REBALANCE_REPORTS_DIR")
-    return Path(value) if value else home() / "reports"
+    return _folder("REBALANCE_REPORTS_DIR", "reports")
 
 
 def pcf_dir() -> Path:
-    value = os.environ.get("REBALANCE_PCF_DIR")
-    return Path(value) if value else home() / "pcf"
+    return _folder("REBALANCE_PCF_DIR", "pcf")

@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rebalance_pipeline.warehouse import query_sql
+
 
 class Workspace(Protocol):
     def put(self, name: str, frame: pd.DataFrame | pa.Table) -> None: ...
@@ -79,35 +81,26 @@ class WarehouseWorkspace:
         buffer = io.BytesIO()
         pq.write_table(_arrow(frame), buffer)
         with self.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO rebalance.run_artifact (run_id, name, payload) VALUES (:r, :n, :p) "
-                "ON CONFLICT (run_id, name) DO UPDATE SET payload = EXCLUDED.payload, created_at = now()"),
-                {"r": self.run_id, "n": name, "p": buffer.getvalue()})
+            conn.execute(sa.text(query_sql("save_run_artifact")), {"r": self.run_id, "n": name, "p": buffer.getvalue()})
 
     def get(self, name: str) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            payload = conn.execute(sa.text(
-                "SELECT payload FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
-                {"r": self.run_id, "n": name}).scalar()
+            payload = conn.execute(sa.text(query_sql("run_artifact_payload")), {"r": self.run_id, "n": name}).scalar()
         if payload is None:
             raise KeyError(f"run {self.run_id} has no stored {name!r}: did its earlier task run?")
         return pd.read_parquet(io.BytesIO(payload))
 
     def has(self, name: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(sa.text(
-                "SELECT 1 FROM rebalance.run_artifact WHERE run_id = :r AND name = :n"),
-                {"r": self.run_id, "n": name}).first() is not None
+            return conn.execute(sa.text(query_sql("run_artifact_exists")), {"r": self.run_id, "n": name}).first() is not None
 
     def names(self, prefix: str) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.text(
-                "SELECT name FROM rebalance.run_artifact WHERE run_id = :r AND starts_with(name, :p) ORDER BY name"),
-                {"r": self.run_id, "p": prefix}).scalars())
+            return list(conn.execute(sa.text(query_sql("run_artifact_names")), {"r": self.run_id, "p": prefix}).scalars())
 
     def clear(self) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM rebalance.run_artifact WHERE run_id = :r"), {"r": self.run_id})
+            conn.execute(sa.text(query_sql("delete_run_artifacts")), {"r": self.run_id})
 
 
 def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:

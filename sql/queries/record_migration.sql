@@ -1,0 +1,2 @@
+-- A versioned migration, applied.
+INSERT INTO rebalance.schema_migration (version, name, checksum) VALUES (:v, :n, :c)
