@@ -223,6 +223,12 @@ def transition(state: str, event: str, *, by: str | None = None, first_approved_
     return candidates[0]
 
 
+def can(state: str, event: str) -> bool:
+    """Whether ``event`` has a move out of ``state`` at all (before the rules of a particular
+    proposal: four eyes, twins, names), e.g. only an approved proposal can be executed."""
+    return (state, event) in _BY_SOURCE_EVENT
+
+
 def state_of(status: str, execution: str | None = None) -> str:
     """The lifecycle state of a stored proposal: its ``proposal.status`` and, for an approved
     one, the execution outcome kept beside it (``executed``, ``expired`` or None)."""

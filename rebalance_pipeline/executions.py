@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from rebalance_core import lifecycle
 from rebalance_core.faults import FAULT_COLUMNS
 from rebalance_core.fund_state import CANCELLED, EXECUTION_COLUMNS, FILLED, SOURCE_FILE, SOURCE_OPERATOR
 from rebalance_pipeline.decisions import ReviewError
@@ -25,8 +26,9 @@ from rebalance_pipeline.warehouse import date_lock, query_sql, read_frame
 FILE = "executions.csv"
 DATASET = "executions"
 SIDES = ("BUY", "SELL")
-# A proposal in one of these states sent no orders: nothing of it can be executed.
-NOT_APPROVED = ("pending_review", "pending_second_approval", "rejected", "superseded")
+# A proposal in one of these states sent no orders: nothing of it can be executed (the
+# lifecycle's word: the stored states with no ``execute`` move).
+NOT_APPROVED = tuple(s for s in lifecycle.STATUS_STATES if not lifecycle.can(s, lifecycle.EXECUTE))
 # Recorded with the night's rows (rebalance.execution.recorded_by).
 FILE_RECORDER = "file:executions.csv"
 POSITIONS_RECORDER = "rule:positions"
@@ -99,16 +101,18 @@ def record_operator_word(engine: Engine, proposal_id: str, by: str, note: str | 
         if found is None:
             raise ReviewError(f"no proposal {proposal_id}")
         date_lock(conn, found.as_of_date)
-        if found.status != "approved":
+        if not lifecycle.can(found.status, lifecycle.EXECUTE):
             raise ReviewError(f"proposal {proposal_id} is {found.status}: only an approved proposal's orders can be "
                               "marked executed or cancelled")
         night = conn.execute(sa.text(query_sql("latest_night"))).scalar()
         night = max(night or found.as_of_date, found.as_of_date)
-        rows = conn.execute(sa.text(query_sql("record_operator_executions")), {"night": night, "status": status, "source": SOURCE_OPERATOR, "note": note, "by": by.strip(),
-             "id": proposal_id, "d": found.as_of_date}).all()
+        rows = conn.execute(sa.text(query_sql("record_operator_executions")), {
+            "night": night, "status": status, "source": SOURCE_OPERATOR, "note": note, "by": by.strip(),
+            "id": proposal_id, "d": found.as_of_date}).all()
         if not rows:   # an approved proposal without trades: one row says it is done
-            rows = conn.execute(sa.text(query_sql("record_operator_execution_without_trades")), {"night": night, "id": proposal_id, "status": status, "source": SOURCE_OPERATOR, "note": note,
-                 "by": by.strip()}).all()
+            rows = conn.execute(sa.text(query_sql("record_operator_execution_without_trades")), {
+                "night": night, "id": proposal_id, "status": status, "source": SOURCE_OPERATOR, "note": note,
+                "by": by.strip()}).all()
     return {"proposal_id": proposal_id, "fund_id": found.fund_id, "as_of_date": found.as_of_date,
             "night": night if isinstance(night, dt.date) else found.as_of_date, "status": status, "orders": len(rows),
             "recorded_by": by.strip(), "recorded_at": rows[0].recorded_at}

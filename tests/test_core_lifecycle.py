@@ -267,3 +267,14 @@ def test_a_proposal_carries_the_latest_rejection_of_its_fund_and_trigger():
     assert out.loc["F3", "rejected_before_proposal_id"] is None   # another trigger
     none = lc.rejection_hints(proposals, None)
     assert list(none.columns[-5:]) == lc.REJECTED_BEFORE_COLUMNS and none["rejected_before_by"].isna().all()
+
+
+def test_only_an_approved_proposal_can_be_executed_or_expire():
+    """``can`` answers from the transition table: what the CLI's `executed` and the desk's
+    executions.csv accept (rebalance_pipeline.executions.NOT_APPROVED is its complement)."""
+    from rebalance_pipeline.executions import NOT_APPROVED
+
+    for event in (lc.EXECUTE, lc.EXPIRE):
+        assert [s for s in lc.STATES if lc.can(s, event)] == [lc.APPROVED]
+    assert set(NOT_APPROVED) == set(lc.STATUS_STATES) - {lc.APPROVED}
+    assert lc.can(lc.PENDING, lc.APPROVE) and not lc.can(lc.REJECTED, lc.APPROVE)
