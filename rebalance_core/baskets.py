@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -196,6 +197,29 @@ def lowest_cost_lots(wanted: pd.DataFrame, tax_lots: pd.DataFrame) -> pd.DataFra
     return lots[lots["delivered"] > QTY_EPS]
 
 
+@dataclass(frozen=True)
+class _Settlement:
+    """What the day's in-kind orders settle against: the book as the files give it, each
+    ETF's baskets, and the units created and redeemed in kind per fund."""
+
+    as_of: dt.date
+    holdings: pd.DataFrame              # drift rows of the ETFs' securities, with unit_value
+    baskets: pd.DataFrame               # BASKET_COLUMNS
+    tax_lots: pd.DataFrame | None
+    lot_totals: pd.DataFrame | None     # the ETFs' lots on file (None: no lots)
+    created: pd.Series                  # units created in kind, per fund (> 0)
+    redeemed: pd.Series                 # units redeemed in kind, per fund (> 0)
+
+    @property
+    def security_rows(self) -> pd.Series:
+        return self.baskets["security_id"] != CASH
+
+    @cached_property
+    def book(self) -> pd.DataFrame:
+        """Price, fx, unit value and quantity per (fund, security) held."""
+        return self.holdings.drop_duplicates(["fund_id", "security_id"]).set_index(["fund_id", "security_id"])
+
+
 def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataFrame, positions: pd.DataFrame,
                           prices: pd.DataFrame, cash: pd.DataFrame, fx_rates: pd.DataFrame | None,
                           securities: pd.DataFrame | None, tax_lots: pd.DataFrame | None,
@@ -203,7 +227,9 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
                           fund_shares: pd.DataFrame | None, blocked_ids=()) -> PrimaryMarket:
     """Baskets of every fund with a creation unit, and the day's AP orders settled (see above).
 
-    Funds blocked by validation get no basket and settle nothing (their night is blocked)."""
+    Funds blocked by validation get no basket and settle nothing (their night is blocked).
+    The steps: the baskets, the cash orders as flows, the in-kind creations received, the
+    in-kind redemptions delivered (lowest-cost lots), then the settled positions, cash and lots."""
     terms = etf_terms(funds, fund_shares)
     terms = terms[~terms.index.isin(pd.Index(blocked_ids))]
     nothing = PrimaryMarket(positions, cash, tax_lots, flows, empty(BASKET_COLUMNS), empty(IN_KIND_LOT_COLUMNS),
@@ -229,16 +255,7 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
     baskets = build_baskets(as_of, holdings, unit_nav, terms["custom"], lot_size, lot_totals)
 
     orders = _orders(creations, nav_per_share.index)
-    if orders.empty:
-        return PrimaryMarket(positions, cash, tax_lots, flows, baskets, empty(IN_KIND_LOT_COLUMNS),
-                             pd.Series(dtype="float64"), nav_per_share)
-    # Cash orders: flows in base currency.
-    by_cash = orders[orders["settlement"] == SETTLEMENT_CASH].groupby("fund_id")["units"].sum()
-    cash_flows = pd.DataFrame({"fund_id": by_cash.index,
-                               "amount": (by_cash * unit_nav.reindex(by_cash.index)).to_numpy()})
-    parts = [f for f in (flows, cash_flows) if f is not None and len(f)]
-    flows = pd.concat([f[["fund_id", "amount"]] for f in parts], ignore_index=True) if parts else flows
-
+    flows = _with_cash_orders(orders, unit_nav, flows) if len(orders) else flows
     in_kind = orders[orders["settlement"] == SETTLEMENT_IN_KIND]
     created = in_kind["units"].clip(lower=0.0).groupby(in_kind["fund_id"]).sum()
     redeemed = (-in_kind["units"]).clip(lower=0.0).groupby(in_kind["fund_id"]).sum()
@@ -246,42 +263,70 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
     if created.empty and redeemed.empty:
         return PrimaryMarket(positions, cash, tax_lots, flows, baskets, empty(IN_KIND_LOT_COLUMNS),
                              pd.Series(dtype="float64"), nav_per_share)
-    security_rows = baskets["security_id"] != CASH
-    price = holdings.drop_duplicates(["fund_id", "security_id"]).set_index(["fund_id", "security_id"])
+    day = _Settlement(as_of, holdings, baskets, tax_lots, lot_totals, created, redeemed)
+    received = _received_lots(day)
+    sent, shortfall = _redemption_deliveries(day)
+    delivered, gain = _delivered_lots(day, sent)
+    moves = pd.concat([received[["fund_id", "security_id", "quantity"]].reset_index(drop=True),
+                       sent.assign(quantity=-sent["quantity"])], ignore_index=True)
+    in_kind_lots = pd.concat([f for f in (delivered, received) if len(f)], ignore_index=True) if (
+        len(delivered) or len(received)) else empty(IN_KIND_LOT_COLUMNS)
+    return PrimaryMarket(_moved_positions(positions, moves), _settled_cash(day, funds, cash, shortfall),
+                         _settled_lots(tax_lots, delivered, received), flows, baskets,
+                         in_kind_lots[IN_KIND_LOT_COLUMNS], gain, nav_per_share)
 
-    # Creations: the creation basket times the units comes in, as new lots at today's close.
-    incoming = baskets[security_rows & (baskets["kind"] == BASKET_CREATION) & baskets["fund_id"].isin(created.index)]
+
+def _with_cash_orders(orders: pd.DataFrame, unit_nav: pd.Series, flows: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Cash orders: flows in base currency (units x creation unit x NAV per share)."""
+    by_cash = orders[orders["settlement"] == SETTLEMENT_CASH].groupby("fund_id")["units"].sum()
+    cash_flows = pd.DataFrame({"fund_id": by_cash.index,
+                               "amount": (by_cash * unit_nav.reindex(by_cash.index)).to_numpy()})
+    parts = [f for f in (flows, cash_flows) if f is not None and len(f)]
+    return pd.concat([f[["fund_id", "amount"]] for f in parts], ignore_index=True) if parts else flows
+
+
+def _received_lots(day: _Settlement) -> pd.DataFrame:
+    """Creations: the creation basket times the units comes in, as new lots at today's close."""
+    baskets, created, as_of = day.baskets, day.created, day.as_of
+    incoming = baskets[day.security_rows & (baskets["kind"] == BASKET_CREATION) & baskets["fund_id"].isin(created.index)]
     incoming = incoming.assign(quantity=incoming["quantity"] * incoming["fund_id"].map(created).astype("float64"))
     key_in = pd.MultiIndex.from_frame(incoming[["fund_id", "security_id"]])
-    received = pd.DataFrame({
+    return pd.DataFrame({
         "as_of_date": as_of, "fund_id": incoming["fund_id"].to_numpy(), "security_id": incoming["security_id"].to_numpy(),
         "lot_id": f"INKIND-{as_of:%Y%m%d}", "quantity": incoming["quantity"].to_numpy(),
-        "unit_cost": price["price"].reindex(key_in).to_numpy(), "acquired_date": as_of, "kind": IN_KIND_RECEIVED,
+        "unit_cost": day.book["price"].reindex(key_in).to_numpy(), "acquired_date": as_of, "kind": IN_KIND_RECEIVED,
         "unrealized_gain": 0.0})
 
-    # Redemptions: the redemption basket times the units goes out, never more than is held
-    # (nor than the lots on file): a shortfall is paid in cash at today's value.
-    outgoing = baskets[security_rows & (baskets["kind"] == BASKET_REDEMPTION)
+
+def _redemption_deliveries(day: _Settlement) -> tuple[pd.DataFrame, pd.Series]:
+    """Redemptions: the redemption basket times the units goes out, never more than is held
+    (nor than the lots on file); (fund_id, security_id, quantity sent; per fund, the
+    shortfall paid in cash at today's value)."""
+    baskets, redeemed, price = day.baskets, day.redeemed, day.book
+    outgoing = baskets[day.security_rows & (baskets["kind"] == BASKET_REDEMPTION)
                        & baskets["fund_id"].isin(redeemed.index)]
     wanted = outgoing["quantity"] * outgoing["fund_id"].map(redeemed).astype("float64")
     key_out = pd.MultiIndex.from_frame(outgoing[["fund_id", "security_id"]])
-    held_qty = pd.Series(price["quantity"].reindex(key_out).to_numpy(), index=outgoing.index)
-    cap = held_qty
-    if lot_totals is not None and len(lot_totals):
-        on_file = lot_totals.groupby(["fund_id", "security_id"])["quantity"].sum().reindex(key_out)
+    cap = pd.Series(price["quantity"].reindex(key_out).to_numpy(), index=outgoing.index)
+    if day.lot_totals is not None and len(day.lot_totals):
+        on_file = day.lot_totals.groupby(["fund_id", "security_id"])["quantity"].sum().reindex(key_out)
         cap = np.minimum(cap, pd.Series(on_file.to_numpy(), index=outgoing.index).fillna(np.inf))
     sent = np.minimum(wanted, cap)
     unit_value = pd.Series(price["unit_value"].reindex(key_out).to_numpy(), index=outgoing.index)
     shortfall = ((wanted - sent) * unit_value).groupby(outgoing["fund_id"]).sum()
-    delivered_wanted = pd.DataFrame({"fund_id": outgoing["fund_id"], "security_id": outgoing["security_id"],
-                                     "quantity": sent})
-    delivered_wanted = delivered_wanted[delivered_wanted["quantity"] > QTY_EPS]
-    delivered_lots = (lowest_cost_lots(delivered_wanted, tax_lots) if tax_lots is not None and len(tax_lots)
-                      else pd.DataFrame())
+    sent = pd.DataFrame({"fund_id": outgoing["fund_id"], "security_id": outgoing["security_id"], "quantity": sent})
+    return sent[sent["quantity"] > QTY_EPS], shortfall
+
+
+def _delivered_lots(day: _Settlement, sent: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The lots the deliveries close, lowest cost first, with the unrealized gain that left;
+    per redeeming fund that gain, unknown (NaN) where the lots on file do not cover it."""
+    tax_lots, price = day.tax_lots, day.book
+    delivered_lots = lowest_cost_lots(sent, tax_lots) if tax_lots is not None and len(tax_lots) else pd.DataFrame()
     if len(delivered_lots):
         key_lots = pd.MultiIndex.from_frame(delivered_lots[["fund_id", "security_id"]])
         delivered = pd.DataFrame({
-            "as_of_date": as_of, "fund_id": delivered_lots["fund_id"].to_numpy(),
+            "as_of_date": day.as_of, "fund_id": delivered_lots["fund_id"].to_numpy(),
             "security_id": delivered_lots["security_id"].to_numpy(), "lot_id": delivered_lots["lot_id"].to_numpy(),
             "quantity": delivered_lots["delivered"].to_numpy(), "unit_cost": delivered_lots["unit_cost"].to_numpy(),
             "acquired_date": delivered_lots["acquired_date"].to_numpy(), "kind": IN_KIND_DELIVERED})
@@ -290,26 +335,26 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
                                         * price["fx_rate"].reindex(key_lots).to_numpy())
     else:
         delivered = empty(IN_KIND_LOT_COLUMNS)
-    # The gain that left in kind, per fund; unknown (NaN) where the lots on file do not cover it.
     covered = (delivered.groupby(["fund_id", "security_id"])["quantity"].sum() if len(delivered)
                else pd.Series(dtype="float64"))
-    need = delivered_wanted.set_index(["fund_id", "security_id"])["quantity"]
+    need = sent.set_index(["fund_id", "security_id"])["quantity"]
     uncovered = (need - covered.reindex(need.index).fillna(0.0)) > 1e-6
     gain = (delivered.groupby("fund_id")["unrealized_gain"].sum() if len(delivered) else pd.Series(dtype="float64"))
-    gain = gain.reindex(redeemed.index)
-    gain[uncovered.groupby(level="fund_id").any().reindex(redeemed.index).fillna(False).to_numpy(dtype=bool)] = np.nan
+    gain = gain.reindex(day.redeemed.index)
+    gain[uncovered.groupby(level="fund_id").any().reindex(day.redeemed.index).fillna(False).to_numpy(dtype=bool)] = np.nan
+    return delivered, gain
 
-    # The settled book.
-    moves = pd.concat([
-        pd.DataFrame({"fund_id": received["fund_id"], "security_id": received["security_id"],
-                      "quantity": received["quantity"]}),
-        delivered_wanted.assign(quantity=-delivered_wanted["quantity"]),
-    ], ignore_index=True)
+
+def _moved_positions(positions: pd.DataFrame, moves: pd.DataFrame) -> pd.DataFrame:
     positions = pd.concat([positions[["fund_id", "security_id", "quantity"]], moves], ignore_index=True)
     positions = positions.groupby(["fund_id", "security_id"], as_index=False, sort=False)["quantity"].sum()
-    positions = positions[positions["quantity"].abs() > QTY_EPS].reset_index(drop=True)
+    return positions[positions["quantity"].abs() > QTY_EPS].reset_index(drop=True)
 
-    cash_component = baskets[~security_rows].set_index(["fund_id", "kind"])["quantity"]
+
+def _settled_cash(day: _Settlement, funds: pd.DataFrame, cash: pd.DataFrame, shortfall: pd.Series) -> pd.DataFrame:
+    """The cash components in and out (and a redemption's shortfall out), in base currency."""
+    created, redeemed = day.created, day.redeemed
+    cash_component = day.baskets[~day.security_rows].set_index(["fund_id", "kind"])["quantity"]
     cash_in = (created * cash_component.xs(BASKET_CREATION, level="kind").reindex(created.index)).fillna(0.0)
     cash_out = (redeemed * cash_component.xs(BASKET_REDEMPTION, level="kind").reindex(redeemed.index)).fillna(0.0)
     cash_out = cash_out.add(shortfall, fill_value=0.0)
@@ -318,27 +363,26 @@ def settle_primary_market(as_of: dt.date, funds: pd.DataFrame, targets: pd.DataF
     cash = pd.concat([cash[["fund_id", "currency", "amount"]],
                       pd.DataFrame({"fund_id": delta.index, "currency": delta.index.map(base), "amount": delta.to_numpy()})],
                      ignore_index=True)
-    cash = cash.groupby(["fund_id", "currency"], as_index=False, sort=False, dropna=False)["amount"].sum()
+    return cash.groupby(["fund_id", "currency"], as_index=False, sort=False, dropna=False)["amount"].sum()
 
-    if tax_lots is not None:
-        lot_key = ["fund_id", "security_id", "lot_id"]
-        tax_lots = tax_lots.copy()
-        if len(delivered):
-            out = delivered.groupby(lot_key)["quantity"].sum().rename("_out")
-            tax_lots = tax_lots.join(out, on=lot_key)
-            tax_lots["quantity"] = tax_lots["quantity"] - tax_lots["_out"].fillna(0.0)
-            tax_lots = tax_lots.drop(columns="_out")
-            tax_lots = tax_lots[tax_lots["quantity"] > QTY_EPS]
-        # New lots join the lots of funds that keep lots on file.
-        new = received[received["fund_id"].isin(tax_lots["fund_id"])]
-        if len(new):
-            tax_lots = pd.concat([tax_lots, new[["fund_id", "security_id", "lot_id", "quantity", "unit_cost",
-                                                 "acquired_date"]]], ignore_index=True)
-        tax_lots = tax_lots.reset_index(drop=True)
-    in_kind_lots = pd.concat([f for f in (delivered, received) if len(f)], ignore_index=True) if (
-        len(delivered) or len(received)) else empty(IN_KIND_LOT_COLUMNS)
-    return PrimaryMarket(positions, cash, tax_lots, flows, baskets, in_kind_lots[IN_KIND_LOT_COLUMNS], gain,
-                         nav_per_share)
+
+def _settled_lots(tax_lots: pd.DataFrame | None, delivered: pd.DataFrame, received: pd.DataFrame):
+    """Delivered lots reduced or closed; received lots added for funds that keep lots on file."""
+    if tax_lots is None:
+        return None
+    lot_key = ["fund_id", "security_id", "lot_id"]
+    tax_lots = tax_lots.copy()
+    if len(delivered):
+        out = delivered.groupby(lot_key)["quantity"].sum().rename("_out")
+        tax_lots = tax_lots.join(out, on=lot_key)
+        tax_lots["quantity"] = tax_lots["quantity"] - tax_lots["_out"].fillna(0.0)
+        tax_lots = tax_lots.drop(columns="_out")
+        tax_lots = tax_lots[tax_lots["quantity"] > QTY_EPS]
+    new = received[received["fund_id"].isin(tax_lots["fund_id"])]
+    if len(new):
+        tax_lots = pd.concat([tax_lots, new[["fund_id", "security_id", "lot_id", "quantity", "unit_cost",
+                                             "acquired_date"]]], ignore_index=True)
+    return tax_lots.reset_index(drop=True)
 
 
 def _orders(creations: pd.DataFrame | None, fund_ids: pd.Index) -> pd.DataFrame:

@@ -71,12 +71,24 @@ def compute_drift(
     """
     fund_cols = funds[["fund_id", "base_currency", "abs_band", "rel_band"]]
     fund_ids = fund_cols["fund_id"]
+    rows = _holding_rows(fund_cols, targets, positions, prices, fx_rates, securities, asset_class_bands)
+    cash_base = _cash_in_base(cash, fund_cols, fx_rates)
+    nav = _fund_navs(rows, cash_base, fund_ids)
+    rows = _judge_bands(rows, nav)
+    cash_targets = targets.loc[targets["security_id"] == CASH].groupby("fund_id")["target_weight"].sum()
+    out = pd.concat([rows, _cash_rows(fund_cols, cash_base, cash_targets, nav)], ignore_index=True, sort=False)
+    out["as_of_date"] = as_of
+    out = out.sort_values(["fund_id", "security_id"], kind="stable", ignore_index=True)
+    return out[DRIFT_COLUMNS]
 
+
+def _holding_rows(fund_cols, targets, positions, prices, fx_rates, securities, asset_class_bands) -> pd.DataFrame:
+    """One row per (fund, security) held or targeted: quantity, target, price, the bands in
+    force (the asset class's where it sets one) and the market value in base currency."""
+    fund_ids = fund_cols["fund_id"]
     security_targets = targets.loc[(targets["security_id"] != CASH) & targets["fund_id"].isin(fund_ids),
                                    ["fund_id", "security_id", "target_weight"]]
     security_targets = security_targets.astype({"target_weight": "float64"}).groupby(["fund_id", "security_id"], as_index=False, sort=False)["target_weight"].sum()
-    cash_targets = targets.loc[targets["security_id"] == CASH].groupby("fund_id")["target_weight"].sum()
-
     held = positions.loc[positions["fund_id"].isin(fund_ids), ["fund_id", "security_id", "quantity"]]
     held = held.astype({"quantity": "float64"}).groupby(["fund_id", "security_id"], as_index=False,
                                                          sort=False)["quantity"].sum()
@@ -102,14 +114,23 @@ def compute_drift(
     rows["market_value"] = rows["quantity"] * rows["price"] * rows["fx_rate"]
     # Nothing held is worth exactly nothing, even without a price.
     rows.loc[rows["quantity"] == 0, "market_value"] = 0.0
+    return rows
 
+
+def _cash_in_base(cash: pd.DataFrame, fund_cols: pd.DataFrame, fx_rates) -> pd.Series:
+    """Cash per fund in base currency (0 without a row; NaN when a row has no rate)."""
+    fund_ids = fund_cols["fund_id"]
     cash_rows = cash.loc[cash["fund_id"].isin(fund_ids), ["fund_id", "currency", "amount"]].merge(
         fund_cols[["fund_id", "base_currency"]], on="fund_id", how="left")
     cash_rows["value"] = cash_rows["amount"] * fx_to_base(cash_rows["currency"], cash_rows["base_currency"], fx_rates)
     # min_count=1 keeps a fund whose only cash row has no rate at NaN rather than 0.
     cash_base = cash_rows.groupby("fund_id")["value"].sum(min_count=1).reindex(fund_ids).fillna(0.0)
     cash_base[cash_rows.loc[cash_rows["value"].isna(), "fund_id"].unique()] = np.nan
+    return cash_base
 
+
+def _fund_navs(rows: pd.DataFrame, cash_base: pd.Series, fund_ids: pd.Series) -> pd.Series:
+    """NAV per fund; NaN when a holding has no value or the fund is worth nothing."""
     invested = rows.groupby("fund_id", sort=False)["market_value"].sum(min_count=0)
     # A NaN market value of a held security makes the fund's NAV unknown (NaN), not smaller.
     has_unknown = rows.loc[rows["market_value"].isna(), "fund_id"].unique()
@@ -117,7 +138,11 @@ def compute_drift(
     nav = pd.Series(nav, index=fund_ids.to_numpy())
     nav[nav.index.isin(has_unknown)] = np.nan
     nav[nav <= 0] = np.nan
+    return nav
 
+
+def _judge_bands(rows: pd.DataFrame, nav: pd.Series) -> pd.DataFrame:
+    """Weights, drift, band edges and the verdict of each holding."""
     fund_nav = rows["fund_id"].map(nav)
     rows["current_weight"] = rows["market_value"] / fund_nav
     rows["drift"] = rows["current_weight"] - rows["target_weight"]
@@ -127,7 +152,12 @@ def compute_drift(
     outside = rows["drift"].abs() > (tolerance + WEIGHT_EPS).fillna(np.inf)
     unwanted = (rows["target_weight"] <= 0) & (rows["quantity"] > 0)
     rows["breached"] = outside.fillna(False).astype(bool) | unwanted
+    return rows
 
+
+def _cash_rows(fund_cols: pd.DataFrame, cash_base: pd.Series, cash_targets: pd.Series, nav: pd.Series) -> pd.DataFrame:
+    """The CASH row of each fund (never breached: the buffer is sizing's business)."""
+    fund_ids = fund_cols["fund_id"]
     cash_frame = pd.DataFrame({
         "fund_id": fund_ids.to_numpy(),
         "security_id": CASH,
@@ -143,11 +173,7 @@ def compute_drift(
     cash_frame["drift"] = cash_frame["current_weight"] - cash_frame["target_weight"]
     cash_frame["band_lower"] = np.nan
     cash_frame["band_upper"] = np.nan
-
-    out = pd.concat([rows, cash_frame], ignore_index=True, sort=False)
-    out["as_of_date"] = as_of
-    out = out.sort_values(["fund_id", "security_id"], kind="stable", ignore_index=True)
-    return out[DRIFT_COLUMNS]
+    return cash_frame
 
 
 def summarize_funds(drift: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,7 @@ Rules decided here (and nowhere else):
   proposal_id) and each sized proposal judged on its issuers; a proposal that would break a
   rule is blocked, a fund already failing one keeps only the trades that do not worsen it;
 - status: ``blocked`` (with the reason), ``proposed`` (with the proposal id) or ``in_band``;
+- triggers (``rebalance_core.triggers``): one ordered registry, run once per night;
 - ``auto_approve``: the proposals the fund's straight-through rule approves when the night is
   published (``rebalance_core.approval``);
 - rejections remembered: a proposal carries the latest rejection of its fund and trigger
@@ -52,7 +53,7 @@ Rules decided here (and nowhere else):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,127 +80,72 @@ from rebalance_core.harvest import held_pairs, judge_pairs, plan_tax_trades, spl
 from rebalance_core.index_events import night_targets
 from rebalance_core.lifecycle import rejection_hints
 from rebalance_core.models import fund_models, isin_ids
-from rebalance_core.proposals import (
-    apply_presets,
-    flow_per_fund,
-    propose,
-    resolve_flow_triggers,
-    resolve_triggers,
-)
-from rebalance_core.restrictions import apply_exclusions, clean_restrictions, funds_holding_excluded
+from rebalance_core.night_types import NightDecision, NightInputs
+from rebalance_core.proposals import apply_presets, propose
+from rebalance_core.restrictions import apply_exclusions, clean_restrictions
 from rebalance_core.schema import (
     CASH,
     REASON_TAX,
     STATUS_BLOCKED,
     STATUS_IN_BAND,
     STATUS_PROPOSED,
-    TRIGGER_INDEX_EVENT,
-    TRIGGER_MODEL_CHANGE,
-    TRIGGER_RESTRICTION,
-    TRIGGER_TAX,
     WEIGHT_EPS,
 )
 from rebalance_core.tax_lots import LOT_COLUMNS, realize_gains, summarize_gains
-from rebalance_core.tracking import TRACKING_COLUMNS, compute_tracking, tracking_triggers
+from rebalance_core.tracking import TRACKING_COLUMNS, compute_tracking
+from rebalance_core.triggers import TriggerContext, flow_per_fund, run_triggers
+
+__all__ = ["NightDecision", "NightInputs", "decide_night", "with_auto_approval", "with_class_spreads"]
 
 BLOCKED_COLUMNS = ["fund_id", "blocked_reason"]
 UNVALUED_REASON = ("NAV cannot be computed (a holding has no usable price or fx rate, or the fund is worth "
                    "nothing)")
 
 
-@dataclass(frozen=True)
-class NightInputs:
-    """What one night knows, for the funds it decides (a whole night or one shard).
-
-    Fund-keyed frames (positions, cash, targets, funds, flows, tax_lots, blocked,
-    recent_loss_sales, previous_state, approved, executions) may hold only the shard's
-    funds; security-keyed ones (prices, securities, asset_classes, fx_rates) and the model
-    history are whole.
-    """
-
-    prices: pd.DataFrame                          # security_id, close_price, currency
-    positions: pd.DataFrame                       # fund_id, security_id, quantity
-    cash: pd.DataFrame                            # fund_id, currency, amount (a fund without a row has 0)
-    funds: pd.DataFrame                           # funds.csv in force
-    targets: pd.DataFrame                         # fund_id, security_id, target_weight (CASH row optional)
-    securities: pd.DataFrame | None = None        # securities.csv in force
-    asset_classes: pd.DataFrame | None = None     # asset_classes.csv in force
-    flows: pd.DataFrame | None = None             # fund_id, amount (base currency)
-    fx_rates: pd.DataFrame | None = None          # currency, base_currency, rate
-    tax_lots: pd.DataFrame | None = None          # open lots
-    blocked: pd.DataFrame | None = None           # fund_id, blocked_reason: what validation found
-    recent_loss_sales: pd.DataFrame | None = None  # fund_id, security_id: approved loss sales, last 30 days
-    # Model versions known tonight (rebalance_core.models.MODEL_HISTORY_COLUMNS): model_id,
-    # security_id, target_weight, valid_from (the folder's date), effective_date.
-    model_targets: pd.DataFrame | None = None
-    # The funds' state of their previous night (rebalance_core.fund_state.FUND_STATE_COLUMNS;
-    # a fund without a row: its first night), each fund's latest approved proposal of an
-    # earlier date with its orders (fund_state.APPROVED_COLUMNS) and what executions of it
-    # were reported, tonight's included (fund_state.EXECUTION_COLUMNS).
-    previous_state: pd.DataFrame | None = None
-    approved: pd.DataFrame | None = None
-    executions: pd.DataFrame | None = None
-    restrictions: pd.DataFrame | None = None      # restrictions.csv in force: fund_id, security_id, rule, substitute_id
-    substitutes: pd.DataFrame | None = None       # substitutes.csv in force: security_id, substitute_id, rank
-    recent_buys: pd.DataFrame | None = None       # fund_id, security_id: approved buys, last 30 days
-    # fund_id, security_id, substitute_id, harvested_on: approved harvests not swapped back.
-    open_harvests: pd.DataFrame | None = None
-    # ETF operations (rebalance_core.tracking): tonight's index levels (model_id, level) and
-    # shares outstanding (fund_id, shares_outstanding); the funds' earlier fund_tracking rows
-    # (tracking.HISTORY_COLUMNS); earlier closes (as_of_date, security_id, close_price) of
-    # the last 60 business dates, for the ex-ante tracking error.
-    index_levels: pd.DataFrame | None = None
-    fund_shares: pd.DataFrame | None = None
-    tracking_history: pd.DataFrame | None = None
-    price_history: pd.DataFrame | None = None
-    # ETF primary market: creations.csv (fund_id, units, settlement); None: no orders. With
-    # fund_shares above, the funds with a creation_unit get their baskets.
-    creations: pd.DataFrame | None = None
-    # Rejections remembered by fund and trigger (rebalance_core.lifecycle.DECISION_COLUMNS):
-    # per (fund, trigger), its latest decided proposal when that was a rejection. Tonight's
-    # proposal of the same fund and trigger carries who rejected it, when and the note.
-    recent_rejections: pd.DataFrame | None = None
-
-    def for_funds(self, fund_ids) -> NightInputs:
-        """The same night restricted to ``fund_ids`` (security-keyed frames stay whole)."""
-        keep = pd.Index(fund_ids)
-        changes = {}
-        for field in fields(self):
-            frame = getattr(self, field.name)
-            if isinstance(frame, pd.DataFrame) and "fund_id" in frame.columns:
-                changes[field.name] = frame[frame["fund_id"].isin(keep)]
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class NightDecision:
-    drift: pd.DataFrame        # rebalance_core.drift.DRIFT_COLUMNS
-    class_drift: pd.DataFrame  # rebalance_core.drift.CLASS_DRIFT_COLUMNS, every fund
-    targets: pd.DataFrame      # each fund's targets in force (own or its model's), with model_id
-    summary: pd.DataFrame      # one row per fund: nav, breaches, trigger, status, blocked_reason, proposal_id
-    proposals: pd.DataFrame    # one row per proposed fund
-    trades: pd.DataFrame       # one row per trade
-    lots: pd.DataFrame         # tax lots each sell closes (rebalance_core.tax_lots.LOT_COLUMNS)
-    blocked: pd.DataFrame      # fund_id, blocked_reason: every fund that got no proposal for a reason
-    tracking: pd.DataFrame | None = None    # rebalance_core.tracking.TRACKING_COLUMNS
-    compliance: pd.DataFrame | None = None  # rebalance_core.compliance.RESULT_COLUMNS
-    # rebalance_core.baskets.BASKET_COLUMNS / IN_KIND_LOT_COLUMNS: the PCF, and lots moved in kind
-    baskets: pd.DataFrame | None = None
-    in_kind_lots: pd.DataFrame | None = None
-    # The book the decision started from: the files' once the day's in-kind orders settled,
-    # and the flows with the cash orders (rebalance_core.baskets.PrimaryMarket).
-    settled: PrimaryMarket | None = None
-    # Tonight's state of every fund (fund_state.FUND_STATE_COLUMNS), and the orders of the
-    # approvals tonight's positions show done (fund_state.EXECUTION_COLUMNS, source positions).
-    fund_state: pd.DataFrame | None = None
-    executed_by_positions: pd.DataFrame | None = None
-
-
 def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
-    """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``."""
+    """Drift, triggers, proposals and statuses of every fund in ``inputs.funds``.
+
+    The steps, in order: the book (targets in force, the day's primary market settled),
+    drift, the blocked funds and the state carried, the triggers (``rebalance_core.triggers``),
+    the proposals with their compliance and tax, and the fund summary."""
+    book = _open_book(as_of, inputs)
+    measured = _measure_drift(as_of, inputs, book)
+    blocked, carried = _blocked_funds(as_of, inputs, book, measured)
+    market, summary, drift = book.market, measured.summary, measured.drift
+    tracking = compute_tracking(as_of, book.funds, summary, drift, inputs.index_levels, inputs.fund_shares,
+                                inputs.tracking_history, inputs.price_history, inputs.prices,
+                                nav_per_share=market.nav_per_share)
+    nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(market.flows, summary["fund_id"]).to_numpy()
+    plan = plan_tax_trades(as_of, book.funds, drift, nav_after_flow, market.tax_lots, inputs.prices, book.securities,
+                           inputs.fx_rates, inputs.substitutes, book.restrictions, inputs.recent_buys,
+                           inputs.recent_loss_sales, measured.pairs, pd.Index(blocked["fund_id"]))
+    triggers = run_triggers(TriggerContext(
+        as_of, book.funds, summary, drift=drift, flows=market.flows, positions=market.positions,
+        restrictions=book.restrictions, model_change=pd.Index(carried.model_change), tracking=tracking,
+        index_event=pd.Index(book.index_event), tax_funds=pd.Index(plan.funds)))
+    proposals, trades, judged = _sized_proposals(as_of, inputs, book, measured, triggers, blocked, plan)
+    blocked = pd.concat([blocked, judged.blocked], ignore_index=True) if len(judged.blocked) else blocked
+    proposals, trades, lots = _with_taxes(as_of, inputs, book, drift, plan, proposals, trades)
+    return _decision(as_of, inputs, book, measured, carried, _Outcome(
+        triggers, blocked, proposals, trades, lots, tracking, judged.results))
+
+
+@dataclass(frozen=True)
+class _Book:
+    """The night's reference data, and the book once the day's primary market settled."""
+
+    funds: pd.DataFrame                 # presets applied, one row per fund
+    securities: pd.DataFrame | None     # with their class's half spread where they have none
+    restrictions: pd.DataFrame
+    targets: pd.DataFrame               # in force tonight (own, model's, or the announced index version)
+    index_event: object                 # fund ids on their index eve
+    validation_blocked: object          # fund ids validation blocked
+    market: PrimaryMarket
+
+
+def _open_book(as_of: dt.date, inputs: NightInputs) -> _Book:
     funds = apply_presets(inputs.funds.drop_duplicates("fund_id"))
     securities = with_class_spreads(inputs.securities, inputs.asset_classes)
-    restrictions = clean_restrictions(inputs.restrictions)
     # An index-tracking fund on its eve takes the announced version (index_events).
     targets, index_event = night_targets(as_of, funds, inputs.targets, inputs.model_targets)
     validation_blocked = inputs.blocked["fund_id"] if inputs.blocked is not None and len(inputs.blocked) else ()
@@ -207,55 +153,75 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     market = settle_primary_market(as_of, funds, targets, inputs.positions, inputs.prices, inputs.cash,
                                    inputs.fx_rates, securities, inputs.tax_lots, inputs.flows, inputs.creations,
                                    inputs.fund_shares, blocked_ids=validation_blocked)
-    flows, tax_lots, positions = market.flows, market.tax_lots, market.positions
-    # What the fund may follow: exclusions moved, each open harvest's pair sharing its target.
-    followed = apply_exclusions(targets, restrictions)
-    restriction_moves = _raised_targets(targets, followed, restrictions)
+    return _Book(funds, securities, clean_restrictions(inputs.restrictions), targets, index_event,
+                 validation_blocked, market)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    drift: pd.DataFrame
+    summary: pd.DataFrame
+    class_drift: pd.DataFrame
+    pairs: pd.DataFrame                 # open harvests still held (harvest.held_pairs)
+    restriction_moves: pd.DataFrame     # (fund, security) whose target an exclusion raised
+
+
+def _measure_drift(as_of: dt.date, inputs: NightInputs, book: _Book) -> _Measured:
+    """Drift against what the fund may follow: exclusions moved, each open harvest's pair
+    sharing its target; bands judged per class where the fund says so."""
+    funds, securities, positions = book.funds, book.securities, book.market.positions
+    followed = apply_exclusions(book.targets, book.restrictions)
+    restriction_moves = _raised_targets(book.targets, followed, book.restrictions)
     pairs = held_pairs(inputs.open_harvests, positions)
     followed = split_pair_targets(followed, pairs, positions, inputs.prices, funds, inputs.fx_rates)
-    drift = compute_drift(as_of, funds, followed, positions, inputs.prices, market.cash,
+    drift = compute_drift(as_of, funds, followed, positions, inputs.prices, book.market.cash,
                           inputs.fx_rates, securities=securities, asset_class_bands=inputs.asset_classes)
     drift = judge_pairs(drift, pairs, funds)
     summary = summarize_funds(drift)
     class_drift = compute_class_drift(as_of, drift, funds, securities, inputs.asset_classes)
     drift, summary = apply_class_bands(drift, summary, class_drift, funds, securities)
+    return _Measured(drift, summary, class_drift, pairs, restriction_moves)
 
+
+def _blocked_funds(as_of: dt.date, inputs: NightInputs, book: _Book, measured: _Measured):
+    """Funds that get no proposal (validation, no NAV, an approval awaiting execution), and
+    the fund state carried to the next night."""
+    summary = measured.summary
     blocked = _blocked_by_validation(inputs.blocked)
     # A fund whose NAV cannot be computed cannot be sized, whatever validation said.
     unvalued = summary.loc[summary["nav"].isna() & ~summary["fund_id"].isin(blocked["fund_id"]), "fund_id"]
     blocked = _add_blocked(blocked, unvalued, UNVALUED_REASON)
     carried = next_fund_state(as_of, inputs.previous_state, StateFacts(
-        funds=funds, targets=targets, summary=summary, positions=positions, approved=inputs.approved,
-        executions=inputs.executions, validation_blocked=pd.Index(validation_blocked),
-        index_event=pd.Index(index_event)))
+        funds=book.funds, targets=book.targets, summary=summary, positions=book.market.positions,
+        approved=inputs.approved, executions=inputs.executions,
+        validation_blocked=pd.Index(book.validation_blocked), index_event=pd.Index(book.index_event)))
     waiting = carried.blocked
     waiting = waiting[waiting["fund_id"].isin(summary["fund_id"]) & ~waiting["fund_id"].isin(blocked["fund_id"])]
     blocked = pd.concat([blocked, waiting], ignore_index=True) if len(waiting) else blocked
+    return blocked, carried
 
-    triggers = resolve_triggers(as_of, funds, summary)
-    triggers = resolve_flow_triggers(drift, summary, funds, flows, triggers)
-    triggers = triggers.where(~triggers.index.isin(carried.model_change), TRIGGER_MODEL_CHANGE)
-    tracking = compute_tracking(as_of, funds, summary, drift, inputs.index_levels, inputs.fund_shares,
-                                inputs.tracking_history, inputs.price_history, inputs.prices,
-                                nav_per_share=market.nav_per_share)
-    triggers = tracking_triggers(triggers, tracking)
-    triggers = triggers.where(~triggers.index.isin(index_event), TRIGGER_INDEX_EVENT)
-    holding_excluded = funds_holding_excluded(positions, restrictions)
-    triggers = triggers.where(triggers.notna() | ~triggers.index.isin(holding_excluded), TRIGGER_RESTRICTION)
-    nav_after_flow = summary.set_index("fund_id")["nav"] + flow_per_fund(flows, summary["fund_id"]).to_numpy()
-    plan = plan_tax_trades(as_of, funds, drift, nav_after_flow, tax_lots, inputs.prices, securities,
-                           inputs.fx_rates, inputs.substitutes, restrictions, inputs.recent_buys,
-                           inputs.recent_loss_sales, pairs, pd.Index(blocked["fund_id"]))
-    triggers = triggers.where(triggers.notna() | ~triggers.index.isin(plan.funds), TRIGGER_TAX)
-    rules = pd.concat([restrictions[["fund_id", "security_id", "rule"]], plan.hold,
-                       wash_rules(as_of, funds, drift, tax_lots, inputs.recent_buys, inputs.recent_loss_sales)],
+
+def _sized_proposals(as_of, inputs: NightInputs, book: _Book, measured: _Measured, triggers: pd.Series,
+                     blocked: pd.DataFrame, plan):
+    """Proposals and trades under every rule (restrictions, the tax plan's holds, wash
+    sales), then judged for compliance."""
+    funds, drift = book.funds, measured.drift
+    rules = pd.concat([book.restrictions[["fund_id", "security_id", "rule"]], plan.hold,
+                       wash_rules(as_of, funds, drift, book.market.tax_lots, inputs.recent_buys,
+                                  inputs.recent_loss_sales)],
                       ignore_index=True)
-    proposals, trades = propose(as_of, drift, summary, funds, triggers, securities=securities, blocked=blocked,
-                                flows=flows, class_drift=class_drift, restrictions=rules,
-                                restriction_moves=restriction_moves, fixed_trades=plan.trades)
-    judged = check_compliance(as_of, drift, proposals, trades, funds, securities)
-    proposals, trades = judged.proposals, judged.trades
-    blocked = pd.concat([blocked, judged.blocked], ignore_index=True) if len(judged.blocked) else blocked
+    proposals, trades = propose(as_of, drift, measured.summary, funds, triggers, securities=book.securities,
+                                blocked=blocked, flows=book.market.flows, class_drift=measured.class_drift,
+                                restrictions=rules, restriction_moves=measured.restriction_moves,
+                                fixed_trades=plan.trades)
+    judged = check_compliance(as_of, drift, proposals, trades, funds, book.securities)
+    return judged.proposals, judged.trades, judged
+
+
+def _with_taxes(as_of, inputs: NightInputs, book: _Book, drift: pd.DataFrame, plan, proposals, trades):
+    """The lots each sell closes (the tax plan's lot rule for its own trades), realized
+    gains, wash sales and harvest totals per proposal."""
+    tax_lots = book.market.tax_lots
     fx_rate = None
     if len(trades):
         fx_rate = trades[["fund_id", "security_id"]].merge(
@@ -270,7 +236,7 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
                 on=["fund_id", "security_id"], how="left")["lot_rule"].to_numpy()
             trades = trades.assign(lot_rule=None)
             trades.loc[is_tax, "lot_rule"] = rule
-    trades, lots = realize_gains(as_of, trades, tax_lots, funds, fx_rate=fx_rate,
+    trades, lots = realize_gains(as_of, trades, tax_lots, book.funds, fx_rate=fx_rate,
                                  recent_loss_sales=inputs.recent_loss_sales if tax_lots is not None else None)
     trades = trades.drop(columns="lot_rule", errors="ignore")
     if len(proposals):
@@ -278,40 +244,60 @@ def decide_night(as_of: dt.date, inputs: NightInputs) -> NightDecision:
     else:
         proposals = proposals.assign(est_realized_gain_short=np.nan, est_realized_gain_long=np.nan,
                                      wash_sale_trades=0)
-    proposals = _tax_totals(proposals, trades)
-    if lots.empty:
-        lots = pd.DataFrame({c: pd.Series(dtype="object") for c in LOT_COLUMNS})
-    summary = summary.assign(flow=summary["fund_id"].map(flows.groupby("fund_id")["amount"].sum())
-                             if flows is not None and len(flows) else np.nan)
+    return _tax_totals(proposals, trades), trades, _or_empty(lots, LOT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the night decided, before the fund summary."""
+
+    triggers: pd.Series
+    blocked: pd.DataFrame
+    proposals: pd.DataFrame
+    trades: pd.DataFrame
+    lots: pd.DataFrame
+    tracking: pd.DataFrame
+    compliance: pd.DataFrame            # the proposals' compliance results
+
+
+def _decision(as_of, inputs: NightInputs, book: _Book, measured: _Measured, carried, out: _Outcome) -> NightDecision:
+    """The fund summary (status, flow, in-kind gain, model, state note), compliance on the
+    holdings, rejection hints and straight-through approval; every frame with its columns."""
+    funds, market, proposals = book.funds, book.market, out.proposals
+    flows = market.flows
+    summary = measured.summary.assign(flow=measured.summary["fund_id"].map(flows.groupby("fund_id")["amount"].sum())
+                                      if flows is not None and len(flows) else np.nan)
     # The unrealized gain that left the fund in kind tonight (no gain is realized on it).
     summary["in_kind_unrealized_gain"] = summary["fund_id"].map(market.in_kind_gain).astype("float64")
     proposals = proposals.assign(in_kind_unrealized_gain=proposals["fund_id"].map(market.in_kind_gain).astype(
         "float64") if len(proposals) else pd.Series(dtype="float64"))
-    fund_summary = _fund_summary(as_of, funds, summary, triggers, blocked, proposals)
+    fund_summary = _fund_summary(as_of, funds, summary, out.triggers, out.blocked, proposals)
     fund_summary["model_id"] = fund_summary["fund_id"].map(fund_models(funds))
     fund_summary["state_note"] = fund_summary["fund_id"].map(carried.state.set_index("fund_id")["note"]).astype(
         object)
-    if class_drift.empty:
-        class_drift = pd.DataFrame({c: pd.Series(dtype="object") for c in CLASS_DRIFT_COLUMNS})
     # Compliance on the holdings, every night, traded or not (proposal_id null): a fund failing
     # a rule in band is an exception a person sees.
-    on_holdings = judge_holdings(as_of, drift, summary, funds, securities, skip=validation_blocked)
-    parts = [part for part in (on_holdings, judged.results) if len(part)]
-    compliance = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {c: pd.Series(dtype="object") for c in COMPLIANCE_COLUMNS})
-    tracking = tracking if len(tracking) else pd.DataFrame({c: pd.Series(dtype="object") for c in TRACKING_COLUMNS})
+    on_holdings = judge_holdings(as_of, measured.drift, summary, funds, book.securities,
+                                 skip=book.validation_blocked)
+    parts = [part for part in (on_holdings, out.compliance) if len(part)]
+    compliance = pd.concat(parts, ignore_index=True) if parts else _or_empty(None, COMPLIANCE_COLUMNS)
     proposals = rejection_hints(proposals, inputs.recent_rejections)
     # Keep last: the rule reads every finding the night attached to the proposals.
-    proposals = with_auto_approval(proposals, trades, funds)
-    baskets = market.baskets if len(market.baskets) else pd.DataFrame(
-        {c: pd.Series(dtype="object") for c in BASKET_COLUMNS})
-    in_kind_lots = market.in_kind_lots if len(market.in_kind_lots) else pd.DataFrame(
-        {c: pd.Series(dtype="object") for c in IN_KIND_LOT_COLUMNS})
-    fund_state = with_compliance(carried.state, compliance)[FUND_STATE_COLUMNS]
-    return NightDecision(drift, class_drift, targets, fund_summary, proposals, trades, lots, blocked,
-                         tracking=tracking, compliance=compliance, baskets=baskets, in_kind_lots=in_kind_lots,
-                         settled=market, fund_state=fund_state,
-                         executed_by_positions=carried.done_by_positions[EXECUTION_COLUMNS])
+    proposals = with_auto_approval(proposals, out.trades, funds)
+    return NightDecision(
+        measured.drift, _or_empty(measured.class_drift, CLASS_DRIFT_COLUMNS), book.targets, fund_summary,
+        proposals, out.trades, out.lots, out.blocked, tracking=_or_empty(out.tracking, TRACKING_COLUMNS),
+        compliance=compliance, baskets=_or_empty(market.baskets, BASKET_COLUMNS),
+        in_kind_lots=_or_empty(market.in_kind_lots, IN_KIND_LOT_COLUMNS), settled=market,
+        fund_state=with_compliance(carried.state, compliance)[FUND_STATE_COLUMNS],
+        executed_by_positions=carried.done_by_positions[EXECUTION_COLUMNS])
+
+
+def _or_empty(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame:
+    """``frame``, or an empty frame with ``columns`` (object) when it has no row."""
+    if frame is not None and len(frame):
+        return frame
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
 def _raised_targets(before: pd.DataFrame, after: pd.DataFrame, restrictions: pd.DataFrame) -> pd.DataFrame:

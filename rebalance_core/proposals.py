@@ -1,4 +1,7 @@
-"""Triggers and trade sizing: from drift to rebalancing proposals, all funds at once.
+"""Proposals: from drift and tonight's triggers to sized trades, all funds at once.
+
+The triggers are resolved before (``rebalance_core.triggers``); the sizing pieces live in
+``rebalance_core.trade_sizing``, the per-holding rules in ``rebalance_core.trade_rules``.
 
 Order of work for the funds that trigger and are not blocked:
 
@@ -27,33 +30,48 @@ Every step is a column operation or a groupby over all funds; there is no per-fu
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from rebalance_core.calendar import DEFAULT_CALENDAR, period_starts
-from rebalance_core.drift import band_levels, security_classes
-from rebalance_core.models import isin_ids
-from rebalance_core.restrictions import rule_pairs
+from rebalance_core.drift import band_levels
 from rebalance_core.schema import (
-    BAND_FRACTION,
     BAND_LEVEL_ASSET_CLASS,
     CASH,
     REASON_BAND,
     REASON_CALENDAR,
     REASON_CASH_FLOW,
     REASON_RESTRICTION,
-    RULE_EXCLUDE,
-    RULE_NO_BUY,
-    RULE_NO_SELL,
     TO_TARGET_TRIGGERS,
     TRIGGER_CALENDAR,
-    TRIGGER_CASH_FLOW,
     TRIGGER_THRESHOLD,
-    VANGUARD_DESTINATION,
-    VANGUARD_TRIGGER,
     WEIGHT_EPS,
 )
+from rebalance_core.trade_rules import (  # noqa: F401  (RULE_*: re-exported, the rules' vocabulary)
+    RULE_HOLD,
+    RULE_WASH_NO_BUY,
+    RULE_WASH_NO_SELL,
+    apply_rules,
+    obey_rules,
+    rescale_around_frozen,
+    restriction_notes,
+    wash_notes,
+)
+from rebalance_core.trade_sizing import (  # noqa: F401  (apply_presets, QTY_EPS: re-exported)
+    COST_COLUMNS,
+    QTY_EPS,
+    apply_presets,
+    attach_security_terms,
+    class_trades,
+    destination_weight,
+    drop_small,
+    flow_trades,
+    round_to_lots,
+    round_toward_zero,
+    trade_costs,
+)
+from rebalance_core.triggers import flow_per_fund
 
 TRADE_COLUMNS = [
     "proposal_id", "fund_id", "security_id", "side", "quantity", "price", "currency", "notional",
@@ -63,78 +81,7 @@ PROPOSAL_COLUMNS = [
     "proposal_id", "as_of_date", "fund_id", "trigger", "nav", "turnover", "est_cost",
     "est_realized_gain", "trade_count", "cash_before", "cash_after", "flow", "notes", "restriction_note",
 ]
-COST_COLUMNS = ["commission_bps", "commission_per_share", "max_turnover", "max_cost_bps", "min_trade_pct_nav"]
-# Market impact at 100 % of a day's volume, as a fraction of the notional (square-root law).
-IMPACT_COEFFICIENT = 0.01
 REASON_TO_TARGET = "to_target"  # a holding inside its band, traded because the fund rebalances to target
-QTY_EPS = 1e-9
-# Rules propose() applies besides restrictions.csv's: derived tonight by the caller.
-RULE_WASH_NO_BUY = "wash_no_buy"    # buying it would be a wash sale (a loss sale in the last 30 days)
-RULE_WASH_NO_SELL = "wash_no_sell"  # selling it at a loss would be a wash sale (bought in the last 30 days)
-RULE_HOLD = "hold"                  # a tax trade (harvest, swap back) moves it tonight: no other trade
-
-
-def resolve_triggers(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
-    """Trigger per fund (index fund_id): ``calendar``, ``threshold`` or None.
-
-    calendar: on the first trading day of each ``frequency`` period; threshold: when any
-    holding breaches; hybrid: a breach seen on a calendar date (reported as ``threshold``,
-    since the bands decided it).
-    """
-    calendars = funds["calendar"] if "calendar" in funds else pd.Series(DEFAULT_CALENDAR, index=funds.index)
-    calendars = calendars.fillna(DEFAULT_CALENDAR)
-    # One calendar lookup per calendar, however many funds share it; then a join.
-    starts = pd.DataFrame([(cal, freq, due) for cal in calendars.unique()
-                           for freq, due in period_starts(as_of, cal).items()],
-                          columns=["calendar", "frequency", "due"]).set_index(["calendar", "frequency"])["due"]
-    keys = pd.MultiIndex.from_arrays([calendars, funds["frequency"].fillna("")])
-    on_calendar = pd.Series(starts.reindex(keys).fillna(False).to_numpy(dtype=bool), index=funds.index)
-
-    breached = funds["fund_id"].map(summary.set_index("fund_id")["breached"]).fillna(False).astype(bool)
-    policy = funds["policy"]
-    trigger = np.select(
-        [(policy == "calendar") & on_calendar,
-         (policy == "threshold") & breached,
-         (policy == "hybrid") & on_calendar & breached],
-        [TRIGGER_CALENDAR, TRIGGER_THRESHOLD, TRIGGER_THRESHOLD],
-        default=None,
-    )
-    return pd.Series(trigger, index=funds["fund_id"].to_numpy(), name="trigger", dtype="object")
-
-
-def flow_per_fund(flows: pd.DataFrame | None, fund_ids) -> pd.Series:
-    """Net pending subscription (+) / redemption (−) per fund in base currency (0 when none)."""
-    index = pd.Index(fund_ids)
-    if flows is None or flows.empty:
-        return pd.Series(0.0, index=index)
-    return flows.groupby("fund_id")["amount"].sum().reindex(index).fillna(0.0)
-
-
-def resolve_flow_triggers(drift: pd.DataFrame, summary: pd.DataFrame, funds: pd.DataFrame,
-                          flows: pd.DataFrame | None, triggers: pd.Series) -> pd.Series:
-    """Add ``cash_flow`` for funds that cannot absorb their flow within their bands.
-
-    After a flow, NAV and cash move by its amount and every weight with them. A fund whose
-    holdings all stay inside their bands, and whose cash still covers its buffer, absorbs it
-    and trades nothing; otherwise it trades the flow (trigger ``cash_flow``) unless another
-    trigger already makes it rebalance.
-    """
-    state = summary.set_index("fund_id")[["nav", "cash"]]
-    flow = flow_per_fund(flows, state.index)
-    if not (flow != 0).any():
-        return triggers
-    buffer = funds.drop_duplicates("fund_id").set_index("fund_id")["cash_buffer"].reindex(state.index).fillna(0.0)
-    nav_after = state["nav"] + flow
-    cash_after = state["cash"] + flow
-    rows = drift[(drift["security_id"] != CASH) & drift["fund_id"].map(flow != 0).fillna(False).astype(bool)]
-    weight_after = rows["market_value"] / rows["fund_id"].map(nav_after)
-    tolerance = rows["band_upper"] - rows["target_weight"]
-    outside = (weight_after - rows["target_weight"]).abs() > (tolerance + WEIGHT_EPS).fillna(np.inf)
-    breach_after = (outside | ((rows["target_weight"] <= 0) & (rows["quantity"] > 0))).groupby(rows["fund_id"]).any()
-    cannot_absorb = (flow != 0) & (breach_after.reindex(state.index).fillna(False).astype(bool)
-                                   | (cash_after < buffer * nav_after - 1e-6))
-    flow_trigger = pd.Series(np.where(cannot_absorb, TRIGGER_CASH_FLOW, None), index=state.index, dtype="object")
-    return triggers.where(triggers.notna(), flow_trigger.reindex(triggers.index))
 
 
 def propose(
@@ -166,13 +113,34 @@ def propose(
     raised; a fund holding an excluded security sells it and brings those to target.
     ``fixed_trades`` (TRADE_COLUMNS, fund_id, harvest_of): trades decided elsewhere (a
     tax-loss harvest) that join the fund's proposal as they are."""
+    policy = _fund_policy(drift, summary, funds, triggers, blocked, flows)
+    if policy.empty:
+        return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
+    rows = drift.loc[drift["fund_id"].isin(policy.index) & (drift["security_id"] != CASH)]
+    rows = attach_security_terms(rows.join(policy, on="fund_id"), securities)
+    rows = rescale_around_frozen(apply_rules(rows, restrictions, restriction_moves), rows["fund_id"])
+    sized = _trade_values(rows, policy, funds, class_drift, securities)
+    qty = _lots_and_minimums(sized)
+    qty, policy["capped_by"] = _apply_caps(qty, sized.unit_value, rows, policy)
+    qty = _fit_cash(qty, sized.unit_value, rows, policy)
+    qty = obey_rules(qty, rows)
+    # An excluded holding is sold whole, whatever minimums or caps said (a mandate).
+    must_sell = (rows["excluded"] & (rows["quantity"] > 0) & rows["listed_tradable"] & rows["price"].notna()
+                 & ~rows["no_sell"] & ~rows["hold"])
+    qty = qty.where(~must_sell, -rows["quantity"])
+    from_flow_only = (sized.flow_value != 0) & (sized.rebalance_value == 0)
+    return _assemble(as_of, rows, qty, sized.unit_value, policy, from_flow_only, fixed_trades)
+
+
+def _fund_policy(drift, summary, funds, triggers, blocked, flows) -> pd.DataFrame:
+    """One row per fund that triggers, is not blocked and has a NAV: its sizing terms, with
+    NAV and cash once the pending flow has settled (empty: no fund proposes)."""
     fund_state = summary.set_index("fund_id")[["nav", "cash"]]
     blocked_ids = set(blocked["fund_id"]) if blocked is not None else set()
     active = triggers.dropna()
     active = active[~active.index.isin(blocked_ids) & active.index.isin(fund_state.index[fund_state["nav"].notna()])]
     if active.empty:
-        return _empty(PROPOSAL_COLUMNS), _empty(TRADE_COLUMNS)
-
+        return pd.DataFrame()
     funds = funds if "band_fraction" in funds else funds.assign(band_fraction=np.nan)
     for column in COST_COLUMNS:
         if column not in funds:
@@ -195,17 +163,26 @@ def propose(
     reserve = np.maximum(policy["cash_target"], policy["cash_buffer"])
     policy["reserve"] = reserve
     policy["target_scale"] = np.where(policy["cash_target"] < 1, (1 - reserve) / (1 - policy["cash_target"]), 0.0)
+    return policy
 
-    rows = drift.loc[drift["fund_id"].isin(policy.index) & (drift["security_id"] != CASH)]
-    rows = rows.join(policy, on="fund_id")
-    rows = _attach_security_terms(rows, securities)
+
+@dataclass(frozen=True)
+class _Sized:
+    """Signed value each holding trades (flow first, then the rebalance from there)."""
+
+    rows: pd.DataFrame
+    flow_value: pd.Series
+    rebalance_value: pd.Series
+    rebalances: pd.Series       # the holding's fund rebalances (not only its flow)
+    destination: pd.Series      # the weight it goes to
+    unit_value: pd.Series       # price x fx, base currency
+
+
+def _trade_values(rows: pd.DataFrame, policy: pd.DataFrame, funds: pd.DataFrame, class_drift, securities) -> _Sized:
     fund = rows["fund_id"]
-    rows = _apply_rules(rows, restrictions, restriction_moves)
-    rows = _rescale_around_frozen(rows, fund)
-
     # 1. Cash flows first: the most underweight holdings absorb a subscription, the most
     #    overweight ones fund a redemption.
-    flow_value = _flow_trades(rows, policy)
+    flow_value = flow_trades(rows, policy)
     # 2. Then the rebalance itself, from where the flow trades leave the fund.
     after_flow = rows.assign(market_value=rows["market_value"] + flow_value)
     after_flow["current_weight"] = after_flow["market_value"] / after_flow["nav"]
@@ -220,37 +197,49 @@ def propose(
     rebalances = (rows["trigger"].isin([TRIGGER_CALENDAR, *TO_TARGET_TRIGGERS])
                   | ((rows["trigger"] == TRIGGER_THRESHOLD) & still_breached)
                   | rows["restriction_move"])
-    destination = _destination_weight(after_flow)
+    destination = destination_weight(after_flow)
     rebalance_value = ((destination * rows["nav"] - after_flow["market_value"]).where(rebalances, 0.0)).fillna(0.0)
     on_class = class_level & ~rows["trigger"].isin(TO_TARGET_TRIGGERS)
     if on_class.any() and class_drift is not None:
-        class_value = _class_trades(after_flow[on_class], class_drift, securities)
+        class_value = class_trades(after_flow[on_class], class_drift, securities)
         rebalance_value = rebalance_value.where(~on_class, class_value.reindex(rows.index).where(rebalances, 0.0)
                                                 ).fillna(0.0)
+    return _Sized(rows, flow_value, rebalance_value, rebalances, destination, rows["price"] * rows["fx_rate"])
 
-    unit_value = rows["price"] * rows["fx_rate"]
-    qty = (flow_value + rebalance_value) / unit_value
+
+def _lots_and_minimums(sized: _Sized) -> pd.Series:
+    """Quantities: never selling more than is held, within the rules, in lots, above the minimum."""
+    rows = sized.rows
+    qty = (sized.flow_value + sized.rebalance_value) / sized.unit_value
     qty = np.maximum(qty.fillna(0.0), -rows["quantity"])
-    qty = _obey_rules(qty, rows)
-    qty = _round_to_lots(qty, rows, sell_all=rebalances & (destination <= 0) & (rows["quantity"] > 0))
-    qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
+    qty = obey_rules(qty, rows)
+    qty = round_to_lots(qty, rows, sell_all=sized.rebalances & (sized.destination <= 0) & (rows["quantity"] > 0))
+    return drop_small(qty, sized.unit_value, rows["min_trade_notional"])
 
-    # Caps per rebalance: scale every trade of the fund down to its turnover or cost limit.
+
+def _apply_caps(qty: pd.Series, unit_value: pd.Series, rows: pd.DataFrame, policy: pd.DataFrame):
+    """Caps per rebalance: every trade of the fund scaled down to its turnover or cost limit;
+    (quantities, per fund the cap that bit: ``turnover``, ``cost`` or None)."""
+    fund = rows["fund_id"]
     gross = (qty.abs() * unit_value).groupby(fund).sum().reindex(policy.index, fill_value=0.0)
     cost = trade_costs(qty, unit_value, rows).groupby(fund).sum().reindex(policy.index, fill_value=0.0)
     turnover = gross / (2 * policy["nav_before"])
     cost_bps = cost / policy["nav_before"] * 1e4
     cap = pd.concat([(policy["max_turnover"] / turnover.where(turnover > 0)),
                      (policy["max_cost_bps"] / cost_bps.where(cost_bps > 0))], axis=1).min(axis=1).clip(upper=1.0)
-    policy["capped_by"] = np.select([cap < 1], [np.where(policy["max_turnover"] / turnover.where(turnover > 0) <= cap,
-                                                          "turnover", "cost")], default=None)
+    capped_by = np.select([cap < 1], [np.where(policy["max_turnover"] / turnover.where(turnover > 0) <= cap,
+                                                "turnover", "cost")], default=None)
     if (cap < 1).any():
         row_cap = fund.map(cap.fillna(1.0))
-        qty = qty.where(row_cap >= 1, _round_toward_zero(qty * row_cap, rows))
-        qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
+        qty = qty.where(row_cap >= 1, round_toward_zero(qty * row_cap, rows))
+        qty = drop_small(qty, unit_value, rows["min_trade_notional"])
+    return qty, capped_by
 
-    # Cash check: what the fund may spend is its cash, plus what it sells net of costs, less
-    # its buffer; buys (with their costs) are scaled down to fit.
+
+def _fit_cash(qty: pd.Series, unit_value: pd.Series, rows: pd.DataFrame, policy: pd.DataFrame) -> pd.Series:
+    """Cash check: what the fund may spend is its cash, plus what it sells net of costs, less
+    its buffer; buys (with their costs) are scaled down to fit."""
+    fund = rows["fund_id"]
     notional = qty * unit_value
     costs = trade_costs(qty, unit_value, rows)
     is_buy = qty > 0
@@ -266,263 +255,10 @@ def propose(
         # Shave a hair off the factor so float rounding can never overspend (costs are
         # sub-linear in size, so scaling the buys scales their cost at least as much).
         scaled = qty.where(~needs_cut, qty * row_factor * (1 - 1e-12))
-        scaled = _round_to_lots(scaled.where(needs_cut, 0.0), rows, sell_all=pd.Series(False, index=rows.index))
+        scaled = round_to_lots(scaled.where(needs_cut, 0.0), rows, sell_all=pd.Series(False, index=rows.index))
         qty = qty.where(~needs_cut, scaled)
-        qty = _drop_small(qty, unit_value, rows["min_trade_notional"])
-
-    qty = _obey_rules(qty, rows)
-    # An excluded holding is sold whole, whatever minimums or caps said (a mandate).
-    must_sell = (rows["excluded"] & (rows["quantity"] > 0) & rows["listed_tradable"] & rows["price"].notna()
-                 & ~rows["no_sell"] & ~rows["hold"])
-    qty = qty.where(~must_sell, -rows["quantity"])
-    from_flow_only = (flow_value != 0) & (rebalance_value == 0)
-    return _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades)
-
-
-def _class_trades(rows: pd.DataFrame, class_drift: pd.DataFrame, securities: pd.DataFrame | None) -> pd.Series:
-    """Signed value each security of a class-level fund trades: its class moves from its
-    weight to its destination (the class target, or toward its band edge for band-style
-    funds; a class inside its band stays unless the date is a calendar one), and the class's
-    trade is split over its tradable securities in proportion to their targets (a class
-    with no target is sold)."""
-    fund = rows["fund_id"]
-    cls = security_classes(rows["security_id"], securities)
-    key = [fund, cls]
-    tradable = rows["tradable"] & rows["price"].notna()
-    target = rows["target_weight"] * rows["target_scale"]
-    class_target = target.groupby(key).transform("sum")
-    class_raw_target = rows["target_weight"].groupby(key).transform("sum")
-    class_weight = rows["current_weight"].groupby(key).transform("sum")
-    bands = class_drift.set_index(["fund_id", "asset_class"])
-    index = pd.MultiIndex.from_arrays([fund, cls])
-    tolerance = pd.Series((bands["band_upper"] - bands["target_weight"]).reindex(index).to_numpy(),
-                          index=rows.index).fillna(0.0)
-    breached = pd.Series(bands["breached"].reindex(index).fillna(False).to_numpy(dtype=bool), index=rows.index)
-    fraction = rows["band_fraction"].fillna(rows["rebalance_to"].map(BAND_FRACTION)).fillna(1.0)
-    offset = np.where(rows["rebalance_to"] == "vanguard", np.minimum(tolerance, VANGUARD_DESTINATION),
-                      fraction * tolerance)
-    toward_band = class_raw_target + np.sign(class_weight - class_raw_target) * offset
-    band_style = (rows["rebalance_to"] != "target") | rows["band_fraction"].notna()
-    full = rows["trigger"] == TRIGGER_CALENDAR
-    destination = np.where(band_style & ~full, toward_band, class_target)
-    destination = np.where(breached | full, destination, class_weight)
-    destination = np.where(class_raw_target <= 0, 0.0, destination)
-    share_base = target.where(tradable, 0.0)
-    share = share_base / share_base.groupby(key).transform("sum").replace(0.0, np.nan)
-    value = (destination - class_weight) * rows["nav"] * share
-    # A class with no target: each held security is sold whole.
-    value = value.where(class_raw_target > 0, -rows["market_value"].where(tradable, 0.0))
-    return value.fillna(0.0)
-
-
-def _apply_rules(rows: pd.DataFrame, restrictions: pd.DataFrame | None,
-                 restriction_moves: pd.DataFrame | None) -> pd.DataFrame:
-    """Flags per holding from the fund's rules; a holding whose target asks for a move its
-    rules forbid (or that a tax trade moves tonight) is frozen like a non-tradable one."""
-    # Only the rows of funds that have a rule are looked at (a few of a large book).
-    ruled = (isin_ids(rows["fund_id"], restrictions["fund_id"]) if restrictions is not None and len(restrictions)
-             else np.zeros(len(rows), dtype=bool))
-    keys = pd.MultiIndex.from_frame(rows.loc[ruled, ["fund_id", "security_id"]]) if ruled.any() else None
-
-    def has(*rules) -> np.ndarray:
-        out = np.zeros(len(rows), dtype=bool)
-        if keys is not None:
-            out[ruled] = np.logical_or.reduce([keys.isin(rule_pairs(restrictions, r)) for r in rules])
-        return out
-
-    rows = rows.assign(no_buy=has(RULE_NO_BUY), no_sell=has(RULE_NO_SELL), excluded=has(RULE_EXCLUDE),
-                       wash_no_buy=has(RULE_WASH_NO_BUY), wash_no_sell=has(RULE_WASH_NO_SELL), hold=has(RULE_HOLD))
-    holds_excluded = rows["fund_id"].isin(rows.loc[rows["excluded"] & (rows["quantity"] > 0), "fund_id"].unique())
-    moved = np.zeros(len(rows), dtype=bool)
-    if restriction_moves is not None and len(restriction_moves):
-        moving = isin_ids(rows["fund_id"], restriction_moves["fund_id"])
-        moved[moving] = pd.MultiIndex.from_frame(rows.loc[moving, ["fund_id", "security_id"]]).isin(
-            pd.MultiIndex.from_frame(restriction_moves[["fund_id", "security_id"]]))
-    rows["restriction_move"] = holds_excluded & (moved | rows["excluded"])
-    wanted = rows["target_weight"] * rows["target_scale"] - rows["current_weight"]
-    may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"]
-    # An exclusion is a mandate: it is sold even when the sale washes a loss (flagged).
-    rows["wash_no_sell"] = rows["wash_no_sell"] & ~rows["excluded"]
-    may_not_sell = rows["no_sell"] | rows["wash_no_sell"]
-    rows["listed_tradable"] = rows["tradable"]
-    rows["frozen_by_rule"] = rows["tradable"] & ((may_not_buy & (wanted > WEIGHT_EPS))
-                                                 | (may_not_sell & (wanted < -WEIGHT_EPS)) | rows["hold"])
-    rows["tradable"] = rows["tradable"] & ~rows["frozen_by_rule"]
-    return rows
-
-
-def _obey_rules(qty: pd.Series, rows: pd.DataFrame) -> pd.Series:
-    """No trade breaks a rule, whatever sizing asked (flows spread pro rata included)."""
-    may_not_buy = rows["no_buy"] | rows["excluded"] | rows["wash_no_buy"] | rows["hold"]
-    may_not_sell = rows["no_sell"] | rows["wash_no_sell"] | rows["hold"]
-    qty = qty.where(~may_not_buy, np.minimum(qty, 0.0))
-    return qty.where(~may_not_sell, np.maximum(qty, 0.0))
-
-
-def _restriction_notes(rows: pd.DataFrame, qty: pd.Series) -> pd.Series:
-    """Per fund, what restrictions.csv changed in its proposal (None: nothing)."""
-    sold_excluded = rows["excluded"] & (rows["quantity"] > 0)
-    kept = rows["frozen_by_rule"] & (rows["no_buy"] | rows["no_sell"] | rows["excluded"])
-    noted = sold_excluded | kept
-    if not noted.any():
-        return pd.Series(dtype="object")
-    r = rows[noted]
-    unsold = sold_excluded[noted] & (qty[noted] >= 0)
-    text = np.select(
-        [sold_excluded[noted] & ~unsold, unsold, r["no_sell"], r["no_buy"] | r["excluded"]],
-        ["exclude " + r["security_id"] + ": sold",
-         "exclude " + r["security_id"] + ": held and cannot be sold now",
-         "no_sell " + r["security_id"] + ": not sold (its target asks to)",
-         "no_buy " + r["security_id"] + ": not bought (its target asks to)"], default="")
-    return pd.Series(text, index=r.index).groupby(r["fund_id"]).agg("; ".join)
-
-
-def _wash_notes(rows: pd.DataFrame) -> pd.Series:
-    """Per fund, the trades left out to avoid a wash sale."""
-    noted = rows["frozen_by_rule"] & (rows["wash_no_buy"] | rows["wash_no_sell"]) & ~rows["hold"]
-    if not noted.any():
-        return pd.Series(dtype="object")
-    r = rows[noted]
-    text = np.where(r["wash_no_buy"], "not bought: " + r["security_id"] + " (loss sale in the last 30 days)",
-                    "not sold at a loss: " + r["security_id"] + " (bought in the last 30 days)")
-    return pd.Series(text, index=r.index).groupby(r["fund_id"]).agg("; ".join).radd("wash sale avoided, ")
-
-
-def _rescale_around_frozen(rows: pd.DataFrame, fund: pd.Series) -> pd.DataFrame:
-    """Restrictions: non-tradable holdings stay as they are, and the tradable targets are
-    rescaled to share what is left of the fund (after the frozen weight and the cash reserve)."""
-    frozen = ~rows["tradable"]
-    rows = rows.assign(restricted=frozen.groupby(fund).transform("any"))
-    if not frozen.any():
-        return rows
-    frozen_weight = rows["current_weight"].where(frozen, 0.0).groupby(fund).transform("sum")
-    tradable_target = (rows["target_weight"] * rows["target_scale"]).where(~frozen, 0.0).groupby(fund).transform("sum")
-    room = (1 - rows["reserve"] - frozen_weight).clip(lower=0.0)
-    factor = (room / tradable_target.where(tradable_target > 0)).fillna(0.0)
-    rows["target_scale"] = rows["target_scale"].where(~rows["restricted"], rows["target_scale"] * factor)
-    return rows
-
-
-def _flow_trades(rows: pd.DataFrame, policy: pd.DataFrame) -> pd.Series:
-    """Signed value each holding trades to invest or raise its fund's flow (0 without a flow).
-
-    Invest: the subscription, less what the cash reserve keeps, goes to the holdings
-    furthest below target first (each up to its target), any rest pro rata to targets.
-    Raise: what cash lacks to cover the buffer after a redemption comes from the holdings
-    furthest above target first (each down to its target), any rest pro rata to value.
-    """
-    flow = rows["fund_id"].map(policy["flow"])
-    if not (flow != 0).any():
-        return pd.Series(0.0, index=rows.index)
-    cash, nav = rows["fund_id"].map(policy["cash"]), rows["nav"]
-    invest = np.where(flow > 0, np.clip(np.minimum(flow, cash - rows["reserve"] * nav), 0.0, None), 0.0)
-    raise_ = np.where(flow < 0, np.clip(rows["cash_buffer"] * nav - cash, 0.0, None), 0.0)
-    tradable = rows["tradable"] & rows["price"].notna()
-    gap = ((rows["target_weight"] * rows["target_scale"] * nav) - rows["market_value"]).where(tradable, 0.0)
-    buys = _greedy_fill(rows["fund_id"], gap.clip(lower=0.0), pd.Series(invest, index=rows.index),
-                        spill=(rows["target_weight"] * tradable))
-    sells = _greedy_fill(rows["fund_id"], (-gap).clip(lower=0.0), pd.Series(raise_, index=rows.index),
-                         spill=rows["market_value"].where(tradable, 0.0))
-    return (buys - sells).fillna(0.0)
-
-
-def _greedy_fill(fund: pd.Series, room: pd.Series, amount: pd.Series, spill: pd.Series) -> pd.Series:
-    """Spread each fund's ``amount`` over its rows, largest ``room`` first; the rest by ``spill``."""
-    order = pd.DataFrame({"fund": fund, "room": room}).sort_values(["fund", "room"], ascending=[True, False])
-    cumulative = order.groupby("fund", sort=False)["room"].cumsum()
-    before = (cumulative - order["room"]).reindex(room.index)
-    filled = np.clip(amount - before, 0.0, room)
-    leftover = (amount - room.groupby(fund).transform("sum")).clip(lower=0.0)
-    share = spill / spill.groupby(fund).transform("sum").replace(0.0, np.nan)
-    return filled + (leftover * share).fillna(0.0)
-
-
-def _attach_security_terms(rows: pd.DataFrame, securities: pd.DataFrame | None) -> pd.DataFrame:
-    if securities is None or securities.empty:
-        return rows.assign(lot_size=1.0, tradable=True, half_spread_bps=0.0, adv=np.nan)
-    terms = securities.drop_duplicates("security_id").set_index("security_id")
-    terms = terms.reindex(columns=["lot_size", "tradable", "half_spread_bps", "adv"])
-    rows = rows.join(terms, on="security_id")
-    rows["lot_size"] = rows["lot_size"].where(rows["lot_size"] > 0, 1.0).fillna(1.0)
-    rows["tradable"] = rows["tradable"].fillna(True).astype(bool)
-    rows["half_spread_bps"] = pd.to_numeric(rows["half_spread_bps"], errors="coerce").fillna(0.0)
-    rows["adv"] = pd.to_numeric(rows["adv"], errors="coerce")
-    return rows
-
-
-def trade_costs(qty: pd.Series, unit_value: pd.Series, rows: pd.DataFrame) -> pd.Series:
-    """Estimated cost of each trade in base currency (>= 0).
-
-    commission: ``commission_bps`` of the notional plus ``commission_per_share`` × shares
-    (fund terms); half spread: ``half_spread_bps`` of the notional (security terms); market
-    impact, when the security's average daily volume ``adv`` is known:
-    IMPACT_COEFFICIENT × sqrt(shares / adv) of the notional (the square-root law).
-    """
-    shares = qty.abs().astype("float64")
-    notional = shares * unit_value.astype("float64")
-    terms = rows[["commission_bps", "half_spread_bps", "adv", "commission_per_share"]].astype("float64")
-    bps = terms["commission_bps"].fillna(0.0) + terms["half_spread_bps"].fillna(0.0)
-    impact = (IMPACT_COEFFICIENT * np.sqrt(shares / terms["adv"].where(terms["adv"] > 0))).fillna(0.0)
-    cost = notional * (bps / 1e4 + impact) + shares * terms["commission_per_share"].fillna(0.0)
-    return cost.where(shares > 0, 0.0).fillna(0.0)
-
-
-def _round_toward_zero(qty: pd.Series, rows: pd.DataFrame) -> pd.Series:
-    lots = np.trunc(qty / rows["lot_size"] + np.sign(qty) * QTY_EPS) * rows["lot_size"]
-    return pd.Series(np.where(rows["allow_fractional"], qty, lots), index=qty.index)
-
-
-def _destination_weight(rows: pd.DataFrame) -> pd.Series:
-    """Weight each holding should end at (before lots, minimums and cash).
-
-    ``target``: every holding to its target. ``band``/``halfway``/``band_fraction``: only the
-    breaching holdings, to target ± fraction × band on the side they drifted to (Leland's
-    band edge is 1, Daryanani's halfway 0.5). ``vanguard``: breaching holdings to target
-    ± 1.75 pp.
-    """
-    current = rows["current_weight"]
-    target = rows["target_weight"] * rows["target_scale"]
-    tolerance = (rows["band_upper"] - rows["target_weight"]).fillna(0.0)
-    fraction = rows["band_fraction"].fillna(rows["rebalance_to"].map(BAND_FRACTION)).fillna(1.0)
-    offset = np.where(rows["rebalance_to"] == "vanguard", np.minimum(tolerance, VANGUARD_DESTINATION),
-                      fraction * tolerance)
-    toward_band = rows["target_weight"] + np.sign(rows["drift"]) * offset
-    band_style = (((rows["rebalance_to"] != "target") | rows["band_fraction"].notna())
-                  & ~rows["trigger"].isin(TO_TARGET_TRIGGERS))
-    destination = np.where(band_style, np.where(rows["breached"], toward_band, current), target)
-    destination = pd.Series(destination, index=rows.index)
-    destination[rows["target_weight"] <= 0] = 0.0
-    destination[~rows["tradable"]] = current[~rows["tradable"]]
-    return destination
-
-
-def apply_presets(funds: pd.DataFrame) -> pd.DataFrame:
-    """Fill policy presets into the funds frame (today: Vanguard's 2 pp trigger band)."""
-    funds = funds.copy()
-    if "band_fraction" not in funds:
-        funds["band_fraction"] = np.nan
-    vanguard_without_band = (funds["rebalance_to"] == "vanguard") & funds["abs_band"].isna() & funds["rel_band"].isna()
-    funds.loc[vanguard_without_band, "abs_band"] = VANGUARD_TRIGGER
-    return funds
-
-
-def _round_to_lots(qty: pd.Series, rows: pd.DataFrame, sell_all: pd.Series) -> pd.Series:
-    """Whole lots unless fractional: sells to the nearest lot (capped at the holding), buys down."""
-    lot = rows["lot_size"]
-    fractional = rows["allow_fractional"]
-    sells = np.minimum(np.round(-qty / lot) * lot, rows["quantity"])
-    buys = np.floor(qty / lot + QTY_EPS) * lot
-    rounded = np.where(qty < 0, -sells, buys)
-    rounded = np.where(fractional, qty, rounded)
-    # Closing a position sells all of it, odd lot included.
-    rounded = np.where(sell_all & (qty < 0), -rows["quantity"], rounded)
-    return pd.Series(rounded, index=qty.index)
-
-
-def _drop_small(qty: pd.Series, unit_value: pd.Series, minimum: pd.Series) -> pd.Series:
-    notional = (qty * unit_value).abs()
-    keep = (qty.abs() > QTY_EPS) & (notional >= minimum) & (notional > 0)
-    return qty.where(keep, 0.0)
+        qty = drop_small(qty, unit_value, rows["min_trade_notional"])
+    return qty
 
 
 def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades=None
@@ -584,10 +320,10 @@ def _assemble(as_of, rows, qty, unit_value, policy, from_flow_only, fixed_trades
     short = proposals["cash_after"] < proposals["cash_buffer"] * proposals["nav_after"] - 1e-6
     buffer_note = np.where(short, "cash stays below its buffer: nothing left to sell toward it", "")
     parts = pd.DataFrame({"capped": capped, "buffer": buffer_note,
-                          "wash": _wash_notes(rows).reindex(proposals.index).fillna("")}, index=proposals.index)
+                          "wash": wash_notes(rows).reindex(proposals.index).fillna("")}, index=proposals.index)
     notes = parts["capped"].str.cat([parts["buffer"], parts["wash"]], sep="; ")
     proposals["notes"] = notes.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").replace("", None)
-    proposals["restriction_note"] = _restriction_notes(rows, qty).reindex(proposals.index)
+    proposals["restriction_note"] = restriction_notes(rows, qty).reindex(proposals.index)
     proposals = proposals.rename_axis("fund_id").reset_index()
 
     trades["proposal_id"] = trades["fund_id"].map(proposals.set_index("fund_id")["proposal_id"])

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from rebalance_core.harvest import PAIR_COLUMNS, open_harvests
+from rebalance_core.harvest_pairs import PAIR_COLUMNS, open_harvests
 from rebalance_core.inputs import INPUTS, merge_reference, night_inputs
 from rebalance_core.night import NightInputs, decide_night
 from rebalance_core.schema import CASH, REASON_TAX, SETTLEMENT_IN_KIND, WASH_SALE_DAYS
@@ -138,22 +138,7 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         nav = summary.set_index("fund_id")["nav"]
 
         # The costless always-on-target fund: yesterday's NAV grown by yesterday's target mix.
-        securities_today = drift[drift["security_id"] != CASH].assign(
-            unit_value=lambda f: f["price"] * f["fx_rate"])
-        if held_yesterday is None:
-            target_nav = nav.copy()
-        else:
-            today_value = securities_today.set_index(["fund_id", "security_id"])["unit_value"]
-            mix = held_yesterday.join(today_value.rename("today"), on=["fund_id", "security_id"])
-            growth = (mix["today"] / mix["unit_value"]).replace([np.inf, -np.inf], np.nan).fillna(1.0)
-            mix_return = (mix["target_weight"] * growth).groupby(mix["fund_id"]).sum()
-            cash_weight = held_yesterday.attrs["cash_target"]
-            mix_return = mix_return.add(cash_weight, fill_value=0.0)
-            target_nav = target_nav.reindex(nav.index).fillna(nav) * mix_return.reindex(nav.index).fillna(1.0)
-        held_yesterday = securities_today[["fund_id", "security_id", "target_weight", "unit_value"]].reset_index(
-            drop=True)
-        held_yesterday.attrs["cash_target"] = drift.loc[drift["security_id"] == CASH].set_index("fund_id")[
-            "target_weight"]
+        target_nav, held_yesterday = _grow_target_nav(target_nav, held_yesterday, drift, nav)
 
         gains = pd.Series(0.0, index=nav.index)
         if len(trades):
@@ -170,33 +155,64 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
             all_trades.append(trades.assign(as_of_date=as_of))
             all_proposals.append(proposals)
         cash = _settle_flows(cash, day_flows, reference["funds"])
-        by_fund = proposals.set_index("fund_id") if len(proposals) else pd.DataFrame(
-            columns=["turnover", "est_cost", "est_harvested_loss", "trade_count"])
-        records.append(pd.DataFrame({
-            "as_of_date": as_of,
-            "fund_id": nav.index,
-            "nav": nav.to_numpy(),
-            # What the night's fund_summary says of the fund: status, trigger.
-            "status": nav.index.map(summary.set_index("fund_id")["status"]).to_numpy(),
-            "trigger": nav.index.map(summary.set_index("fund_id")["trigger"]).to_numpy(),
-            "target_nav": target_nav.reindex(nav.index).to_numpy(),
-            "rebalanced": nav.index.isin(by_fund.index),
-            "turnover": by_fund["turnover"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
-            "cost": by_fund["est_cost"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
-            "realized_gain": gains.to_numpy(),
-            "harvested_loss": by_fund["est_harvested_loss"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
-            "trades": by_fund["trade_count"].reindex(nav.index).fillna(0).to_numpy(dtype="int64"),
-            # Subscriptions (+) and redemptions (-) of the day: the cash ones (flows.csv and cash
-            # creations) settle after the close, the in-kind ones are in tonight's NAV already.
-            "flow": _per_fund(day_flows, nav.index),
-            "in_kind_flow": _in_kind_flow(inputs.creations, reference["funds"], decision.settled.nav_per_share,
-                                          nav.index),
-        }))
+        records.append(_day_record(as_of, summary, nav, target_nav, proposals, gains, day_flows,
+                                   _in_kind_flow(inputs.creations, reference["funds"],
+                                                 decision.settled.nav_per_share, nav.index)))
     daily = pd.concat(records, ignore_index=True)
     daily["daily_return"] = time_weighted_returns(daily)
     trades = pd.concat(all_trades, ignore_index=True) if all_trades else pd.DataFrame()
     proposals = pd.concat(all_proposals, ignore_index=True) if all_proposals else pd.DataFrame()
     return SimulationResult(_summarize(daily), daily, trades, proposals)
+
+
+def _grow_target_nav(target_nav: pd.Series | None, held_yesterday: pd.DataFrame | None, drift: pd.DataFrame,
+                     nav: pd.Series) -> tuple[pd.Series, pd.DataFrame]:
+    """The costless always-on-target fund: yesterday's NAV grown by yesterday's target mix
+    (today's NAV on the first day); and today's mix, for tomorrow."""
+    securities_today = drift[drift["security_id"] != CASH].assign(
+        unit_value=lambda f: f["price"] * f["fx_rate"])
+    if held_yesterday is None:
+        target_nav = nav.copy()
+    else:
+        today_value = securities_today.set_index(["fund_id", "security_id"])["unit_value"]
+        mix = held_yesterday.join(today_value.rename("today"), on=["fund_id", "security_id"])
+        growth = (mix["today"] / mix["unit_value"]).replace([np.inf, -np.inf], np.nan).fillna(1.0)
+        mix_return = (mix["target_weight"] * growth).groupby(mix["fund_id"]).sum()
+        cash_weight = held_yesterday.attrs["cash_target"]
+        mix_return = mix_return.add(cash_weight, fill_value=0.0)
+        target_nav = target_nav.reindex(nav.index).fillna(nav) * mix_return.reindex(nav.index).fillna(1.0)
+    held_yesterday = securities_today[["fund_id", "security_id", "target_weight", "unit_value"]].reset_index(
+        drop=True)
+    held_yesterday.attrs["cash_target"] = drift.loc[drift["security_id"] == CASH].set_index("fund_id")[
+        "target_weight"]
+    return target_nav, held_yesterday
+
+
+def _day_record(as_of: dt.date, summary: pd.DataFrame, nav: pd.Series, target_nav: pd.Series,
+                proposals: pd.DataFrame, gains: pd.Series, day_flows: pd.DataFrame | None,
+                in_kind_flow) -> pd.DataFrame:
+    """One row per fund of the day's result (SimulationResult.daily before its returns)."""
+    by_fund = proposals.set_index("fund_id") if len(proposals) else pd.DataFrame(
+        columns=["turnover", "est_cost", "est_harvested_loss", "trade_count"])
+    return pd.DataFrame({
+        "as_of_date": as_of,
+        "fund_id": nav.index,
+        "nav": nav.to_numpy(),
+        # What the night's fund_summary says of the fund: status, trigger.
+        "status": nav.index.map(summary.set_index("fund_id")["status"]).to_numpy(),
+        "trigger": nav.index.map(summary.set_index("fund_id")["trigger"]).to_numpy(),
+        "target_nav": target_nav.reindex(nav.index).to_numpy(),
+        "rebalanced": nav.index.isin(by_fund.index),
+        "turnover": by_fund["turnover"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
+        "cost": by_fund["est_cost"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
+        "realized_gain": gains.to_numpy(),
+        "harvested_loss": by_fund["est_harvested_loss"].reindex(nav.index).fillna(0.0).to_numpy(dtype="float64"),
+        "trades": by_fund["trade_count"].reindex(nav.index).fillna(0).to_numpy(dtype="int64"),
+        # Subscriptions (+) and redemptions (-) of the day: the cash ones (flows.csv and cash
+        # creations) settle after the close, the in-kind ones are in tonight's NAV already.
+        "flow": _per_fund(day_flows, nav.index),
+        "in_kind_flow": in_kind_flow,
+    })
 
 
 def _roll_pairs(pairs: pd.DataFrame, trades: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

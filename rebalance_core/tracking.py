@@ -45,7 +45,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from rebalance_core.schema import CASH, TRIGGER_MODEL_CHANGE, TRIGGER_TRACKING
+from rebalance_core.schema import CASH
 
 TRACKING_COLUMNS = [
     "as_of_date", "fund_id", "model_id", "nav_per_share", "index_level", "fund_return", "index_return",
@@ -115,19 +115,6 @@ def compute_tracking(as_of: dt.date, funds: pd.DataFrame, summary: pd.DataFrame,
         drift[drift["fund_id"].isin(fund)], _returns(as_of, price_history, prices))).astype("float64").to_numpy()
     rows["as_of_date"] = as_of
     return rows[TRACKING_COLUMNS].sort_values("fund_id", ignore_index=True)
-
-
-def tracking_triggers(triggers: pd.Series, tracking: pd.DataFrame) -> pd.Series:
-    """``tracking`` for a fund whose ex-ante tracking error is above its max_tracking_error.
-    It replaces a calendar, threshold or cash-flow trigger (the fund goes all the way to
-    target, which covers them), never a model change (which does the same, and says why)."""
-    if tracking is None or tracking.empty:
-        return triggers
-    te = pd.to_numeric(tracking["ex_ante_tracking_error"], errors="coerce")
-    limit = pd.to_numeric(tracking["max_tracking_error"], errors="coerce")
-    over = tracking.loc[(te > limit).to_numpy(), "fund_id"]
-    hit = triggers.index.isin(over) & (triggers != TRIGGER_MODEL_CHANGE).to_numpy()
-    return triggers.where(~hit, TRIGGER_TRACKING)
 
 
 def realized_tracking_errors(tonight: pd.DataFrame, earlier: pd.DataFrame) -> dict[int, pd.Series]:
