@@ -104,17 +104,17 @@ def plural(count: int, noun: str) -> str:
 
 def chosen_night(engine, date: dt.datetime | None) -> dt.date:
     """The night asked for (or the latest); exits 1 naming the latest night when there is none."""
-    from rebalance_pipeline import reports
+    from rebalance_pipeline.read_model import nights
 
-    latest = reports.latest_date(engine)
+    latest = nights.latest_date(engine)
     if latest is None:
         err.print("nothing published yet: run `rebalance run` first")
         raise typer.Exit(EXIT_REFUSED)
     if date is None:
         return latest
     as_of = date.date()
-    if not reports.night_exists(engine, as_of):
-        earlier = reports.latest_date(engine, as_of)
+    if not nights.night_exists(engine, as_of):
+        earlier = nights.latest_date(engine, as_of)
         err.print(f"[bold red]no night published for {as_of}[/bold red] ({as_of:%A}); the latest night is {latest}"
                   + (f", the nearest earlier one {earlier}" if earlier not in (None, latest) else ""))
         raise typer.Exit(EXIT_REFUSED)

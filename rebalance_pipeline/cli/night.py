@@ -46,12 +46,13 @@ def run(
     from rebalance_pipeline import steps
     from rebalance_pipeline.cli.reports import print_report
     from rebalance_pipeline.landing import StructuralError
+    from rebalance_pipeline.read_model import nights
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     as_of = date.date()
     engine = open_engine()
     _check_runnable(engine, landing, as_of)
-    pending_before = _pending_ids(engine, as_of)
+    pending_before = nights.pending_ids(engine, as_of)
     published: list[str] = []
 
     def progress(step: str, result) -> None:
@@ -93,6 +94,7 @@ def _night_data_docs(engine, as_of: dt.date, quiet: bool) -> None:
 def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
     """Say why a night cannot start before trying: no landing root, not a trading day."""
     from rebalance_core.calendar import DEFAULT_CALENDAR, is_trading_day, sessions_between
+    from rebalance_pipeline.read_model import nights
 
     def cannot(message: str) -> None:
         err.print(f"[bold red]run for {as_of} cannot start, nothing written:[/bold red] {escape(message)}")
@@ -103,7 +105,7 @@ def _check_runnable(engine, landing: Path, as_of: dt.date) -> None:
                else f"the landing root {landing} is not a folder")
     if (landing / as_of.isoformat()).is_dir():
         return
-    calendars = _fund_calendars(engine) or [DEFAULT_CALENDAR]
+    calendars = nights.fund_calendars(engine) or [DEFAULT_CALENDAR]
     if not any(is_trading_day(as_of, c) for c in calendars):
         before = sessions_between(as_of - dt.timedelta(days=10), as_of, calendars[0])
         after = sessions_between(as_of, as_of + dt.timedelta(days=10), calendars[0])
@@ -120,23 +122,6 @@ def _is_iso_date(text: str) -> bool:
     except ValueError:
         return False
     return len(text) == 10
-
-
-def _fund_calendars(engine) -> list[str]:
-    import sqlalchemy as sa
-
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT DISTINCT coalesce(nullif(calendar, ''), 'XNYS') FROM rebalance.fund_ref "
-                                    "ORDER BY 1")).scalars().all()
-    return list(rows)
-
-
-def _pending_ids(engine, as_of: dt.date) -> set[str]:
-    import sqlalchemy as sa
-
-    with engine.connect() as conn:
-        return set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE as_of_date = :d "
-                                        "AND status = 'pending_review'"), {"d": as_of}).scalars())
 
 
 def _step_text(engine, step: str, result, pending_before: set[str]) -> str:
@@ -173,11 +158,9 @@ def _step_text(engine, step: str, result, pending_before: set[str]) -> str:
 def _publish_text(engine, report, pending_before: set[str]) -> str:
     """What publishing did to the proposals, told apart: new, found again unchanged (a rerun
     re-publishes a pending proposal with the same trades under the same id), kept as reviewed."""
-    import sqlalchemy as sa
+    from rebalance_pipeline.read_model import nights
 
-    with engine.connect() as conn:
-        written = set(conn.execute(sa.text("SELECT proposal_id FROM rebalance.proposal WHERE run_id = :r"),
-                                   {"r": report.run_id}).scalars())
+    written = nights.run_proposal_ids(engine, report.run_id)
     unchanged = len(written & pending_before)
     fresh = len(written - pending_before)
     dropped = len(pending_before - written)
@@ -240,12 +223,12 @@ def _desk_engine():
     import sqlalchemy as sa
 
     from rebalance_pipeline import settings, warehouse
+    from rebalance_pipeline.read_model import nights
 
     try:
         engine = warehouse.get_engine()
-        with engine.connect() as conn:
-            if conn.execute(sa.text("SELECT to_regclass('rebalance.pipeline_run')")).scalar() is None:
-                return None
+        if not nights.schema_created(engine):
+            return None
     except (settings.WarehouseNotConfigured, sa.exc.OperationalError):
         return None
     warehouse.migrate(engine)   # a warehouse of an earlier version: up to this one (as `run` would)
@@ -301,7 +284,8 @@ def simulate(
                   f"[/bold yellow] replayed {first} to {last}, not {date_from:%Y-%m-%d} to {date_to:%Y-%m-%d}")
     summary = result.summary.sort_values("tracking_difference", key=abs, ascending=False)
     print_table(f"Policy replay {first} to {last} ({plural(len(summary), 'fund')}, largest tracking difference first)",
-           summary.head(rows).drop(columns=["first_date", "last_date"], errors="ignore"),
-           drop=("realized_gain", "target_return", "return", "est_cost", "base_currency", "turnover", "policy", "days"))
+                summary.head(rows).drop(columns=["first_date", "last_date"], errors="ignore"),
+                drop=("realized_gain", "target_return", "return", "est_cost", "base_currency", "turnover", "policy",
+                      "days"))
     print_more(min(rows, len(summary)), len(summary), f"{folder / 'simulation_summary.csv'} (or --rows {len(summary)})")
     console.print(f"summary, daily series and charts in {folder}", soft_wrap=True)

@@ -102,63 +102,65 @@ def pcf(
 
 def print_report(engine, as_of: dt.date, all_rows: bool = False) -> None:
     from rebalance_pipeline import formatting as fmt
-    from rebalance_pipeline import reports
     from rebalance_pipeline.cli.output import print_more, print_table
     from rebalance_pipeline.fund_states import STATE_LABELS
-    from rebalance_pipeline.review import queries
+    from rebalance_pipeline.read_model import nights
+    from rebalance_pipeline.read_model.proposals import prior_rejections
 
     limit = None if all_rows else REPORT_LIMIT
-    night = reports.night_run(engine, as_of)
+    night = nights.night_run(engine, as_of)
     if night is not None:
         console.print(f"Night of {as_of}: {night['funds']:,} funds, {night['funds_proposed']:,} proposed, "
                       f"{night['funds_blocked']:,} blocked, {night['trades']:,} trades; published "
                       f"{fmt.timestamp(night['published_at'])} by run {night['run_id']}", soft_wrap=True,
                       highlight=False)
-    states = reports.state_counts(engine, as_of)
-    states = states.assign(state=states["state"].map(STATE_LABELS))
+    states = nights.state_counts(engine, as_of)
+    states = states.assign(state=states["state"].map(STATE_LABELS),   # NAV per base currency, never added up
+                           nav=["; ".join(fmt.money(v, c) for c, v in nav.items()) for nav in states["nav"]])
     print_table(f"Funds on {as_of}", states, drop=("nav",))
-    pending = reports.pending_count(engine, as_of)
+    pending = nights.pending_count(engine, as_of)
     console.print(f"{plural(pending, 'proposal')} of the night pending review"
                   + (f": rebalance proposals --date {as_of} --status pending_review" if pending else ""),
                   soft_wrap=True)
-    approved = reports.approval_counts(engine, as_of)
+    approved = nights.approval_counts(engine, as_of)
     if approved["by_rule"] or approved["by_people"]:
         console.print(f"{plural(approved['by_rule'] + approved['by_people'], 'proposal')} of the night approved: "
                       f"{approved['by_rule']:,} approved by rule (rule:auto), {approved['by_people']:,} by people",
                       soft_wrap=True, highlight=False)
-    proposed = reports.fund_summary(engine, as_of, "proposed", limit=limit)
-    total_proposed = reports.fund_count(engine, as_of, "proposed")
+    proposed = nights.night_funds(engine, as_of, "proposed", limit=limit)
+    total_proposed = nights.fund_count(engine, as_of, "proposed")
     if len(proposed):
         print_table("Proposed funds (largest drift first)",
-               proposed[["fund_id", "policy", "nav", "max_abs_drift", "breach_count", "trigger", "proposal_id",
-                         "proposal_status", "turnover"]],
-               drop=("breach_count", "policy", "trigger", "nav", "turnover", "proposal_status", "fund_id"))
+                    proposed[["fund_id", "policy", "nav", "max_abs_drift", "breach_count", "trigger", "proposal_id",
+                              "proposal_status", "turnover"]],
+                    drop=("breach_count", "policy", "trigger", "nav", "turnover", "proposal_status", "fund_id"))
         print_more(len(proposed), total_proposed, f"rebalance report --date {as_of} --all, or "
-                                             f"rebalance proposals --date {as_of}")
-        came_back = queries.prior_rejections(engine, proposed["proposal_id"].dropna().tolist())
+                                                  f"rebalance proposals --date {as_of}")
+        came_back = prior_rejections(engine, proposed["proposal_id"].dropna().tolist())
         if len(came_back):
             console.print("[bold yellow]Proposed again after a rejection of the same fund and trigger:[/bold yellow]")
             for row in came_back.to_dict("records"):
-                console.print(f"  {row['proposal_id']}: {queries.rejection_text(row)}", soft_wrap=True,
+                console.print(f"  {row['proposal_id']}: {fmt.rejection_text(row)}", soft_wrap=True,
                               highlight=False, markup=False)
-    trades = reports.top_trades(engine, as_of)
+    trades = nights.top_trades(engine, as_of)
     if len(trades):
         print_table(f"Top {len(trades)} trades by notional", trades,
-               drop=("target_weight", "reason", "weight_before", "weight_after", "quantity", "fund_id"))
-        print_more(len(trades), reports.trade_count(engine, as_of), "rebalance show <proposal id> (a proposal's trades)")
-    blocked = reports.fund_summary(engine, as_of, "blocked", limit=limit)
+                    drop=("target_weight", "reason", "weight_before", "weight_after", "quantity", "fund_id"))
+        print_more(len(trades), nights.trade_count(engine, as_of), "rebalance show <proposal id> (a proposal's trades)")
+    blocked = nights.night_funds(engine, as_of, "blocked", limit=limit)
     if len(blocked):
         print_table("Blocked funds", blocked[["fund_id", "blocked_reason"]])
-        print_more(len(blocked), reports.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
-    exceptions = reports.compliance_exceptions(engine, as_of)
+        print_more(len(blocked), nights.fund_count(engine, as_of, "blocked"), f"rebalance report --date {as_of} --all")
+    exceptions = nights.compliance_exceptions(engine, as_of)
     if len(exceptions):
-        print_table(f"Compliance exceptions: {plural(exceptions['fund_id'].nunique(), 'fund')} whose holdings fail a rule",
-               exceptions.rename(columns={"limit_value": "limit"}), drop=("detail",))
-    expired = reports.expired_approvals(engine, as_of)
+        funds = plural(exceptions["fund_id"].nunique(), "fund")
+        print_table(f"Compliance exceptions: {funds} whose holdings fail a rule",
+                    exceptions.rename(columns={"limit_value": "limit"}), drop=("detail",))
+    expired = nights.expired_approvals(engine, as_of)
     if len(expired):
         console.print("[bold yellow]Approvals that expired unexecuted (the funds propose again):[/bold yellow]")
         for row in expired.to_dict("records"):
             console.print(f"  {row['fund_id']}: {row['note']}", soft_wrap=True, highlight=False, markup=False)
-    failures = reports.validation_failures(engine, as_of)
+    failures = nights.validation_failures(engine, as_of)
     if len(failures):
         print_table("Failed checks", failures)

@@ -88,21 +88,21 @@ def proposals(
     = 100,
 ) -> None:
     """List proposals, newest night first."""
-    from rebalance_pipeline import reports
     from rebalance_pipeline.cli.output import print_more, print_table
+    from rebalance_pipeline.read_model import proposals as read
 
     engine = open_engine()
     as_of = chosen_night(engine, date) if date else None
     status_value = status.value if status else None
-    frame = reports.proposals(engine, as_of, status_value, limit=limit)
-    total = reports.proposal_count(engine, as_of, status_value)
+    frame = read.proposals(engine, as_of, status_value, limit=limit)
+    total = read.proposal_count(engine, as_of, status_value)
     if frame.empty:
         console.print("no proposals" + (f" in status {status_value}" if status_value else "")
                       + (f" on {as_of}" if as_of else ""))
         return
     # The id names the fund and the date: they go first on a narrow terminal.
     print_table("Proposals", frame, drop=("wash_sale_trades", "flow", "est_realized_gain", "trigger", "est_cost",
-                                     "trade_count", "fund_id", "as_of_date", "reviewed_by"))
+                                          "trade_count", "fund_id", "as_of_date", "reviewed_by"))
     again = ["rebalance proposals", f"--date {as_of}" if as_of else "",
              f"--status {status_value}" if status_value else "", f"--limit {total}"]
     print_more(len(frame), total, " ".join(part for part in again if part))
@@ -111,19 +111,38 @@ def proposals(
 def show(proposal_id: ProposalId) -> None:
     """A proposal: where it stands, its trades with weights before and after and the band each
     holding was judged against, what became of the fund since, its audit trail."""
-    import numpy as np
-
     from rebalance_pipeline import formatting as fmt
     from rebalance_pipeline.cli.output import print_table
-    from rebalance_pipeline.review import queries
+    from rebalance_pipeline.read_model.proposals import proposal_detail
 
-    detail = queries.proposal_detail(open_engine(), proposal_id)
+    detail = proposal_detail(open_engine(), proposal_id)
     if detail is None:
         err.print(f"no proposal {proposal_id} (ids: rebalance proposals)")
         raise typer.Exit(EXIT_REFUSED)
     p = detail.proposal
     ccy = p.get("base_currency")
-    # Data is printed as it is (markup=False): a note or a name may hold brackets.
+    lines = _proposal_lines(proposal_id, p)
+    styles = {0: "bold"}
+    rejected = fmt.rejection_text(detail.rejected_before)
+    if rejected:
+        styles[len(lines)] = "bold yellow"
+        lines.append(rejected)
+    later = fmt.later_night_text(p["fund_id"], detail.later)
+    if later:
+        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review", "pending_second_approval") else ""
+        lines.append(f"since then: {later}")
+    for i, line in enumerate(lines):   # data as it is (markup=False): a note or a name may hold brackets
+        console.print(line, soft_wrap=True, highlight=False, markup=False, style=styles.get(i) or None)
+    _print_trades(detail.trades, ccy)
+    if not detail.reviews.empty:
+        print_table("Audit trail", detail.reviews, drop=("channel",))
+
+
+def _proposal_lines(proposal_id: str, p: dict) -> list[str]:
+    """Where a proposal stands, in lines: fund and night, sizes, gains, harvests, notes, reviews."""
+    from rebalance_pipeline import formatting as fmt
+
+    ccy = p.get("base_currency")
     lines = [f"{proposal_id}  {p['status']}",
              f"fund {p['fund_id']}" + (f" ({p['fund_name']})" if p.get("fund_name") else "")
              + f", night of {p['as_of_date']}, policy {p.get('policy') or '?'}, trigger {p['trigger'] or '-'}",
@@ -159,31 +178,28 @@ def show(proposal_id: ProposalId) -> None:
     if p["reviewed_by"]:
         lines.append(f"{p['status']} by {p['reviewed_by']} at {fmt.timestamp(p['reviewed_at'])}"
                      + (f": {p['review_note']}" if p.get("review_note") else ""))
-    styles = {0: "bold"}
-    rejected = queries.rejection_text(detail.rejected_before)
-    if rejected:
-        styles[len(lines)] = "bold yellow"
-        lines.append(rejected)
-    later = queries.later_night_text(p["fund_id"], detail.later)
-    if later:
-        styles[len(lines)] = "bold" if p["status"] in ("superseded", "pending_review", "pending_second_approval") else ""
-        lines.append(f"since then: {later}")
-    for i, line in enumerate(lines):
-        console.print(line, soft_wrap=True, highlight=False, markup=False, style=styles.get(i) or None)
-    if detail.trades.empty:
+    return lines
+
+
+def _print_trades(trades, ccy: str | None) -> None:
+    """A proposal's trades, each with the band its holding was judged against that night."""
+    import numpy as np
+
+    from rebalance_pipeline import formatting as fmt
+    from rebalance_pipeline.cli.output import print_table
+
+    if trades.empty:
         console.print("no trades")
     else:
-        trades = detail.trades.assign(band=[fmt.band(lo, hi) for lo, hi in zip(
-            detail.trades["band_lower"], detail.trades["band_upper"], strict=True)])
+        trades = trades.assign(band=[fmt.band(lo, hi) for lo, hi in zip(
+            trades["band_lower"], trades["band_upper"], strict=True)])
         # A harvest's substitute (or a swap back's sale) names the security it stands in for.
         trades["reason"] = np.where(trades["harvest_of"].notna(), trades["reason"] + " (for " +
                                     trades["harvest_of"].astype(str) + ")", trades["reason"])
         trades = trades[["security_id", "side", "quantity", "price", "notional", "weight_before", "weight_after",
                          "target_weight", "band", "est_cost", "est_realized_gain", "wash_sale", "reason"]]
         print_table(f"Trades ({ccy or 'base currency'}; weights in % of NAV, band: the holding's that night)", trades,
-               drop=("est_realized_gain", "wash_sale", "price", "est_cost", "target_weight", "notional"))
-    if not detail.reviews.empty:
-        print_table("Audit trail", detail.reviews, drop=("channel",))
+                    drop=("est_realized_gain", "wash_sale", "price", "est_cost", "target_weight", "notional"))
 
 
 def export_orders(
@@ -218,7 +234,7 @@ def export_orders(
     console.print(report.summary(), soft_wrap=True)
     if report.refused:
         print_table("Approved proposals refused (not exported)",
-               pd.DataFrame(report.refused, columns=["proposal_id", "reason"]))
+                    pd.DataFrame(report.refused, columns=["proposal_id", "reason"]))
         err.print(f"[bold red]{len(report.refused)} approved proposals were not exported[/bold red] "
                   "(fix them and export again)")
         raise typer.Exit(EXIT_REFUSED)
