@@ -72,7 +72,7 @@ def _escape_like(text: str) -> str:
 
 def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
     """One page of the funds table for a date, sorted and filtered in SQL, plus status counts."""
-    from rebalance_pipeline.fund_states import fund_states, state_counts
+    from rebalance_pipeline.fund_states import FUND_STATES, fund_states
     from rebalance_pipeline.read_model.nights import pending_count, state_groups
 
     page = query_sql("fund_page")
@@ -87,7 +87,7 @@ def list_funds(engine: Engine, flt: FundFilter) -> FundPage:
     groups = state_groups(engine, flt.as_of)
     by_state = (groups.assign(state=fund_states(groups)).groupby("state")["funds"].sum() if len(groups)
                 else pd.Series(dtype="int64"))
-    states = {s: int(by_state.get(s, 0)) for s in state_counts(groups.iloc[0:0])}
+    states = {s: int(by_state.get(s, 0)) for s in FUND_STATES}
     counts = {s: n for s, n in states.items() if n or s != "breached"}
     counts["pending_review"] = pending_count(engine, flt.as_of)
     if total is None:   # by date and fund status only: the groups counted it already

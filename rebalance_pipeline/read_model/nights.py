@@ -47,22 +47,22 @@ def state_counts(engine: Engine, as_of: dt.date) -> pd.DataFrame:
     view's definition) with their NAV per base currency: state, funds, nav ({currency: sum})."""
     from rebalance_pipeline.fund_states import FUND_STATES, fund_states
 
-    with engine.connect() as conn:
-        funds = frame(conn, "night_fund_states", {"d": as_of})
-    funds = funds.assign(state=fund_states(funds), nav=pd.to_numeric(funds["nav"], errors="coerce"))
+    groups = state_groups(engine, as_of)
+    groups = groups.assign(state=fund_states(groups), nav=pd.to_numeric(groups["nav"], errors="coerce"))
     rows = []
     for state in FUND_STATES:
-        mine = funds[funds["state"] == state]
+        mine = groups[groups["state"] == state]
         if mine.empty and state == "breached":
             continue  # rare: a row only when it happens (as in the HTML report)
         nav = mine.groupby(mine["base_currency"].fillna("?"))["nav"].sum(min_count=1)
-        rows.append({"state": state, "funds": len(mine), "nav": {c: v for c, v in nav.items() if not pd.isna(v)}})
+        rows.append({"state": state, "funds": int(mine["funds"].sum()),
+                     "nav": {c: v for c, v in nav.items() if not pd.isna(v)}})
     return pd.DataFrame(rows, columns=["state", "funds", "nav"])
 
 
 def state_groups(engine: Engine, as_of: dt.date) -> pd.DataFrame:
-    """The night's funds grouped by what a state depends on, with ``funds`` per group (the
-    review view names each group's state with ``fund_states`` and adds them up)."""
+    """The night's funds grouped by what a state depends on and by base currency, with
+    ``funds`` and ``nav`` per group (``fund_states`` names each group's state)."""
     with engine.connect() as conn:
         return frame(conn, "night_fund_state_groups", {"d": as_of})
 
