@@ -240,3 +240,36 @@ def jinja_filters(blank: str = "–") -> dict:
         "number": lambda v, digits=2: number(v, digits, blank=blank),
         "status": lambda v: status_label(v, blank=blank),
     }
+
+
+# ------------------------------------------------------------------ hints in words
+def rejection_text(rejected: dict | None) -> str | None:
+    """"<what> rejected on <date> by <who>: <note>" for a proposal whose fund and trigger had a
+    proposal rejected before (the same trades, or others): a row of
+    ``read_model.proposals.prior_rejections``."""
+    if not rejected:
+        return None
+    from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
+
+    at = rejected.get("rejected_at")
+    day = pd.Timestamp(at).tz_convert(SCHEDULE_TIMEZONE).date() if not is_blank(at) else "?"
+    note = rejected.get("rejected_note")
+    trigger = rejected.get("trigger")
+    what = ("the same trades were" if rejected.get("same_trades")
+            else f"a {trigger} proposal of this fund was" if trigger else "a proposal of this fund was")
+    return (f"{what} rejected on {day} by {rejected.get('rejected_by')}"
+            + (f": {note}" if note else " (no note)")
+            + f" (proposal {rejected.get('rejected_id')} of {rejected.get('rejected_date')})")
+
+
+def later_night_text(fund_id: str, later: dict | None) -> str | None:
+    """What became of a fund after a proposal's night, in words (None: no later night): a row
+    of ``read_model.proposals.later_night``."""
+    if not later:
+        return None
+    day = later["as_of_date"]
+    if later["status"] == "blocked":
+        return f"fund {fund_id} blocked on {day}: {later['blocked_reason']}"
+    if later["proposal_id"]:
+        return f"newer proposal {later['proposal_id']} of {day} ({later['proposal_status'] or 'unknown'})"
+    return f"fund {fund_id} in band on {day} (no newer proposal)"

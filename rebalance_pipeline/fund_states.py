@@ -39,8 +39,3 @@ def fund_states(funds: pd.DataFrame) -> pd.Series:
     state = np.select([in_band_breached & untriggered, in_band_breached], ["waiting", "breached"], default=status)
     return pd.Series(state, index=funds.index, dtype=object)
 
-
-def state_counts(funds: pd.DataFrame) -> dict[str, int]:
-    """Funds per state, every state present (zeros included), in ``FUND_STATES`` order."""
-    counts = fund_states(funds).value_counts()
-    return {s: int(counts.get(s, 0)) for s in FUND_STATES}

@@ -20,10 +20,8 @@
   Great Expectations Data Docs, ``data-docs/<date>/index.html`` beside the page, when they
   were built there: ``rebalance_pipeline.data_docs``), failed validation checks.
 
-It reads through the reporting views of V005 (``fund_drift_history``, ``proposal_history``,
-``approval_latency``); only the per-holding bands (``fund_drift``), the dates
-(``fund_summary``), the checks (``validation_result``) and earlier rejections of the same
-trades (``proposal``) come from tables. Figures are formatted by ``formatting``, fund states
+It reads through the read model (``rebalance_pipeline.read_model.report``: the reporting
+views of V005 and a few tables) and only formats and draws. Figures are formatted by ``formatting``, fund states
 defined by ``fund_states``, as in the CLI and the review view. The page needs
 nothing but itself: no scripts, no external URLs, a Content-Security-Policy that forbids
 both, and every value rendered by Jinja2 with autoescaping (a fund id is data, never markup).
@@ -34,34 +32,26 @@ both, and every value rendered by Jinja2 with autoescaping (a fund id is data, n
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import io
 import numbers
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from rebalance_core.approval import RULE_CHANNEL
 from rebalance_core.schema import PROPOSAL_STATUSES
 from rebalance_pipeline import formatting
-from rebalance_pipeline.dates import SCHEDULE_TIMEZONE
-from rebalance_pipeline.fund_states import CALENDAR_POLICIES, FUND_STATES, STATE_LABELS, fund_states  # noqa: F401
-from rebalance_pipeline.warehouse import query_sql, read_frame
+from rebalance_pipeline.fund_states import FUND_STATES, STATE_LABELS
+from rebalance_pipeline.read_model.report import DECISION_TIMEZONE, TOP_FUNDS, ReportData, load_report_data
 
 # The report's Jinja template (HTML lives in its own file, not in this module).
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
 VIEWS_VERSION = 5  # sql/migrations/V005__reporting_views_roles.sql: the views read here
-TOP_FUNDS = 20
-# Decisions are dated where the operations team works (and the nightly is scheduled).
-DECISION_TIMEZONE = SCHEDULE_TIMEZONE
 STATUS_COLOURS = {"pending_review": "#ff7f0e", "pending_second_approval": "#ffbb78", "approved": "#2ca02c",
                   "rejected": "#d62728", "superseded": "#bcbcbc"}
 # A fund's state on the page: its status, with the in-band funds that breach told apart
@@ -88,14 +78,6 @@ def require_views(engine: Engine, migrate: bool = False) -> None:
 
 
 # ------------------------------------------------------------------ dates
-def latest_date_on_or_before(engine: Engine, day: dt.date | None = None) -> dt.date | None:
-    """The latest business date published in the warehouse, on or before ``day`` if given
-    (the CLI's query: ``reports.latest_date``)."""
-    from rebalance_pipeline.reports import latest_date
-
-    return latest_date(engine, day)
-
-
 def resolve_report_dates(engine: Engine, param: str | None, event_extras: Iterable[Mapping | None] = (),
                          logical_date: dt.datetime | None = None,
                          run_after: dt.datetime | None = None) -> list[dt.date]:
@@ -110,6 +92,7 @@ def resolve_report_dates(engine: Engine, param: str | None, event_extras: Iterab
        run_after), taken as ``rebalance_pipeline.dates`` takes the nightly's.
     """
     from rebalance_pipeline.dates import resolve_as_of_date
+    from rebalance_pipeline.read_model.nights import latest_date
 
     if param:
         return [dt.date.fromisoformat(str(param))]
@@ -118,90 +101,10 @@ def resolve_report_dates(engine: Engine, param: str | None, event_extras: Iterab
     if published:
         return sorted(published)
     day = resolve_as_of_date(None, logical_date, run_after)
-    latest = latest_date_on_or_before(engine, day)
+    latest = latest_date(engine, day)
     if latest is None:
         raise LookupError(f"no business date published on or before {day}")
     return [latest]
-
-
-# ------------------------------------------------------------------ data
-@dataclass
-class ReportData:
-    as_of: dt.date
-    funds: pd.DataFrame            # fund_drift_history rows of the date, with ``state`` (FUND_STATES)
-    proposals: pd.DataFrame        # proposal_history rows of the date
-    bands: pd.DataFrame            # per top fund, the holding furthest out of its band: security_id, drift, band
-    trend: pd.DataFrame            # as_of_date, base_currency, turnover_value, est_cost, proposals
-    failures: pd.DataFrame         # failed validation checks of the date
-    history_days: int
-    decisions: pd.DataFrame        # index "day" / "window": decided, approved, rejected, median_hours, p90_hours
-    backlog: pd.Series             # pending, oldest: proposals of earlier dates undecided at the end of the date
-    window_start: dt.date          # first business date of the trailing window (of the trend too)
-    # the night's proposals whose fund and trigger had a proposal rejected before (review.queries.prior_rejections)
-    came_back: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    # fund_tracking rows of the date (ETF tracking) and the compliance results of its proposals
-    # that found something (a rule failing before or after, a trimmed or blocked proposal)
-    tracking: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    compliance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    # funds whose holdings fail a compliance rule tonight (sql/queries/compliance_exceptions.sql)
-    compliance_exceptions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    # tax-loss harvests proposed in the window (sql/queries/harvested_losses.sql)
-    harvests: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-
-
-def load_report_data(engine: Engine, as_of: dt.date, history_days: int = 60) -> ReportData:
-    from rebalance_pipeline.reports import compliance_exceptions, validation_failures
-
-    if history_days < 1:
-        raise ValueError("history_days must be at least 1")
-
-    with engine.connect() as conn:
-        funds = read_frame(conn, "SELECT * FROM rebalance.fund_drift_history WHERE as_of_date = :d "
-                                 "ORDER BY max_abs_drift DESC NULLS LAST, fund_id", {"d": as_of})
-        if funds.empty:
-            raise LookupError(f"nothing published for {as_of}")
-        proposals = read_frame(conn, "SELECT * FROM rebalance.proposal_history WHERE as_of_date = :d "
-                                     "ORDER BY proposal_id", {"d": as_of})
-        top_ids = [str(f) for f in funds["fund_id"].head(TOP_FUNDS)]
-        # Per fund, the holding furthest out of its band (|drift| / band half-width on the
-        # side it drifted to; a breach first, as the nightly judged it), with that band: the
-        # bar and the tick of the drift chart describe the same holding.
-        bands = read_frame(conn,
-                           "SELECT DISTINCT ON (fund_id) fund_id, security_id, drift, band, breached "
-                           "FROM (SELECT fund_id, security_id, drift, coalesce(breached, false) AS breached, "
-                           "       CASE WHEN drift >= 0 THEN band_upper - target_weight "
-                           "            ELSE target_weight - band_lower END AS band "
-                           "      FROM rebalance.fund_drift WHERE as_of_date = :d AND fund_id = ANY(:ids) "
-                           "       AND security_id <> 'CASH' AND drift IS NOT NULL) holding "
-                           "ORDER BY fund_id, breached DESC, "
-                           " CASE WHEN band > 0 THEN abs(drift) / band WHEN band = 0 AND drift <> 0 THEN 1e12 "
-                           "      ELSE 0 END DESC, abs(drift) DESC, security_id",
-                           {"d": as_of, "ids": top_ids})
-        # The night's own proposal per fund (fund_drift_history.proposal_id): a rerun's extra
-        # proposals beside a reviewed one are not counted twice.
-        trend = read_frame(conn,
-                           "WITH dates AS (SELECT DISTINCT as_of_date FROM rebalance.fund_summary "
-                           "               WHERE as_of_date <= :d ORDER BY as_of_date DESC LIMIT :n) "
-                           "SELECT h.as_of_date, h.base_currency, "
-                           " coalesce(sum(h.turnover * h.nav), 0) AS turnover_value, "
-                           " coalesce(sum(h.est_cost), 0) AS est_cost, count(h.proposal_id) AS proposals "
-                           "FROM rebalance.fund_drift_history h JOIN dates USING (as_of_date) "
-                           "GROUP BY h.as_of_date, h.base_currency ORDER BY h.as_of_date, h.base_currency",
-                           {"d": as_of, "n": history_days})
-        window_start = min(pd.to_datetime(trend["as_of_date"]).dt.date, default=as_of)
-        tracking, compliance = load_tracking_and_compliance(conn, as_of)
-        harvests = read_frame(conn, query_sql("harvested_losses"), {"start": window_start, "d": as_of})
-        decisions = load_decisions(conn, as_of, window_start)
-        backlog = load_backlog(conn, as_of)
-    funds = funds.assign(state=fund_states(funds))
-    from rebalance_pipeline.review.queries import prior_rejections
-
-    return ReportData(as_of=as_of, funds=funds, proposals=proposals, bands=bands, trend=trend,
-                      failures=validation_failures(engine, as_of), history_days=history_days,
-                      decisions=decisions, backlog=backlog, window_start=window_start,
-                      came_back=prior_rejections(engine, proposals["proposal_id"].astype(str).tolist()),
-                      tracking=tracking, compliance=compliance, harvests=harvests,
-                      compliance_exceptions=compliance_exceptions(engine, as_of))
 
 
 def harvest_totals(harvests: pd.DataFrame) -> list[dict]:
@@ -213,80 +116,6 @@ def harvest_totals(harvests: pd.DataFrame) -> list[dict]:
     totals = frame.groupby(["as_of_date", "base_currency"], dropna=False).agg(
         funds=("fund_id", "nunique"), loss=("loss", "sum"), approved=("approved", "sum")).reset_index()
     return _records(totals.sort_values("as_of_date", ascending=False))
-
-
-def load_tracking_and_compliance(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The date's fund_tracking rows, and its compliance results with a finding (a rule
-    failing before or after, or a proposal trimmed or blocked); empty before V012."""
-    if conn.execute(sa.text("SELECT to_regclass('rebalance.fund_tracking')")).scalar() is None:
-        return pd.DataFrame(), pd.DataFrame()
-    tracking = read_frame(conn, "SELECT * FROM rebalance.fund_tracking WHERE as_of_date = :d ORDER BY fund_id",
-                          {"d": as_of})
-    compliance = read_frame(conn,
-                            "SELECT fund_id, proposal_id, rule, before_value, after_value, limit_value, passed, "
-                            "action, detail FROM rebalance.compliance_result WHERE as_of_date = :d "
-                            "AND (NOT passed OR action <> 'none' OR before_value > limit_value) "
-                            "ORDER BY fund_id, rule", {"d": as_of})
-    return tracking, compliance
-
-
-def load_decisions(conn, as_of: dt.date, window_start: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.DataFrame:
-    """Decisions on the proposals of the night of ``as_of`` (row ``night``, whenever they
-    were taken, as far as recorded), decisions taken on ``as_of`` (row ``day``) and from
-    ``window_start`` to ``as_of`` (row ``window``), whatever the date of the proposal
-    decided: a decision's date is its ``decided_at`` in ``timezone``. Hours run from the
-    proposal's ``created_at`` (its publication) to its first decision (``approval_latency``).
-    Approvals by a fund's straight-through rule (channel ``rule``) are counted apart
-    (``auto_approved``) and left out of the hours, which measure people's review."""
-    frame = read_frame(conn,
-                       "WITH taken AS ("
-                       " SELECT decision, latency_hours, (decided_at AT TIME ZONE :tz)::date AS day, "
-                       "  decision_channel = :rule AS by_rule "
-                       " FROM rebalance.approval_latency "
-                       " WHERE as_of_date <= :d "
-                       "  AND decided_at >= CAST(:start AS timestamp) AT TIME ZONE :tz "
-                       "  AND decided_at < CAST(:end AS timestamp) AT TIME ZONE :tz), "
-                       "scoped AS (SELECT 'day' AS scope, * FROM taken WHERE day = :d "
-                       "           UNION ALL SELECT 'window', * FROM taken "
-                       "           UNION ALL SELECT 'night', decision, latency_hours, "
-                       "            (decided_at AT TIME ZONE :tz)::date, decision_channel = :rule "
-                       "            FROM rebalance.approval_latency "
-                       "            WHERE as_of_date = :d) "
-                       "SELECT s.scope, count(t.day) AS decided, "
-                       " count(*) FILTER (WHERE t.decision = 'approved' AND NOT t.by_rule) AS approved, "
-                       " count(*) FILTER (WHERE t.decision = 'approved' AND t.by_rule) AS auto_approved, "
-                       " count(*) FILTER (WHERE t.decision = 'rejected') AS rejected, "
-                       " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_hours) "
-                       "  FILTER (WHERE NOT t.by_rule) AS median_hours, "
-                       " percentile_cont(0.9) WITHIN GROUP (ORDER BY t.latency_hours) "
-                       "  FILTER (WHERE NOT t.by_rule) AS p90_hours "
-                       "FROM (VALUES ('night'), ('day'), ('window')) s (scope) LEFT JOIN scoped t USING (scope) "
-                       "GROUP BY s.scope",
-                       {"d": as_of, "start": window_start, "end": as_of + dt.timedelta(days=1), "tz": timezone,
-                        "rule": RULE_CHANNEL})
-    return frame.set_index("scope").reindex(["night", "day", "window"])
-
-
-def load_backlog(conn, as_of: dt.date, timezone: str = DECISION_TIMEZONE) -> pd.Series:
-    """Proposals of dates before ``as_of`` that were still waiting for a decision at the end
-    of ``as_of`` (in ``timezone``): ``pending`` and the ``oldest`` of their dates.
-
-    Undecided then means: decided later, or not at all and still pending, or superseded
-    only by a night after ``as_of`` (publish supersedes a fund's pending proposals when its
-    next night comes), so a report rebuilt later tells the same story.
-    """
-    frame = read_frame(conn,
-                       "SELECT count(*) AS pending, min(h.as_of_date) AS oldest "
-                       "FROM rebalance.proposal_history h "
-                       "WHERE h.as_of_date < :d AND CASE "
-                       " WHEN h.decided_at IS NOT NULL THEN (h.decided_at AT TIME ZONE :tz)::date > :d "
-                       " WHEN h.status IN ('pending_review', 'pending_second_approval') THEN true "
-                       " WHEN h.status = 'superseded' THEN NOT EXISTS ("
-                       "  SELECT FROM rebalance.fund_summary s WHERE s.fund_id = h.fund_id "
-                       "   AND s.as_of_date > h.as_of_date AND s.as_of_date <= :d) "
-                       " ELSE false END",
-                       {"d": as_of, "tz": timezone})
-    return frame.iloc[0]
 
 
 # ------------------------------------------------------------------ the page
@@ -369,7 +198,7 @@ def render_report(data: ReportData, data_docs: str | None = None) -> str:
 
 
 def _came_back(frame: pd.DataFrame) -> list[dict]:
-    from rebalance_pipeline.review.queries import rejection_text
+    from rebalance_pipeline.formatting import rejection_text
 
     return [{"proposal_id": r["proposal_id"], "text": rejection_text(r)} for r in frame.to_dict("records")]
 

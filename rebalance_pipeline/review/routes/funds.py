@@ -63,7 +63,7 @@ def fund_page(request: Request, user: GetUserDep, may_decide: MayDecide, store: 
               date: str | None = None):
     dates = queries.business_dates(store.engine)
     as_of = parse_date(date, dates[0] if dates else None)
-    summary = queries.fund_summary(store.engine, as_of, fund_id) if as_of else None
+    summary = queries.fund_night(store.engine, as_of, fund_id) if as_of else None
     if summary is None:
         raise HTTPException(404, f"no results for fund {fund_id} on {as_of}")
     drift = queries.fund_drift(store.engine, as_of, fund_id)
