@@ -34,7 +34,7 @@ TARGET_SUM_TOLERANCE = 1e-6
 class Check:
     dataset: str                 # file (or derived view) the rows come from
     name: str                    # short, stable name stored in validation_result.check
-    expectation: object          # a great_expectations.expectations.Expectation
+    expectation: Expectation     # a great_expectations.expectations class by name, with its arguments
     blames: str                  # "fund_id", "security_id" or "model_id"
     message: str                 # str.format template over the failing row's columns ({value}: the column)
 
@@ -48,11 +48,38 @@ class ValidationOutcome:
     gx_results: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["suite", "result"]))
 
 
-def _expectations():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations.expectations as gxe
+@dataclass(frozen=True)
+class Expectation:
+    """A Great Expectations expectation as its class name and arguments. The GX object is made
+    only when a suite runs (``_GxSession.suite``): building the checks, or proving with pandas
+    that every row passes (``_passes``), needs no GX import."""
 
-    return gxe
+    kind: str                    # e.g. "ExpectColumnValuesToBeInSet"
+    kwargs: dict
+
+    @property
+    def column(self) -> str | None:
+        return self.kwargs.get("column")
+
+    def to_gx(self, gxe):
+        return getattr(gxe, self.kind)(**self.kwargs)
+
+
+class _ExpectationKinds:
+    """``gxe.ExpectColumnValuesToBeInSet(column=..., value_set=...)`` as in GX's own module,
+    giving an ``Expectation``."""
+
+    def __getattr__(self, kind: str):
+        if not kind.startswith("Expect"):
+            raise AttributeError(kind)
+        return lambda **kwargs: Expectation(kind, kwargs)
+
+
+def _expectations() -> _ExpectationKinds:
+    return _EXPECTATIONS
+
+
+_EXPECTATIONS = _ExpectationKinds()
 
 
 # Suites whose rows are about securities or currencies, not funds: a fault there touches
@@ -492,10 +519,13 @@ class _GxSession:
     def suite(self, frame_name: str, checks: list[Check]):
         key = (frame_name, _checks_key(checks))
         if key not in self.suites:
+            import great_expectations.expectations as gxe
+
             suite = self.gx.ExpectationSuite(name=f"rebalance_{frame_name}")
             for index, check in enumerate(checks):
-                check.expectation.meta = {"check_index": index, "check": check.name, "dataset": check.dataset}
-                suite.add_expectation(check.expectation)
+                expectation = check.expectation.to_gx(gxe)
+                expectation.meta = {"check_index": index, "check": check.name, "dataset": check.dataset}
+                suite.add_expectation(expectation)
             self.suites[key] = suite
         return self.suites[key]
 
@@ -522,8 +552,7 @@ def _gx_session() -> _GxSession:
 def _checks_key(checks: list[Check]) -> tuple:
     """What makes two lists of checks the same suite: each check's name, file and expectation
     (its type and arguments)."""
-    return tuple((c.dataset, c.name, type(c.expectation).__name__,
-                  repr(sorted(c.expectation.dict(exclude={"id", "meta", "notes", "rendered_content"}).items())))
+    return tuple((c.dataset, c.name, c.expectation.kind, repr(sorted(c.expectation.kwargs.items())))
                  for c in checks)
 
 
@@ -628,15 +657,14 @@ def _passes(check: Check, frame: pd.DataFrame) -> bool:
     vectorized pandas; False when it may fail (or is of a kind not judged here), for GX to
     decide. Like GX's column map expectations, a missing value passes every rule but
     not-null."""
-    expectation = check.expectation
-    if getattr(expectation, "row_condition", None) or getattr(expectation, "mostly", 1) != 1:
+    kind, arguments = check.expectation.kind, check.expectation.kwargs
+    if arguments.get("row_condition") or arguments.get("mostly", 1) != 1:
         return False
-    kind = type(expectation).__name__
     if kind == "ExpectCompoundColumnsToBeUnique":
-        columns = list(expectation.column_list)
+        columns = list(arguments["column_list"])
         return all(c in frame for c in columns) and bool(frame[columns].notna().all(axis=None)) \
             and not frame.duplicated(subset=columns).any()
-    column = getattr(expectation, "column", None)
+    column = arguments.get("column")
     if column not in frame:
         return False
     values = frame[column]
@@ -644,18 +672,18 @@ def _passes(check: Check, frame: pd.DataFrame) -> bool:
         return bool(values.notna().all())
     present = values.dropna()
     if kind == "ExpectColumnValuesToBeInSet":
-        return bool(present.isin(list(expectation.value_set)).all())
+        return bool(present.isin(list(arguments["value_set"])).all())
     if kind == "ExpectColumnValuesToBeUnique":
         return not present.duplicated().any()
     if kind == "ExpectColumnValuesToBeBetween":
         if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
             return False
-        low, high = expectation.min_value, expectation.max_value
+        low, high = arguments.get("min_value"), arguments.get("max_value")
         ok = pd.Series(True, index=present.index)
         if low is not None:
-            ok &= present > low if expectation.strict_min else present >= low
+            ok &= present > low if arguments.get("strict_min") else present >= low
         if high is not None:
-            ok &= present < high if expectation.strict_max else present <= high
+            ok &= present < high if arguments.get("strict_max") else present <= high
         return bool(ok.all())
     return False
 
@@ -681,7 +709,7 @@ def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
 def _faults(check: Check, failed: pd.DataFrame) -> pd.DataFrame:
     if failed.empty:
         return empty_faults()
-    column = getattr(check.expectation, "column", None)
+    column = check.expectation.column
     records = failed.to_dict("records")
     messages = []
     for record in records:
