@@ -243,6 +243,8 @@ def _folder_date(folder: Path) -> dt.date | None:
 
 
 def _charts(result: SimulationResult, funds: set[str], out_dir: Path) -> None:
+    if not funds:
+        return   # --charts 0: matplotlib (about half a CPU second to import) is not needed
     import matplotlib
 
     matplotlib.use("Agg")
