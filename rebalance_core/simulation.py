@@ -122,10 +122,12 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         decision = decide_night(as_of, inputs)
         # The day's in-kind creations and redemptions settled before the decision: go on from
         # that book; cash creations and redemptions arrive as flows with the day's others.
-        closes = pd.concat([closes, _price_frame(frames["prices"].assign(as_of_date=pd.Timestamp(as_of)))],
-                           ignore_index=True)
+        # Both histories keep only what the next day's window reads (the last COVARIANCE_RETURNS
+        # dates; each fund's latest tracking rows), so a day's cost does not grow with the year.
+        closes = _keep_last_sessions(pd.concat(
+            [closes, _price_frame(frames["prices"].assign(as_of_date=pd.Timestamp(as_of)))], ignore_index=True))
         if decision.tracking is not None and len(decision.tracking):
-            tracked = pd.concat([tracked, decision.tracking[HISTORY_COLUMNS]], ignore_index=True)
+            tracked = _latest_rows(pd.concat([tracked, decision.tracking[HISTORY_COLUMNS]], ignore_index=True))
         positions = decision.settled.positions.groupby(["fund_id", "security_id"], as_index=False)["quantity"].sum()
         cash = decision.settled.cash[["fund_id", "currency", "amount"]]
         lots = decision.settled.tax_lots
@@ -134,7 +136,8 @@ def simulate(dates: list[dt.date], load_day: Callable[[dt.date], dict[str, pd.Da
         previous_state = decision.fund_state
         drift, proposals, trades = decision.drift, decision.proposals, decision.trades
         # Funds only named by a fault (positions of a fund not in funds.csv) have no book here.
-        summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"])]
+        # (.unique(): isin over a long Arrow string column is slow in pandas.)
+        summary = decision.summary[decision.summary["fund_id"].isin(drift["fund_id"].unique())]
         nav = summary.set_index("fund_id")["nav"]
 
         # The costless always-on-target fund: yesterday's NAV grown by yesterday's target mix.
@@ -323,6 +326,15 @@ def _last_sessions(closes: pd.DataFrame, as_of: dt.date) -> pd.DataFrame | None:
         return None
     keep = np.sort(before["as_of_date"].unique())[-COVARIANCE_RETURNS:]
     return before[before["as_of_date"].isin(keep)].reset_index(drop=True)
+
+
+def _keep_last_sessions(closes: pd.DataFrame) -> pd.DataFrame:
+    """The closes of the last COVARIANCE_RETURNS dates of ``closes`` (all a later day's window reads)."""
+    dates = closes["as_of_date"].unique()
+    if len(dates) <= COVARIANCE_RETURNS:
+        return closes
+    keep = np.sort(dates)[-COVARIANCE_RETURNS:]
+    return closes[closes["as_of_date"].isin(keep)].reset_index(drop=True)
 
 
 def _latest_rows(tracked: pd.DataFrame) -> pd.DataFrame | None:

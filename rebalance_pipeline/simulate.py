@@ -26,7 +26,7 @@ from rebalance_core.night import NightInputs
 from rebalance_core.schema import is_true_word
 from rebalance_core.simulation import DAILY as DAILY_FILES
 from rebalance_core.simulation import SimulationResult, simulate
-from rebalance_pipeline import landing
+from rebalance_pipeline import landing, validation
 
 # Reference files merge by key into the data in force (rebalance_core.inputs.merge_reference);
 # model versions are kept as a dated history instead.
@@ -50,6 +50,9 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
     model_history = _model_history(landing_dir, first)
     previous = _previous_state(landing_dir, first, model_history)
     day_files: dict[dt.date, dict[str, pd.DataFrame]] = {}
+    # A suite whose rows did not change since the day before (reference data, a book that did
+    # not trade) is not run again: the same rows give the same faults.
+    memo = validation.SuiteMemo() if validate else None
 
     def load_day(as_of: dt.date) -> dict[str, pd.DataFrame]:
         """The day's files; its reference files as versions for the replay to merge (on the
@@ -79,7 +82,6 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
         """The nightly checks on the day's files and the simulated book: the funds they block.
         The frames are those the night validates (steps.validation_frames), from the same
         NightInputs fields."""
-        from rebalance_pipeline import validation
         from rebalance_pipeline.steps import validation_frames
 
         files = day_files[as_of]
@@ -101,7 +103,7 @@ def run_simulation(landing_dir: Path, start: dt.date, end: dt.date, out_dir: Pat
             shard["ref_restrictions"] = inputs.restrictions
         if "targets" in files:
             shard["file_targets"] = files["targets"]
-        outcome = validation.validate(validation_frames(night, shard, as_of))
+        outcome = validation.validate(validation_frames(night, shard, as_of), memo=memo, record=False)
         targets, _ = night_targets(as_of, inputs.funds, inputs.targets, inputs.model_targets)
         return blocked_funds(outcome.faults, inputs.positions, targets, inputs.funds)
 
@@ -241,6 +243,8 @@ def _folder_date(folder: Path) -> dt.date | None:
 
 
 def _charts(result: SimulationResult, funds: set[str], out_dir: Path) -> None:
+    if not funds:
+        return   # --charts 0: matplotlib (about half a CPU second to import) is not needed
     import matplotlib
 
     matplotlib.use("Agg")

@@ -34,7 +34,7 @@ TARGET_SUM_TOLERANCE = 1e-6
 class Check:
     dataset: str                 # file (or derived view) the rows come from
     name: str                    # short, stable name stored in validation_result.check
-    expectation: object          # a great_expectations.expectations.Expectation
+    expectation: Expectation     # a great_expectations.expectations class by name, with its arguments
     blames: str                  # "fund_id", "security_id" or "model_id"
     message: str                 # str.format template over the failing row's columns ({value}: the column)
 
@@ -48,11 +48,38 @@ class ValidationOutcome:
     gx_results: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["suite", "result"]))
 
 
-def _expectations():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations.expectations as gxe
+@dataclass(frozen=True)
+class Expectation:
+    """A Great Expectations expectation as its class name and arguments. The GX object is made
+    only when a suite runs (``_GxSession.suite``): building the checks, or proving with pandas
+    that every row passes (``_passes``), needs no GX import."""
 
-    return gxe
+    kind: str                    # e.g. "ExpectColumnValuesToBeInSet"
+    kwargs: dict
+
+    @property
+    def column(self) -> str | None:
+        return self.kwargs.get("column")
+
+    def to_gx(self, gxe):
+        return getattr(gxe, self.kind)(**self.kwargs)
+
+
+class _ExpectationKinds:
+    """``gxe.ExpectColumnValuesToBeInSet(column=..., value_set=...)`` as in GX's own module,
+    giving an ``Expectation``."""
+
+    def __getattr__(self, kind: str):
+        if not kind.startswith("Expect"):
+            raise AttributeError(kind)
+        return lambda **kwargs: Expectation(kind, kwargs)
+
+
+def _expectations() -> _ExpectationKinds:
+    return _EXPECTATIONS
+
+
+_EXPECTATIONS = _ExpectationKinds()
 
 
 # Suites whose rows are about securities or currencies, not funds: a fault there touches
@@ -232,14 +259,16 @@ def _funds_rules(gxe, funds: pd.DataFrame, night: _Night) -> SuiteRules:
         return funds, [], {}
     followed = fund_models(funds)
     model = funds["fund_id"].map(followed)
-    in_file = set(night.frames["file_targets"]["fund_id"]) if night.frames.get("file_targets") is not None else set()
+    # .unique() on the arrays, not set(): set() iterates Arrow-backed strings in Python.
+    file_targets = night.frames.get("file_targets")
+    in_file = file_targets["fund_id"].unique() if file_targets is not None else []
 
     def optional(column: str):
         return funds[column] if column in funds else np.nan
 
     fund_rows = funds.assign(
         model_id=model,
-        has_targets=funds["fund_id"].isin(set(night.targets["fund_id"])) | model.notna(),
+        has_targets=funds["fund_id"].isin(night.targets["fund_id"].unique()) | model.notna(),
         one_target_source=~(model.notna() & funds["fund_id"].isin(in_file)),
         has_band=funds[["abs_band", "rel_band"]].notna().any(axis=1) | (funds["policy"] == "calendar")
         | (funds["rebalance_to"] == "vanguard"),
@@ -405,7 +434,7 @@ def _creations_rules(gxe, creations: pd.DataFrame, night: _Night) -> SuiteRules:
     unit = (pd.to_numeric(funds.drop_duplicates("fund_id").set_index("fund_id")["creation_unit"], errors="coerce")
             if "creation_unit" in funds and len(funds) else pd.Series(dtype="float64"))
     shares = night.frames.get("fund_shares")
-    with_shares = set(shares.loc[shares["shares_outstanding"] > 0, "fund_id"]) if shares is not None else set()
+    with_shares = shares.loc[shares["shares_outstanding"] > 0, "fund_id"].unique() if shares is not None else []
     creations = creations.assign(
         has_creation_unit=creations["fund_id"].map(unit).gt(0).fillna(False).astype(bool),
         has_shares=creations["fund_id"].isin(with_shares))
@@ -469,21 +498,100 @@ def _rate_available(currency: pd.Series, fund_id: pd.Series, funds: pd.DataFrame
     return same | pd.MultiIndex.from_arrays([currency, base]).isin(pairs)
 
 
-def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationOutcome:
+@dataclass
+class _GxSession:
+    """What GX needs to run a suite, built once per process: the ephemeral context, its pandas
+    datasource, one dataframe asset and batch definition per frame name, and the suites by
+    the checks they hold (a suite is the same for every night and shard; only its batch's
+    rows differ)."""
+
+    gx: object
+    source: object
+    batch_definitions: dict = field(default_factory=dict)
+    suites: dict = field(default_factory=dict)
+
+    def batch_definition(self, frame_name: str):
+        if frame_name not in self.batch_definitions:
+            self.batch_definitions[frame_name] = (self.source.add_dataframe_asset(frame_name)
+                                                  .add_batch_definition_whole_dataframe("night"))
+        return self.batch_definitions[frame_name]
+
+    def suite(self, frame_name: str, checks: list[Check]):
+        key = (frame_name, _checks_key(checks))
+        if key not in self.suites:
+            import great_expectations.expectations as gxe
+
+            suite = self.gx.ExpectationSuite(name=f"rebalance_{frame_name}")
+            for index, check in enumerate(checks):
+                expectation = check.expectation.to_gx(gxe)
+                expectation.meta = {"check_index": index, "check": check.name, "dataset": check.dataset}
+                suite.add_expectation(expectation)
+            self.suites[key] = suite
+        return self.suites[key]
+
+
+_SESSION: _GxSession | None = None
+
+
+def _gx_session() -> _GxSession:
+    global _SESSION
+    if _SESSION is None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        import logging
+
+        import great_expectations as gx
+
+        # GX pins one of its loggers at INFO ("created temporary directory ..."): quiet it.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        _SESSION = _GxSession(gx, context.data_sources.add_pandas("rebalance_landing"))
+    return _SESSION
+
+
+def _checks_key(checks: list[Check]) -> tuple:
+    """What makes two lists of checks the same suite: each check's name, file and expectation
+    (its type and arguments)."""
+    return tuple((c.dataset, c.name, c.expectation.kind, repr(sorted(c.expectation.kwargs.items())))
+                 for c in checks)
+
+
+@dataclass
+class _Checked:
+    frame: pd.DataFrame
+    checks_key: tuple
+    result_rows: list[dict]
+    faults: list[pd.DataFrame]
+    gx_result: dict | None
+
+
+@dataclass
+class SuiteMemo:
+    """The last outcome of each suite, for a caller that validates day after day (the replay):
+    a suite whose rows (derived columns included, so every cross-file fact they carry) and
+    checks are equal to the last ones it ran gives the same results and faults, so it is not
+    run again. Reference data that did not change is so validated on the day it arrives."""
+
+    last: dict[str, _Checked] = field(default_factory=dict)
+    reused: int = 0
+    ran: int = 0
+
+    def find(self, frame_name: str, frame: pd.DataFrame, checks_key: tuple) -> _Checked | None:
+        found = self.last.get(frame_name)
+        if found is None or found.checks_key != checks_key or list(found.frame.columns) != list(frame.columns) \
+                or not found.frame.dtypes.equals(frame.dtypes) or not found.frame.equals(frame):
+            return None
+        return found
+
+
+def validate(frames: dict[str, pd.DataFrame], scope: str = "all", memo: SuiteMemo | None = None,
+             record: bool = True) -> ValidationOutcome:
     """Run the suites of ``scope`` (``all``, ``night``: NIGHT_SUITES, ``shard``: the others)
-    on an ephemeral GX context; return per-check results and the faults."""
+    on an ephemeral GX context; return per-check results and the faults. ``memo``: reuse the
+    outcome of a suite whose rows and checks did not change since its last run (``SuiteMemo``).
+    ``record=False``: skip each suite's GX result as JSON (``gx_results``, for Data Docs)."""
     if scope not in ("all", "night", "shard"):
         raise ValueError(f"unknown validation scope {scope!r}")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import logging
-
-    import great_expectations as gx
-
-    # GX pins one of its loggers at INFO ("created temporary directory ..."): quiet it.
-    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    source = context.data_sources.add_pandas("rebalance_landing")
     from rebalance_pipeline.data_docs import compact_result
 
     result_rows, fault_frames, gx_results = [], [], []
@@ -494,17 +602,30 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
             result_rows += [_result_row(c, True, 0, NO_ROWS) for c in checks]
             continue
         frame = frame.reset_index(drop=True)
-        suite = gx.ExpectationSuite(name=f"rebalance_{frame_name}")
-        for index, check in enumerate(checks):
-            check.expectation.meta = {"check_index": index, "check": check.name, "dataset": check.dataset}
-            suite.add_expectation(check.expectation)
-        batch = (source.add_dataframe_asset(frame_name)
-                 .add_batch_definition_whole_dataframe("night")
-                 .get_batch(batch_parameters={"dataframe": frame}))
+        checks_key = _checks_key(checks) if memo is not None else None
+        known = memo.find(frame_name, frame, checks_key) if memo is not None else None
+        if known is not None and (known.gx_result is not None or not record):
+            memo.reused += 1
+            result_rows += known.result_rows
+            fault_frames += known.faults
+            if record:
+                gx_results.append(known.gx_result)
+            continue
+        if not record and all(_passes(check, frame) for check in checks):
+            # Every row passes (proven with pandas, with GX's own rule for missing values): GX
+            # would report the same success with no failing rows, and no record is wanted.
+            suite_rows = [_result_row(check, True, 0, None) for check in checks]
+            result_rows += suite_rows
+            if memo is not None:
+                memo.last[frame_name] = _Checked(frame, checks_key, suite_rows, [], None)
+            continue
+        session = _gx_session()
+        suite = session.suite(frame_name, checks)
+        batch = session.batch_definition(frame_name).get_batch(batch_parameters={"dataframe": frame})
         index_columns = [c for c in ("fund_id", "security_id", "model_id", "source_row") if c in frame.columns]
         outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
                                                        "unexpected_index_column_names": index_columns})
-        details = {}
+        details, suite_rows, suite_faults = {}, [], []
         for expectation_result in outcome.results:
             check = checks[expectation_result.expectation_config.meta["check_index"]]
             if expectation_result.exception_info and expectation_result.exception_info.get("raised_exception"):
@@ -512,15 +633,59 @@ def validate(frames: dict[str, pd.DataFrame], scope: str = "all") -> ValidationO
                                    f"{expectation_result.exception_info.get('exception_message')}")
             failed = _unexpected_rows(expectation_result.result, frame)
             faults = _faults(check, failed)
-            fault_frames.append(faults)
+            suite_faults.append(faults)
             detail = "; ".join(faults["message"].head(3)) + (" ..." if len(faults) > 3 else "")
-            result_rows.append(_result_row(check, bool(expectation_result.success), len(faults), detail or None))
+            suite_rows.append(_result_row(check, bool(expectation_result.success), len(faults), detail or None))
             details[expectation_result.expectation_config.meta["check_index"]] = detail
-        gx_results.append({"suite": suite.name, "result": compact_result(outcome.to_json_dict(), details)})
+        gx_result = ({"suite": suite.name, "result": compact_result(outcome.to_json_dict(), details)}
+                     if record else None)
+        if record:
+            gx_results.append(gx_result)
+        result_rows += suite_rows
+        fault_frames += suite_faults
+        if memo is not None:
+            memo.ran += 1
+            memo.last[frame_name] = _Checked(frame, checks_key, suite_rows, suite_faults, gx_result)
     faults = pd.concat([f for f in fault_frames if len(f)], ignore_index=True) if any(
         len(f) for f in fault_frames) else empty_faults()
     return ValidationOutcome(pd.DataFrame(result_rows), faults,
                              pd.DataFrame(gx_results, columns=["suite", "result"]))
+
+
+def _passes(check: Check, frame: pd.DataFrame) -> bool:
+    """True when every row of ``frame`` certainly passes ``check``'s expectation, decided with
+    vectorized pandas; False when it may fail (or is of a kind not judged here), for GX to
+    decide. Like GX's column map expectations, a missing value passes every rule but
+    not-null."""
+    kind, arguments = check.expectation.kind, check.expectation.kwargs
+    if arguments.get("row_condition") or arguments.get("mostly", 1) != 1:
+        return False
+    if kind == "ExpectCompoundColumnsToBeUnique":
+        columns = list(arguments["column_list"])
+        return all(c in frame for c in columns) and bool(frame[columns].notna().all(axis=None)) \
+            and not frame.duplicated(subset=columns).any()
+    column = arguments.get("column")
+    if column not in frame:
+        return False
+    values = frame[column]
+    if kind == "ExpectColumnValuesToNotBeNull":
+        return bool(values.notna().all())
+    present = values.dropna()
+    if kind == "ExpectColumnValuesToBeInSet":
+        return bool(present.isin(list(arguments["value_set"])).all())
+    if kind == "ExpectColumnValuesToBeUnique":
+        return not present.duplicated().any()
+    if kind == "ExpectColumnValuesToBeBetween":
+        if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+            return False
+        low, high = arguments.get("min_value"), arguments.get("max_value")
+        ok = pd.Series(True, index=present.index)
+        if low is not None:
+            ok &= present > low if arguments.get("strict_min") else present >= low
+        if high is not None:
+            ok &= present < high if arguments.get("strict_max") else present <= high
+        return bool(ok.all())
+    return False
 
 
 def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
@@ -544,7 +709,7 @@ def _unexpected_rows(result: dict, frame: pd.DataFrame) -> pd.DataFrame:
 def _faults(check: Check, failed: pd.DataFrame) -> pd.DataFrame:
     if failed.empty:
         return empty_faults()
-    column = getattr(check.expectation, "column", None)
+    column = check.expectation.column
     records = failed.to_dict("records")
     messages = []
     for record in records:
