@@ -53,10 +53,12 @@ REFERENCE = "reference"  # kept as history: a version merges by key into the one
 FUND = "fund"            # a fund of funds.csv in force
 SECURITY = "security"    # a security of tonight's prices.csv or of securities.csv in force
 MODEL = "model"          # a model that model_targets.csv defines (a version known tonight)
+CALENDAR = "calendar"    # an exchange calendar exchange_calendars knows (XNYS, XLON, ...)
 UNIVERSES = {
     FUND: "funds.csv",
     SECURITY: "prices.csv or securities.csv",
     MODEL: "any model_targets.csv version in force on this date",
+    CALENDAR: "the exchange calendars of exchange_calendars, e.g. XNYS, XLON, XTKS",
 }
 
 # Validation scopes: suites about securities or models run once a night, the others shard by
@@ -173,7 +175,7 @@ INPUTS: tuple[InputFile, ...] = (
         _c("policy", choices=POLICIES), _c("frequency", choices=FREQUENCIES, blank_ok=True),
         _c("abs_band", NUMBER), _c("rel_band", NUMBER), _c("rebalance_to", choices=REBALANCE_TO),
         _c("min_trade_notional", NUMBER), _c("cash_buffer", NUMBER), _c("allow_fractional", BOOLEAN),
-        _opt("calendar"), _opt("band_fraction", NUMBER), _opt("commission_bps", NUMBER),
+        _opt("calendar", refers_to=CALENDAR), _opt("band_fraction", NUMBER), _opt("commission_bps", NUMBER),
         _opt("commission_per_share", NUMBER), _opt("max_turnover", NUMBER), _opt("max_cost_bps", NUMBER),
         _opt("tax_lot_method", choices=TAX_LOT_METHODS), _opt("min_trade_pct_nav", NUMBER),
         _opt("model_id", refers_to=MODEL, check="model_is_defined"),

@@ -14,6 +14,7 @@ and row number.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rebalance_core.faults import FAULT_COLUMNS, empty_faults
-from rebalance_core.inputs import FUND, INPUTS, MODEL, NIGHT, SECURITY, UNIVERSES, InputFile
+from rebalance_core.inputs import CALENDAR, FUND, INPUTS, MODEL, NIGHT, SECURITY, UNIVERSES, InputFile
 from rebalance_core.models import fund_models
 from rebalance_core.schema import CASH, FREQUENCIES, POLICIES, RULE_EXCLUDE, RULE_NO_SELL
 
@@ -140,7 +141,8 @@ class _Night:
         listed = pd.Index(securities["security_id"].unique()) if securities is not None else pd.Index([])
         models = frames.get("model_targets")
         universes = {FUND: known_funds, SECURITY: priced.union(listed),
-                     MODEL: pd.Index(models["model_id"].unique()) if models is not None else pd.Index([])}
+                     MODEL: pd.Index(models["model_id"].unique()) if models is not None else pd.Index([]),
+                     CALENDAR: _calendar_names(funds)}
         return cls(frames, funds, targets, known_funds, priced, universes)
 
     def frame(self, stem: str) -> pd.DataFrame | None:
@@ -158,6 +160,17 @@ class _Night:
         security_currency = prices.drop_duplicates("security_id").set_index("security_id")["currency"]
         return rows.assign(security_is_priced=rows["security_id"].isin(self.priced),
                            rate_available=self.rate_available(rows, rows["security_id"].map(security_currency)))
+
+
+def _calendar_names(funds: pd.DataFrame) -> pd.Index:
+    """The exchange calendars a fund may name (exchange_calendars' names and aliases), read
+    only when a fund names one: an unknown one would otherwise fail the night's date
+    arithmetic (calendar policies, the approval's expiry) instead of blocking its fund."""
+    if "calendar" not in funds or not funds["calendar"].astype("object").fillna("").astype(str).str.strip().any():
+        return pd.Index([])
+    import exchange_calendars
+
+    return pd.Index(exchange_calendars.get_calendar_names(include_aliases=True))
 
 
 def _declared_checks(gxe, declared: InputFile, frame: pd.DataFrame, night: _Night) -> tuple[pd.DataFrame,
@@ -530,23 +543,19 @@ class _GxSession:
         return self.suites[key]
 
 
-_SESSION: _GxSession | None = None
-
-
+@functools.lru_cache(maxsize=1)
 def _gx_session() -> _GxSession:
-    global _SESSION
-    if _SESSION is None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        import logging
+    """The process's one GX session (imported and created on first use)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import logging
 
-        import great_expectations as gx
+    import great_expectations as gx
 
-        # GX pins one of its loggers at INFO ("created temporary directory ..."): quiet it.
-        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-        _SESSION = _GxSession(gx, context.data_sources.add_pandas("rebalance_landing"))
-    return _SESSION
+    # GX pins one of its loggers at INFO ("created temporary directory ..."): quiet it.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    return _GxSession(gx, context.data_sources.add_pandas("rebalance_landing"))
 
 
 def _checks_key(checks: list[Check]) -> tuple:

@@ -78,6 +78,21 @@ def test_tax_lot_method_fifo_is_fifo_and_a_typo_blocks_instead_of_becoming_hifo(
         ["F1", "funds.csv row 2: tax_lot_method 'fifi' is not one of hifo, fifo, min_gain"]]
 
 
+def test_an_unknown_exchange_calendar_blocks_its_fund_and_a_known_one_passes(tmp_path):
+    """funds.csv ``calendar`` names an exchange_calendars calendar: a typo would otherwise fail
+    the night's date arithmetic for every fund (calendar periods, an approval's expiry)."""
+    from rebalance_core.faults import blocked_funds
+
+    for value, expected in (("XLON", []), ("XNYSS", [
+            ["F1", "funds.csv row 2: calendar 'XNYSS' is not a known calendar (not in the exchange calendars of "
+                   "exchange_calendars, e.g. XNYS, XLON, XTKS)"]])):
+        root = _with_value(tmp_path / value, "funds", "calendar", value)
+        frames = _frames(root)
+        faults = validation.validate(frames).faults
+        blocked = blocked_funds(faults, frames["positions"], frames["targets"], frames["funds"])
+        assert blocked.values.tolist() == expected, value
+
+
 def test_a_restriction_on_an_unknown_security_blocks_the_fund_in_the_night(engine, landing):
     folder = small_landing(landing, AS_OF)
     write(folder, "restrictions.csv", [{"fund_id": "F1", "security_id": "EQ", "rule": "no_buy", "substitute_id": ""},
