@@ -68,9 +68,11 @@ def pytest_collection_modifyitems(items):
 
 
 # ------------------------------------------------------------------ the warehouse
-def schema_fingerprint() -> str:
-    """A checksum of what a migrated warehouse is made of: every file under the SQL folder(s)
-    and the module that applies them. The template database carries it in its name."""
+def schema_fingerprint(role: str = "") -> str:
+    """A checksum of what a migrated warehouse is made of: every file under the SQL folder(s),
+    the module that applies them, and the role that migrates it (it owns the objects, and the
+    schema's default privileges are that role's: a template another role migrated grants
+    nothing on the tables this role creates). The template database carries it in its name."""
     roots = {Path(getattr(settings, "SQL_DIR", PROJECT / "sql")), PROJECT / "sql",
              PROJECT / "rebalance_pipeline" / "sql"}
     digest = hashlib.sha256()
@@ -78,6 +80,7 @@ def schema_fingerprint() -> str:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     digest.update(Path(inspect.getsourcefile(warehouse.migrate)).read_bytes())
+    digest.update(b"\0role\0" + role.encode())
     return digest.hexdigest()[:12]
 
 
@@ -103,7 +106,7 @@ class Warehouses:
         self.server_url = server_url
         self.throwaway = throwaway
         self.admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        self.template = f"rebalance_tmpl_{schema_fingerprint()}"
+        self.template = f"rebalance_tmpl_{schema_fingerprint(sa.engine.make_url(server_url).username or '')}"
         self.prefix = f"rebalance_test_{uuid.uuid4().hex[:10]}"
         self._made = 0
         self._garbage: list[str] = []
