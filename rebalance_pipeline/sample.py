@@ -166,6 +166,11 @@ def extend_landing(out: Path, days: int = 1, engine=None) -> list[dt.date]:
     daily_vol = np.where(asset_class.to_numpy() == "fixed_income", 0.004, 0.015)
     close = prices["close_price"].to_numpy(dtype="float64")
     orders = _desk_orders(engine, dated, dates[0]) if engine is not None and dates else None
+    # Yesterday's pending flows settle into cash after its close (as the replay settles them);
+    # the new days bring no new flows, so a subscription is not invested twice.
+    flows = carried.pop("flows", None)
+    if flows is not None and len(flows) and "cash" in carried:
+        carried["cash"] = _settled_flows(carried["cash"], flows, _base_currencies(dated))
     for as_of in dates:
         rng = np.random.default_rng(as_of.toordinal())
         close = np.round(close * np.exp(rng.normal(0.0002, daily_vol)), 4)
@@ -191,6 +196,24 @@ def extend_landing(out: Path, days: int = 1, engine=None) -> list[dt.date]:
             write_csv(frame.assign(as_of_date=stamp) if "as_of_date" in frame else frame, folder / f"{stem}.csv")
         prices = prices.assign(close_price=close)
     return dates
+
+
+def _base_currencies(dated: list[Path]) -> pd.Series:
+    """Each fund's base currency in the funds.csv versions of the folder (the latest wins)."""
+    versions = [pd.read_csv(f / "funds.csv", dtype={"fund_id": str}) for f in dated if (f / "funds.csv").exists()]
+    if not versions:
+        return pd.Series(dtype=object)
+    funds = pd.concat(versions, ignore_index=True).drop_duplicates("fund_id", keep="last")
+    return funds.set_index("fund_id")["base_currency"]
+
+
+def _settled_flows(cash: pd.DataFrame, flows: pd.DataFrame, base: pd.Series) -> pd.DataFrame:
+    """``cash`` with each fund's pending flows (base currency) added to its base-currency row."""
+    moved = flows.groupby("fund_id")["amount"].sum().rename("flow").reset_index()
+    moved["currency"] = moved["fund_id"].map(base).fillna("USD")
+    cash = cash.merge(moved, on=["fund_id", "currency"], how="outer")
+    cash["amount"] = (cash["amount"].fillna(0.0) + cash["flow"].fillna(0.0)).round(2)
+    return cash.drop(columns="flow").reset_index(drop=True)
 
 
 def _desk_orders(engine, dated: list[Path], first: dt.date) -> pd.DataFrame:

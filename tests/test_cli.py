@@ -263,3 +263,22 @@ def test_executed_marks_an_approved_proposal_and_the_next_night_reads_it(engine,
         status = conn.execute(sa.text("SELECT status FROM rebalance.fund_summary WHERE as_of_date = :d AND "
                                       "fund_id = 'F1'"), {"d": NEXT}).scalar_one()
     assert tuple(state) == (pid, "operator", None) and status == "proposed"
+
+
+def test_an_extended_day_has_yesterdays_flows_in_cash_and_no_new_flows(tmp_path):
+    """A subscription is pending once: on the next day it is cash (as the replay settles it),
+    not a flows.csv row to be invested again."""
+    import pandas as pd
+
+    from rebalance_pipeline.sample import extend_landing, generate
+
+    out = tmp_path / "landing"
+    last = generate(out, dt.date(2014, 1, 2), days=1, funds=6, holdings=4, flow_share=1.0)[-1]
+    flows = pd.read_csv(out / last.isoformat() / "flows.csv", dtype={"fund_id": str})
+    assert len(flows)
+    (new,) = extend_landing(out)
+    before = pd.read_csv(out / last.isoformat() / "cash.csv", dtype={"fund_id": str}).groupby("fund_id")["amount"].sum()
+    after = pd.read_csv(out / new.isoformat() / "cash.csv", dtype={"fund_id": str}).groupby("fund_id")["amount"].sum()
+    expected = before.add(flows.groupby("fund_id")["amount"].sum(), fill_value=0.0)
+    assert after.to_dict() == pytest.approx(expected.round(2).to_dict(), abs=0.01)
+    assert not (out / new.isoformat() / "flows.csv").exists()
